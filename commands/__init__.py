@@ -1,0 +1,3 @@
+"""Command modules; importing this package registers every command."""
+
+from commands import core  # noqa: F401

@@ -1,0 +1,39 @@
+"""help, status and more: the commands that work on a fresh machine."""
+
+from __future__ import annotations
+
+from command_processor import CommandError, Context, command, registry
+from monitors import check_all
+
+STATUS_WORDS = ("everything", "things", "overview", "summary", "health", "healthy", "systems", "all")
+
+
+@command("help", aliases=("?", "commands", "menu"))
+def help_(ctx: Context) -> str:
+    """help [command]: what Operator understands."""
+    if ctx.args:
+        name = registry.words.get(ctx.args[0])
+        if name is None:
+            raise CommandError(f"No command '{ctx.args[0][:20]}'. Text HELP for the list.")
+        return registry.commands[name].help
+    names = ", ".join(c.name for c in registry.visible() if c.name != "help")
+    return f"Commands: {names}. Text HELP <command> for details."
+
+
+@command("status", aliases=("st", "s"), keywords=STATUS_WORDS)
+def status(ctx: Context) -> str:
+    """status: one line per configured backend."""
+    monitors = ctx.services.monitors
+    if not monitors:
+        return "No monitors configured."
+    results = check_all(monitors, ctx.services.settings.reply_deadline)
+    return " | ".join(r.line for r in results)
+
+
+@command("more", aliases=("next", "m"))
+def more(ctx: Context) -> str:
+    """more: the next page of the last long reply."""
+    page = ctx.services.pages.next(ctx.phone)
+    if page is None:
+        return "Nothing more to show. Text HELP for commands."
+    return page

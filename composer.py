@@ -1,0 +1,138 @@
+"""SMS text rules: GSM-7 safe characters, segment counting, and pages that fit a budget.
+
+Every text Operator sends (replies and pages alike) passes through here. A single character
+outside GSM-7 switches the whole message to UCS-2, which cuts a segment from 160 to 70
+characters, so typography is flattened to ASCII before counting.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Each of these costs two septets (escape + character).
+GSM7_EXTENSION = set("^{}\\[~]|€\f")
+TWILIO_MAX_CHARS = 1600
+
+_REPLACEMENTS = {
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'", "´": "'",
+    "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"',
+    "–": "-", "—": "-", "―": "-", "‒": "-", "−": "-", "‐": "-", "‑": "-",
+    "…": "...", "•": "*", "·": "*", "×": "x", "÷": "/", "≥": ">=", "≤": "<=",
+    "→": "->", "←": "<-", "⇒": "=>", "✓": "ok", "✔": "ok", "✗": "x", "✘": "x",
+    "°": " deg", "µ": "u", "\t": " ",
+}  # fmt: skip
+_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _is_emoji(char: str) -> bool:
+    return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF
+
+
+def normalize(text: str, emoji: bool = False) -> str:
+    """Flatten `text` to GSM-7 (keeping emoji only when allowed); unknown characters become '?'."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SPACES.sub(" ", text)
+    text = _INVISIBLE.sub("", text)
+    text = _CONTROL.sub("", text)
+    out = []
+    for char in text:
+        if char in GSM7_BASIC or char in GSM7_EXTENSION:
+            out.append(char)
+        elif char in _REPLACEMENTS:
+            out.append(_REPLACEMENTS[char])
+        elif _is_emoji(char) or unicodedata.category(char) in ("Mn", "Sk", "Cf"):
+            if emoji and _is_emoji(char):
+                out.append(char)
+        else:
+            stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+            out.append(stripped if stripped and all(c in GSM7_BASIC for c in stripped) else "?")
+    return "".join(out)
+
+
+def is_gsm7(text: str) -> bool:
+    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+
+
+def length_units(text: str) -> int:
+    """Septets for GSM-7 text, UTF-16 code units for UCS-2 text."""
+    if is_gsm7(text):
+        return len(text) + sum(1 for c in text if c in GSM7_EXTENSION)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def segments(text: str) -> int:
+    """How many SMS segments Twilio bills for `text` (0 for empty)."""
+    units = length_units(text)
+    single, multi = (160, 153) if is_gsm7(text) else (70, 67)
+    if units == 0:
+        return 0
+    return 1 if units <= single else math.ceil(units / multi)
+
+
+def capacity(text: str, max_segments: int) -> int:
+    """Units that fit in `max_segments` segments for text of this encoding."""
+    single, multi = (160, 153) if is_gsm7(text) else (70, 67)
+    return single if max_segments == 1 else multi * max_segments
+
+
+def paginate(text: str, max_segments: int = 1, emoji: bool = False) -> list[str]:
+    """Normalize and split `text` into pages that each fit `max_segments` segments.
+
+    Every page but the last ends "... (1/3) Reply MORE"; the last ends "(3/3)".
+    """
+    text = normalize(text, emoji=emoji).strip()
+    budget = capacity(text, max_segments)
+    if length_units(text) <= budget:
+        return [text]
+    # Reserve room for the longest suffix, then cut at a line break or space when one is near.
+    count = 2
+    while True:
+        suffix_len = len(f"... ({count}/{count}) Reply MORE")
+        chunks = _split(text, budget - suffix_len)
+        if len(chunks) <= count:
+            break
+        count = len(chunks)
+    total = len(chunks)
+    return [
+        f"{chunk}... ({i}/{total}) Reply MORE" if i < total else f"{chunk} ({i}/{total})"
+        for i, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def _split(text: str, room: int) -> list[str]:
+    chunks = []
+    while text:
+        if length_units(text) <= room:
+            chunks.append(text)
+            break
+        cut = room
+        while length_units(text[:cut]) > room:
+            cut -= 1
+        window = text[:cut]
+        soft = max(window.rfind("\n"), window.rfind(" | "), window.rfind(" "))
+        if soft > cut // 2:
+            cut = soft
+        chunks.append(text[:cut].rstrip())
+        text = text[cut:].lstrip(" |\n")
+    return chunks
+
+
+def fit(text: str, max_segments: int = 1, emoji: bool = False) -> str:
+    """The first page only, for texts that are never continued (alerts)."""
+    pages = paginate(text, max_segments, emoji)
+    if len(pages) == 1:
+        return pages[0]
+    first = pages[0].rsplit("... (", 1)[0]
+    return first + "..."
+
+
+class Page(str):
+    """A page already cut to size (a MORE continuation): sent as is, never re-paginated."""

@@ -1,0 +1,157 @@
+"""One inbound SMS from a verified Twilio request to its reply, recorded at every step.
+
+Order: authorized number -> stored (idempotency by MessageSid) -> rate limit -> command ->
+composer -> audit. The message row is written before any work so nothing accepted is lost, and a
+Twilio retry of the same MessageSid gets the first answer again instead of a second run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from flask import g, has_request_context
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+import composer
+import metrics
+import store
+from command_processor import RESERVED, CommandProcessor
+from security import mask, role_of
+from timeutil import humanize
+
+logger = logging.getLogger(__name__)
+audit_log = logging.getLogger("operator.audit")
+
+# Bodies longer than this are cut before matching; no command needs more.
+MAX_BODY = 640
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str | None  # None: answer with an empty <Response/>, no SMS
+    outcome: str
+    command: str = ""
+    segments: int = 0
+
+
+def _request_id() -> str:
+    return getattr(g, "request_id", "") if has_request_context() else ""
+
+
+def record(
+    engine, phone: str, outcome: str, sid: str | None = None, body: str | None = None, **fields
+) -> int:
+    """Insert a message row; raise IntegrityError when `sid` was seen before."""
+    with engine.begin() as conn:
+        return conn.execute(
+            store.messages.insert().values(
+                received_at=store.now(),
+                message_sid=sid,
+                phone=phone,
+                phone_masked=mask(phone),
+                body=body,
+                outcome=outcome,
+                request_id=_request_id(),
+                **fields,
+            )
+        ).inserted_primary_key[0]
+
+
+def _finish(engine, row_id: int, reply: Reply, started: float) -> None:
+    latency = (time.monotonic() - started) * 1000
+    with engine.begin() as conn:
+        conn.execute(
+            update(store.messages)
+            .where(store.messages.c.id == row_id)
+            .values(
+                command=reply.command,
+                reply=reply.text,
+                segments=reply.segments,
+                latency_ms=latency,
+                outcome=reply.outcome,
+            )
+        )
+    metrics.COMMANDS.labels(reply.command or "none", reply.outcome).inc()
+    metrics.REPLY_LATENCY.observe(latency / 1000)
+
+
+def handle(services, phone: str, sid: str, body: str) -> Reply:
+    """The reply to one verified inbound SMS."""
+    started = time.monotonic()
+    engine, settings = services.engine, services.settings
+    role = role_of(settings, phone)
+    if role is None:
+        record(engine, phone, "unauthorized")
+        metrics.COMMANDS.labels("none", "unauthorized").inc()
+        audit_log.info("unauthorized sender %s", mask(phone))
+        return Reply(None, "unauthorized")
+
+    body = composer.normalize(body or "")[:MAX_BODY]
+    try:
+        row_id = record(engine, phone, "processing", sid=sid or None, body=body)
+    except IntegrityError:
+        return _duplicate(services, phone, sid, body)
+
+    reply = _respond(services, phone, role, body)
+    _finish(engine, row_id, reply, started)
+    audit_log.info(
+        "from=%s command=%s outcome=%s segments=%s",
+        mask(phone),
+        reply.command or "-",
+        reply.outcome,
+        reply.segments,
+    )
+    return reply
+
+
+def _respond(services, phone: str, role: str, body: str) -> Reply:
+    words = body.strip().lower().strip("!.?")
+    if words in RESERVED:
+        # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
+        if words in ("stop", "stopall", "unsubscribe", "cancel", "end", "quit"):
+            logger.error(
+                "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
+            )
+        return Reply(None, "ok", "optout" if words != "start" else "optin")
+
+    decision = services.limiter.hit(phone)
+    if not decision.allowed:
+        metrics.RATE_LIMITED.inc()
+        if not decision.notify:
+            return Reply(None, "rate_limited")
+        minutes = max(1, round(decision.retry_after / 60))
+        text = f"Slow down: rate limit reached. Try again in {minutes} min."
+        return Reply(text, "rate_limited", segments=composer.segments(text))
+
+    outcome = CommandProcessor(services).run(body, phone, role)
+    settings = services.settings
+    if isinstance(outcome.reply, composer.Page):
+        text = outcome.reply
+    else:
+        pages = composer.paginate(outcome.reply, settings.sms_max_segments, settings.sms_emoji)
+        services.pages.save(phone, pages)
+        text = pages[0]
+    result = "ok" if outcome.outcome == "ok" else "error"
+    return Reply(text, result, outcome.command, composer.segments(text))
+
+
+def _duplicate(services, phone: str, sid: str, body: str) -> Reply:
+    """A Twilio retry: answer what the first delivery answered, without running anything."""
+    with services.engine.connect() as conn:
+        first = conn.execute(
+            select(store.messages.c.reply, store.messages.c.received_at).where(
+                store.messages.c.message_sid == sid
+            )
+        ).first()
+    record(services.engine, phone, "duplicate", body=body)
+    metrics.COMMANDS.labels("none", "duplicate").inc()
+    audit_log.info(
+        "duplicate MessageSid from %s (first seen %s ago)",
+        mask(phone),
+        humanize(store.now() - first.received_at) if first else "?",
+    )
+    text = first.reply if first else None
+    return Reply(text, "duplicate", segments=composer.segments(text or ""))

@@ -1,0 +1,42 @@
+"""The unsent pages of each number's last long reply, kept in the store for MORE."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Engine, delete, select, update
+
+import store
+from composer import Page
+
+# A continuation older than this is stale data; MORE then says there is nothing left.
+PAGE_TTL = 3600.0
+
+
+class PageStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def save(self, phone: str, pages: list[str]) -> None:
+        """Keep pages[1:] for MORE (pages[0] is being sent now); one list per phone."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(store.reply_pages).where(store.reply_pages.c.phone == phone))
+            if len(pages) > 1:
+                conn.execute(
+                    store.reply_pages.insert().values(
+                        phone=phone, pages=json.dumps(pages), next_page=1, created_at=store.now()
+                    )
+                )
+
+    def next(self, phone: str) -> Page | None:
+        """The next unsent page, or None."""
+        t = store.reply_pages
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t).where(t.c.phone == phone)).first()
+            if row is None or store.now() - row.created_at > PAGE_TTL:
+                return None
+            pages = json.loads(row.pages)
+            if row.next_page >= len(pages):
+                return None
+            conn.execute(update(t).where(t.c.phone == phone).values(next_page=row.next_page + 1))
+            return Page(pages[row.next_page])

@@ -1,0 +1,28 @@
+"""gunicorn configuration: `gunicorn -c production.py 'app:create_app()'`."""
+
+import os
+import shutil
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Twilio gives up on a webhook after 15 s; monitors answer within REPLY_DEADLINE (10 s).
+timeout = 30
+graceful_timeout = 20
+accesslog = "-"
+# No query strings or bodies in access lines: they could carry numbers.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+
+# prometheus_client reads this when imported, so it must be set before workers load the app.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.getcwd(), "var", "prometheus-multiproc"))
+
+
+def on_starting(server):
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

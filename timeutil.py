@@ -1,0 +1,33 @@
+"""Durations as people type them ("30s", "5m", "2h", "1d") and as replies show them."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?)?\s*$"
+)
+
+
+def parse_duration(text: str, default_unit: str = "s") -> float:
+    """Seconds in "90", "30s", "5m", "2 hours", "1d"; ValueError otherwise."""
+    match = _DURATION.match(str(text).lower())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 1d)")
+    number, unit = match.groups()
+    return float(number) * _UNITS[(unit or default_unit)[0]]
+
+
+def humanize(seconds: float) -> str:
+    """Shortest honest form: 45s, 23m, 2h5m, 3d4h."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days}d{hours}h" if hours else f"{days}d"
