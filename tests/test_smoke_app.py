@@ -10,6 +10,7 @@ def test_it_answers_strangers_with_an_empty_response(phone):
 
 
 def test_it_rejects_a_forged_signature(client):
-    response = client.post("/sms", data={"From": "+15555550100", "Body": "status"},
-                           headers={"X-Twilio-Signature": "forged"})
+    response = client.post(
+        "/sms", data={"From": "+15555550100", "Body": "status"}, headers={"X-Twilio-Signature": "forged"}
+    )
     assert response.status_code == 403

@@ -1,0 +1,150 @@
+"""Alerts as records: one row per incident, whatever raised it (a rule, Alertmanager, Datadog).
+
+Short numeric ids are what people type ("ack 12"). A record is `firing` until resolved; acks,
+snoozes and silences are columns on it, so every command works the same for every source.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, select, update
+
+import store
+
+alerts = Table(
+    "alerts",
+    store.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(16), nullable=False),  # rule | alertmanager | datadog
+    # Identity within the source: rule name, Alertmanager fingerprint, Datadog alert id.
+    Column("key", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("severity", String(32), nullable=False, default=""),
+    Column("labels", Text, nullable=False, default="{}"),
+    Column("url", Text),
+    Column("group_key", Text),
+    Column("status", String(16), nullable=False, index=True),  # firing | resolved
+    Column("started_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("resolved_at", Float),
+    Column("acked_by", String(32)),
+    Column("acked_at", Float),
+    Column("snoozed_until", Float),
+    Column("silence_id", String(64)),
+    Column("last_notified_at", Float),
+    Column("escalated_at", Float),
+)
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    source: str
+    key: str
+    name: str
+    summary: str
+    severity: str
+    labels: dict[str, str]
+    url: str | None
+    group_key: str | None
+    status: str
+    started_at: float
+    last_seen: float
+    resolved_at: float | None
+    acked_by: str | None
+    acked_at: float | None
+    snoozed_until: float | None
+    silence_id: str | None
+    last_notified_at: float | None
+    escalated_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Alert:
+        data = dict(row._mapping)
+        data["labels"] = json.loads(data["labels"] or "{}")
+        return cls(**data)
+
+
+def get(conn: Connection, alert_id: int) -> Alert | None:
+    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+    return Alert.from_row(row) if row else None
+
+
+def find_firing(conn: Connection, source: str, key: str) -> Alert | None:
+    row = conn.execute(
+        select(alerts)
+        .where(alerts.c.source == source, alerts.c.key == key, alerts.c.status == "firing")
+        .order_by(alerts.c.id.desc())
+    ).first()
+    return Alert.from_row(row) if row else None
+
+
+def fire(
+    conn: Connection,
+    source: str,
+    key: str,
+    name: str,
+    summary: str = "",
+    severity: str = "",
+    labels: dict[str, str] | None = None,
+    url: str | None = None,
+    group_key: str | None = None,
+    started_at: float | None = None,
+) -> tuple[Alert, bool]:
+    """Record that (source, key) is firing; returns (alert, True if this opened a new incident)."""
+    now = store.now()
+    existing = find_firing(conn, source, key)
+    if existing:
+        conn.execute(
+            update(alerts)
+            .where(alerts.c.id == existing.id)
+            .values(last_seen=now, summary=summary or existing.summary)
+        )
+        return get(conn, existing.id), False
+    alert_id = conn.execute(
+        alerts.insert().values(
+            source=source,
+            key=key,
+            name=name,
+            summary=summary,
+            severity=severity,
+            labels=json.dumps(labels or {}, sort_keys=True),
+            url=url,
+            group_key=group_key,
+            status="firing",
+            started_at=started_at or now,
+            last_seen=now,
+        )
+    ).inserted_primary_key[0]
+    return get(conn, alert_id), True
+
+
+def resolve(conn: Connection, source: str, key: str, at: float | None = None) -> Alert | None:
+    """Close the firing incident of (source, key); None when nothing was firing."""
+    existing = find_firing(conn, source, key)
+    if existing is None:
+        return None
+    return close(conn, existing.id, at)
+
+
+def close(conn: Connection, alert_id: int, at: float | None = None) -> Alert | None:
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.status == "firing")
+        .values(status="resolved", resolved_at=at or store.now())
+    )
+    return get(conn, alert_id)
+
+
+def firing(conn: Connection) -> list[Alert]:
+    rows = conn.execute(select(alerts).where(alerts.c.status == "firing").order_by(alerts.c.id)).all()
+    return [Alert.from_row(r) for r in rows]
+
+
+def set_fields(conn: Connection, alert_id: int, **values: Any) -> None:
+    """Update ack/snooze/silence/notification columns of one alert."""
+    conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
