@@ -29,6 +29,7 @@ __all__ = [
     "check_all",
     "cached_check",
     "cached_query",
+    "query_all",
 ]
 
 # name -> (class, "is it configured?"), in `status` order; the system monitor needs nothing.
@@ -98,3 +99,14 @@ def check_all(monitors: dict[str, BaseMonitor], deadline: float) -> list[Result]
             elapsed = time.monotonic() - started
             results.append(Result(monitors[name].name, False, error="timeout", elapsed=elapsed))
     return results
+
+
+def query_all(calls: list[tuple[BaseMonitor, str, list[str]]], deadline: float) -> list[Result]:
+    """Several cached queries concurrently, in order; "timeout" for any not back by `deadline`."""
+    started = time.monotonic()
+    futures = [_fanout.submit(cached_query, m, what, args) for m, what, args in calls]
+    wait(futures, timeout=deadline)
+    return [
+        f.result() if f.done() else Result(m.name, False, error="timeout", elapsed=time.monotonic() - started)
+        for f, (m, _, _) in zip(futures, calls, strict=True)
+    ]

@@ -218,9 +218,9 @@ def number(value: float) -> str:
     if math.isnan(value) or math.isinf(value):
         return str(value)
     size = abs(value)
-    for limit, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e4, "k")):
+    for limit, scale, suffix in ((1e12, 1e12, "T"), (1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if size >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            return f"{value / scale:.3g}{suffix}"
     if size >= 100:
         return f"{value:.0f}"
     return f"{value:.3g}"

@@ -1,0 +1,163 @@
+"""metrics, db, apps, nr, api and logs: live answers from the configured backends."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from command_processor import FILLER, CommandError, Context, command
+from monitors import BaseMonitor, Result, cached_query, query_all
+from monitors.cache import age_suffix
+from monitors.logs import parse_search
+from monitors.newrelic import LOOKS_LIKE_NRQL
+from monitors.newrelic import RAW as RAW_NRQL
+from monitors.prometheus import ALIASES
+from monitors.prometheus import RAW as RAW_PROMQL
+from security import allows
+
+SYS_WORDS = ("cpu", "memory", "mem", "ram", "disk", "load")
+RAW_WORDS = ("promql", "raw", "expr", "query")
+# Characters that only appear in an expression, never in a metric's name typed in a sentence.
+_OPERATORS = re.compile(r"[(){}\[\]=<>~*/+^%!]")
+_PROMQL = re.compile(r"[(){}\[\]=<>~*/+^%!_:]")
+
+
+def _monitor(ctx: Context, key: str, variable: str) -> BaseMonitor:
+    monitor = ctx.services.monitors.get(key)
+    if monitor is None:
+        raise CommandError(f"Not configured: set {variable} to use this.")
+    return monitor
+
+
+def _words(ctx: Context) -> list[str]:
+    """The arguments that mean something ("api please" has none)."""
+    return [w for w in ctx.args if w not in FILLER]
+
+
+def _reply(result: Result) -> str:
+    if result.ok:
+        return result.text + age_suffix(result)
+    return f"{result.monitor} ERROR {result.error}"
+
+
+def _suggest(word: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return f"Did you mean '{close[0]}'? " if close else ""
+
+
+def _metric_words(services) -> list[str]:
+    prom = services.monitors.get("prometheus")
+    return [*prom.queries, *ALIASES, *SYS_WORDS] if prom else list(SYS_WORDS)
+
+
+@command("metrics", aliases=("metric", "graph", "promql"), keywords=_metric_words)
+def metrics(ctx: Context) -> str:
+    """metrics [name]: a named Prometheus query (cpu, memory, errors...); no name lists them."""
+    prom = ctx.services.monitors.get("prometheus")
+    if prom is None:
+        return _system_metric(ctx)
+    names = list(prom.queries)
+    args = _words(ctx)
+    if args and args[0] in RAW_WORDS:
+        parts = ctx.rest.split(None, 1)
+        return _raw_promql(ctx, prom, parts[1] if len(parts) > 1 else "")
+    if not _OPERATORS.search(ctx.rest):
+        for word in ctx.args:
+            key = prom.resolve(word)
+            if key:
+                return _reply(cached_query(prom, key))
+    if ctx.rest and _PROMQL.search(ctx.rest):
+        return _raw_promql(ctx, prom, ctx.rest)
+    if not args:
+        return "Metrics: " + ", ".join(names) + ". Text METRICS <name>."
+    word = args[0][:20]
+    return f"No metric '{word}'. {_suggest(word, names)}Known: {', '.join(names)}."
+
+
+def _raw_promql(ctx: Context, prom: BaseMonitor, expr: str) -> str:
+    if not allows(ctx.role, "admin"):
+        raise CommandError(f"Raw PromQL needs the admin role. Named metrics: {', '.join(prom.queries)}.")
+    if not expr.strip():
+        raise CommandError("Usage: metrics <PromQL expression>")
+    return _reply(cached_query(prom, RAW_PROMQL, [expr.strip()[:500]]))
+
+
+def _system_metric(ctx: Context) -> str:
+    system = ctx.services.monitors.get("system")
+    wanted = next((w for w in _words(ctx) if w in SYS_WORDS), None)
+    if system is None or wanted is None:
+        return "Metrics (this host; set PROMETHEUS_URL for more): cpu, memory, disk, load."
+    return _reply(system.query(wanted, []))
+
+
+@command(
+    "db", aliases=("database", "postgres", "mysql", "mariadb", "sql"), keywords=("connections", "replication")
+)
+def db(ctx: Context) -> str:
+    """db: database up/down, version, connections, longest query, size, replication lag."""
+    return _reply(cached_query(_monitor(ctx, "database", "MONITOR_DB_URL"), "summary"))
+
+
+@command("apps", aliases=("app", "applications", "apm"), keywords=("apdex",))
+def apps(ctx: Context) -> str:
+    """apps: New Relic applications, worst first (health, response time, error rate, apdex)."""
+    return _reply(cached_query(_monitor(ctx, "newrelic", "NEWRELIC_API_KEY"), "apps"))
+
+
+def _nrql_words(services) -> list[str]:
+    nr = services.monitors.get("newrelic")
+    return list(nr.queries) if nr else []
+
+
+@command("nr", aliases=("newrelic", "nrql"), keywords=_nrql_words)
+def nr(ctx: Context) -> str:
+    """nr <name>: a named New Relic NRQL query from the config file; no name lists them."""
+    monitor = _monitor(ctx, "newrelic", "NEWRELIC_API_KEY")
+    names = list(monitor.queries)
+    if LOOKS_LIKE_NRQL.match(ctx.rest):
+        if not allows(ctx.role, "admin"):
+            raise CommandError(f"Raw NRQL needs the admin role. Named: {', '.join(names) or 'none'}.")
+        return _reply(cached_query(monitor, RAW_NRQL, [ctx.rest.strip()[:500]]))
+    args = _words(ctx)
+    for word in ctx.args:
+        if word in monitor.queries:
+            return _reply(cached_query(monitor, word))
+    if not names:
+        return "No NRQL queries configured (nrql: in the config file). Text APPS for applications."
+    if not args:
+        return "NRQL queries: " + ", ".join(names) + ". Text NR <name>."
+    word = args[0][:20]
+    return f"No NRQL query '{word}'. {_suggest(word, names)}Known: {', '.join(names)}."
+
+
+def _endpoint_words(services) -> list[str]:
+    api = services.monitors.get("api")
+    return list(api.endpoints) if api else []
+
+
+@command("api", aliases=("endpoint", "endpoints"), keywords=_endpoint_words)
+def api(ctx: Context) -> str:
+    """api [endpoint]: your API's configured endpoint fields and latency."""
+    monitor = _monitor(ctx, "api", "CUSTOM_API_URL")
+    names = list(monitor.endpoints)
+    args = [w for w in _words(ctx) if w not in ("status", "api", "endpoint", "endpoints")]
+    chosen = next((w for w in ctx.args if w in monitor.endpoints), None)
+    if args and chosen is None and names:
+        word = args[0][:20]
+        return f"No endpoint '{word}'. {_suggest(word, names)}Known: {', '.join(names)}."
+    reply = _reply(cached_query(monitor, chosen or ""))
+    others = [n for n in names if n != (chosen or names[0])] if names else []
+    return reply + (f" (also: {', '.join(others)})" if others and not args else "")
+
+
+@command("logs", aliases=("log", "grep", "search"))
+def logs(ctx: Context) -> str:
+    """logs <words> [30m|1h|1d]: matching log lines, newest first (Loki and/or LOG_FILES)."""
+    sources = [m for key in ("loki", "logfiles") if (m := ctx.services.monitors.get(key))]
+    if not sources:
+        raise CommandError("Not configured: set LOKI_URL or LOG_FILES to search logs.")
+    terms, seconds = parse_search(ctx.rest)
+    terms = [t for t in terms if " " in t or t.lower() not in FILLER]
+    deadline = ctx.services.settings.reply_deadline
+    results = query_all([(m, "search", [str(seconds), *terms]) for m in sources], deadline)
+    return " | ".join(_reply(r) for r in results)

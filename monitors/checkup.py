@@ -1,0 +1,42 @@
+"""`flask --app app check`: probe every configured backend once and print ok/failed with the reason."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+from flask import current_app
+
+from monitors.base_monitor import BaseMonitor, Result
+
+
+def probe(monitors: dict[str, BaseMonitor]) -> list[tuple[str, Result]]:
+    """Every monitor's live check (never the cache), concurrently, in registry order."""
+    if not monitors:
+        return []
+    with ThreadPoolExecutor(max_workers=len(monitors)) as pool:
+        results = list(pool.map(lambda m: m.check(), monitors.values()))
+    return list(zip(monitors, results, strict=True))
+
+
+def table(rows: list[tuple[str, Result]]) -> str:
+    """Aligned lines: name, monitor, ok/FAILED, milliseconds, detail."""
+    lines = [f"{'backend':<12} {'name':<5} {'result':<7} {'ms':>6}  detail"]
+    for key, r in rows:
+        state = "ok" if r.ok else "FAILED"
+        detail = r.text if r.ok else r.error + (" (permanent)" if r.permanent else "")
+        lines.append(f"{key:<12} {r.monitor:<5} {state:<7} {r.elapsed * 1000:>6.0f}  {detail}")
+    return "\n".join(lines)
+
+
+@click.command("check")
+def check_command() -> None:
+    """Probe every configured backend; exit 1 when any fails."""
+    monitors = current_app.extensions["operator"].monitors
+    rows = probe(monitors)
+    click.echo(table(rows))
+    failed = [key for key, r in rows if not r.ok]
+    if failed:
+        click.echo(f"{len(failed)} of {len(rows)} backend(s) failed: {', '.join(failed)}", err=True)
+        raise SystemExit(1)
+    click.echo(f"all {len(rows)} backend(s) ok")
