@@ -198,7 +198,9 @@ def format_results(results: list[dict[str, Any]]) -> str:
     parts = []
     for row in results[:5]:
         facet = row.get("facet")
-        values = [(k, v) for k, v in _flatten(row) if not k.startswith("facet") and k not in TIME_KEYS]
+        facets = facet if isinstance(facet, list) else [facet]
+        # FACET rows repeat the faceted attribute under its own name ("appName": "checkout").
+        values = [(k, v) for k, v in _flatten(row) if k != "facet" and k not in TIME_KEYS and v not in facets]
         if facet is None:
             parts.append(" ".join(f"{k} {_show(v)}" for k, v in values[:3]))
         else:

@@ -114,8 +114,20 @@ class PromErrors(FakeServer):
 @pytest.mark.parametrize(
     "status, error_type, error, expected, permanent",
     [
-        (400, "bad_data", 'invalid parameter "query": 1:4: parse error', "bad query: invalid parameter", True),
-        (422, "execution", "query processing would load too many samples", "query failed: query processing", True),
+        (
+            400,
+            "bad_data",
+            'invalid parameter "query": 1:4: parse error',
+            "bad query: invalid parameter",
+            True,
+        ),
+        (
+            422,
+            "execution",
+            "query processing would load too many samples",
+            "query failed: query processing",
+            True,
+        ),
         (503, "unavailable", "TSDB not ready", "unavailable: TSDB not ready", False),
         (503, "timeout", "query timed out in expression evaluation", "query timeout: query timed out", False),
     ],
@@ -157,7 +169,10 @@ def test_prometheus_error_shapes_become_readable_errors(status, error_type, erro
             "m: 0 b, 1 a",
         ),
         (
-            {"resultType": "matrix", "result": [{"metric": {"job": "api"}, "values": [[1, "5"], [2, "123456"]]}]},
+            {
+                "resultType": "matrix",
+                "result": [{"metric": {"job": "api"}, "values": [[1, "5"], [2, "123456"]]}],
+            },
             Named("x"),
             "m: 123k api",
         ),
