@@ -74,7 +74,7 @@ def _after_glue(words: list[str], i: int) -> bool:
 
 
 def format_matches(source: str, terms: list[str], seconds: float, found: Matches, budget: int) -> str:
-    """'logs: 12 matches "payment error" 1h, newest 3m ago: <line> | <line>' within `budget` chars."""
+    """'logs: 12 matches 'x y' in 1h, newest 3m ago: <line> / <line>' within `budget` characters."""
     what = " ".join(terms)
     count = f"{found.count}{'+' if found.saturated else ''}"
     noun = "match" if found.count == 1 else "matches"
@@ -83,12 +83,14 @@ def format_matches(source: str, terms: list[str], seconds: float, found: Matches
         return head
     when = found.newest[0][0]
     head += f", newest {humanize(time.time() - when)} ago: " if when else ", newest: "
-    lines = [" ".join(line.split()) for _, line in found.newest[:2]]
-    room = max(40, budget - len(head) - 3 * (len(lines) - 1))
+    # The age is in the head already, so a leading timestamp only costs room.
+    lines = [" ".join(_STAMP.sub("", line, count=1).split()) for _, line in found.newest[:2]]
+    # Room for " (20s old)" when the answer comes from the cache; "|" would cost two septets.
+    room = max(40, budget - len(head) - len(" (59s old)") - 3 * (len(lines) - 1))
     if len(lines) > 1 and len(lines[0]) + len(lines[1]) > room:
         lines = lines[:1] if len(lines[0]) >= room * 0.6 else lines
     each = room // len(lines)
-    return head + " | ".join(clip(line, each) for line in lines)
+    return head + " / ".join(clip(line, each) for line in lines)
 
 
 def budget_of(settings: Settings) -> int:
