@@ -14,8 +14,8 @@ from tests.conftest import Phone, with_settings
 from tests.servers import (
     MARIADB_ADMIN_URL,
     POSTGRES_ADMIN_URL,
-    fresh_postgres_database,
     free_port,
+    fresh_postgres_database,
     unavailable,
 )
 
