@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from monitors.base_monitor import BaseMonitor, Result
 
@@ -30,6 +31,7 @@ def table(rows: list[tuple[str, Result]]) -> str:
 
 
 @click.command("check")
+@with_appcontext
 def check_command() -> None:
     """Probe every configured backend; exit 1 when any fails."""
     monitors = current_app.extensions["operator"].monitors
