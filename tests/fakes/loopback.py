@@ -1,8 +1,8 @@
 """A real HTTP server on a free loopback port, in a thread, for vendor fakes.
 
 A fake subclasses `FakeServer` and implements `answer(request) -> (status, headers, body)`.
-Every request is recorded. `hang = True` makes it accept connections and never answer, so
-deadlines can be tested against a real socket.
+Every request is recorded. `delay` makes it slow; `hang = True` makes it accept connections and
+never answer, so deadlines can be tested against a real socket.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class Request:
 @dataclass
 class FakeServer:
     hang: bool = False
+    # seconds to wait before answering: a slow backend
+    delay: float = 0.0
     requests: list[Request] = field(default_factory=list)
 
     def answer(self, request: Request) -> tuple[int, dict[str, str], bytes | str | dict | list]:
@@ -54,6 +56,8 @@ class FakeServer:
                 if fake.hang:
                     fake._release.wait(60)
                     return
+                if fake.delay:
+                    fake._release.wait(fake.delay)
                 status, headers, body = fake.answer(request)
                 if isinstance(body, dict | list):
                     body = json.dumps(body)
