@@ -18,8 +18,8 @@ from security import allows
 SYS_WORDS = ("cpu", "memory", "mem", "ram", "disk", "load")
 RAW_WORDS = ("promql", "raw", "expr", "query")
 # Characters that only appear in an expression, never in a metric's name typed in a sentence.
-_OPERATORS = re.compile(r"[(){}\[\]=<>~*/+^%!]")
-_PROMQL = re.compile(r"[(){}\[\]=<>~*/+^%!_:]")
+_OPERATORS = re.compile(r"[(){}\[\]=<>~*/+]")
+_PROMQL = re.compile(r"[(){}\[\]=<>~*/+_:]")
 
 
 def _monitor(ctx: Context, key: str, variable: str) -> BaseMonitor:

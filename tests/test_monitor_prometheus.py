@@ -60,6 +60,11 @@ def test_a_question_about_cpu_runs_the_cpu_query(prom_phone):
     assert prom_phone.text("how's the CPU looking?") == "cpu: no data"
 
 
+@pytest.mark.parametrize("body", ["metrics answer!", "Metrics: ANSWER?", "metrics answer %"])
+def test_punctuation_after_a_metric_name_is_not_raw_promql(prom_phone, body):
+    assert prom_phone.text(body, number=VIEWER) == f"answer: {RECORDED_VALUE:g}"
+
+
 def test_an_admin_can_run_raw_promql(prom_phone):
     assert prom_phone.text("metrics count(up)") == "2"
 

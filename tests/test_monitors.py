@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from monitors import MONITORS, build_monitors, check_all
@@ -69,3 +71,23 @@ def test_status_covers_exactly_the_configured_backends_in_order(settings, fakes)
     assert [p.split()[0] for p in parts] == ["nr", "api", "loki", "sys"]
     assert parts[0] == "nr 3 apps: 1 red checkout"
     assert parts[2].startswith("loki ERROR timeout")
+
+
+def test_the_example_config_file_is_valid_for_every_monitor(settings):
+    example = Path(__file__).resolve().parent.parent / "operator.yml.example"
+    configured = with_settings(
+        settings,
+        operator_config=str(example),
+        prometheus_url="http://127.0.0.1:9",
+        newrelic_api_key="k",
+        newrelic_account_id="1",
+        custom_api_url="http://127.0.0.1:9",
+    )
+    built = build_monitors(configured)
+    try:
+        assert built["prometheus"].queries["free_disk"].order == "asc"
+        assert "errors" in built["newrelic"].queries
+        assert list(built["api"].endpoints) == ["health", "orders"]
+    finally:
+        for monitor in built.values():
+            monitor.close()

@@ -7,12 +7,17 @@ it cannot parse gets HTTP 400 with a plain-text body, as Loki answers.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.fakes.loopback import FakeServer, Request
 
+ENVELOPE = json.loads(
+    (Path(__file__).resolve().parent.parent / "payloads" / "loki_query_range.json").read_text()
+)
 _SELECTOR = re.compile(r'^\{\s*(\w+)\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"\s*\}')
 _FILTER = re.compile(r'^\s*\|=\s*"((?:[^"\\]|\\.)*)"')
 
