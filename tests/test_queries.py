@@ -80,4 +80,3 @@ def test_a_hostile_metrics_request_from_a_viewer_runs_nothing(phone):
 
     reply = phone.text('metrics {__name__=~".+"}', number=VIEWER)
     assert reply.startswith("Metrics (this host")
-
