@@ -89,9 +89,10 @@ def _detail(alert: Alert) -> str:
         lasted = humanize((alert.resolved_at or alert.last_seen) - alert.started_at)
         return f"{closed_text(alert)}, after {lasted}."
     now = store.now()
-    parts = [f"#{alert.id} {alert.transition or 'FIRING'} {alert.name}, {humanize(now - alert.started_at)}"]
-    if alert.places:
-        parts.append(f"on {alert.places.replace(',', ', ')}")
+    where = f" on {alert.places.replace(',', ', ')}" if alert.places else ""
+    parts = [
+        f"#{alert.id} {alert.transition or 'FIRING'} {alert.name} for {humanize(now - alert.started_at)}{where}"
+    ]
     if alert.summary and alert.summary != alert.name:
         parts.append(alert.summary)
     if alert.acked_at:
