@@ -53,7 +53,8 @@ def page_text(alert: alert_store.Alert, word: str, budget: int) -> str:
     count = f" {alert.size}" if alert.size > 1 else ""
     tail = f" #{alert.id}"
     name = composer.normalize(alert.name).strip() or "alert"
-    room = budget - len(word) - len(count) - len(tail) - 2
+    # A very long name would crowd out where it fires and the id; half the budget at most.
+    room = min(budget // 2, budget - len(word) - len(count) - len(tail) - 2)
     if len(name) > room:
         name = name[: max(8, room - 3)].rstrip() + "..."
     head = f"{word}{count} {name}"

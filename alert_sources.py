@@ -98,12 +98,17 @@ def place_of(labels: dict[str, str], common: dict[str, str] | None = None) -> st
     return ""
 
 
+def _text(value: Any, limit: int) -> str:
+    """A storable string: NUL removed (PostgreSQL refuses it), cut to the column's size."""
+    return ("" if value is None else str(value)).replace("\x00", "")[:limit]
+
+
 def _strings(value: Any, what: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise PayloadError(f"{what} must be an object of strings")
-    return {str(k)[:100]: str(v)[:500] for k, v in value.items()}
+    return {_text(k, 100): _text(v, 500) for k, v in value.items()}
 
 
 def parse_alertmanager(payload: Any) -> list[Incoming]:
@@ -117,11 +122,11 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
     common_notes = _strings(payload.get("commonAnnotations"), "commonAnnotations")
     shared_summary = common_notes.get("summary") or common_notes.get("description") or ""
     group_labels = _strings(payload.get("groupLabels"), "groupLabels")
-    group_key = str(payload.get("groupKey") or "")
+    group_key = _text(payload.get("groupKey"), 4000)
     truncated = payload.get("truncatedAlerts") or 0
     if not isinstance(truncated, int) or truncated < 0:
         raise PayloadError("'truncatedAlerts' must be a whole number")
-    external = str(payload.get("externalURL") or "") or None
+    external = _text(payload.get("externalURL"), 2000) or None
     result = []
     for index, alert in enumerate(alerts):
         if not isinstance(alert, dict):
@@ -131,8 +136,8 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
         status = alert.get("status") or payload.get("status")
         if status not in ("firing", "resolved"):
             raise PayloadError(f"alerts[{index}].status must be 'firing' or 'resolved'")
-        fingerprint = str(alert.get("fingerprint") or "") or _digest(json.dumps(labels, sort_keys=True))
-        starts = str(alert.get("startsAt") or "")
+        fingerprint = _text(alert.get("fingerprint"), 100) or _digest(json.dumps(labels, sort_keys=True))
+        starts = _text(alert.get("startsAt"), 64)
         # Without a groupKey (hand-made payloads) each alert is its own group.
         key = group_key or f"fingerprint:{fingerprint}"
         result.append(
@@ -141,7 +146,7 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
                 event_key=_bounded(f"am:{fingerprint}:{status}:{starts}"),
                 record_key=_bounded("group:" + _digest(key)),
                 status=status,
-                name=labels.get("alertname") or common.get("alertname") or "alert",
+                name=(labels.get("alertname") or common.get("alertname") or "alert")[:200],
                 # One alert's summary ("CPU high on web-1") would mislead for a group of many.
                 summary=shared_summary
                 or (
@@ -149,16 +154,16 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
                     if len(alerts) == 1
                     else ""
                 ),
-                severity=labels.get("severity", ""),
+                severity=labels.get("severity", "")[:32],
                 # Matchers for a silence: what the whole group shares, so it silences the group.
                 labels=common or group_labels or labels,
-                url=str(alert.get("generatorURL") or "") or external,
+                url=_text(alert.get("generatorURL"), 2000) or external,
                 group_key=key,
                 started_at=parse_time(starts),
                 ended_at=parse_time(alert.get("endsAt")) if status == "resolved" else None,
                 place=place_of(labels, common),
                 truncated=truncated,
-                group_status=str(payload.get("status") or ""),
+                group_status=_text(payload.get("status"), 16),
             )
         )
     return result
@@ -183,10 +188,10 @@ def _dd_tags(value: Any) -> dict[str, str]:
     """'env:prod,host:web-1,role' (or a list) -> {'env': 'prod', 'host': 'web-1', 'role': ''}."""
     parts = value if isinstance(value, list) else str(value or "").split(",")
     tags: dict[str, str] = {}
-    for part in (str(p).strip() for p in parts):
+    for part in (_text(p, 300).strip() for p in parts[:100]):
         if part:
             name, _, tag_value = part.partition(":")
-            tags[name.strip()[:100]] = tag_value.strip()[:200]
+            tags[_text(name.strip(), 100)] = _text(tag_value.strip(), 200)
     return tags
 
 
@@ -219,29 +224,29 @@ def _strip_tags(title: str) -> tuple[list[str], str]:
 
 
 def _datadog_custom(payload: dict) -> Incoming | None:
-    alert_id = str(payload.get("alert_id") or "").strip()
-    transition = str(payload.get("transition") or "").strip()
+    alert_id = _text(payload.get("alert_id"), 64).strip()
+    transition = _text(payload.get("transition"), 64).strip()
     if not alert_id or not transition:
         raise PayloadError("'alert_id' and 'transition' are required (see README, Datadog set-up)")
     state = _dd_transition(transition)
     if state is None:
         return None
     status, word = state
-    cycle = str(payload.get("cycle_key") or payload.get("id") or "").strip()
-    scope = str(payload.get("scope") or "").strip()
+    cycle = _text(payload.get("cycle_key") or payload.get("id"), 64).strip()
+    scope = _text(payload.get("scope"), 200).strip()
     tags = _dd_tags(payload.get("tags"))
     when = parse_time(payload.get("date"))
-    title = _strip_tags(str(payload.get("title") or ""))[1].strip() or f"Datadog alert {alert_id}"
+    title = _strip_tags(_text(payload.get("title"), 1000))[1].strip() or f"Datadog alert {alert_id}"
     return Incoming(
         source="datadog",
         event_key=_bounded(f"dd:{alert_id}:{scope}:{cycle}:{transition.lower()}"),
         record_key=_bounded(f"{alert_id}:{scope}" if scope else alert_id),
         status=status,
         name=title[:200],
-        summary=_clean(str(payload.get("message") or payload.get("status") or "")),
-        severity=str(payload.get("priority") or "")[:32],
+        summary=_clean(_text(payload.get("message") or payload.get("status"), 5000)),
+        severity=_text(payload.get("priority"), 32),
         labels=tags,
-        url=str(payload.get("link") or "") or None,
+        url=_text(payload.get("link"), 2000) or None,
         started_at=when,
         ended_at=when if status == "resolved" else None,
         place=place_of(tags) or scope[:40],
@@ -251,7 +256,7 @@ def _datadog_custom(payload: dict) -> Incoming | None:
 
 def _datadog_default(payload: dict) -> Incoming | None:
     """Datadog's default body: the state is only in the title ("[P1] [Triggered on {host:a}] X")."""
-    tags, title = _strip_tags(str(payload.get("title") or ""))
+    tags, title = _strip_tags(_text(payload.get("title"), 1000))
     state, scope = None, ""
     for tag in tags:
         head, _, on = tag.partition(" on ")
@@ -262,7 +267,7 @@ def _datadog_default(payload: dict) -> Incoming | None:
     status, word = state
     name = title.strip() or "Datadog alert"
     when = parse_time(payload.get("date") or payload.get("last_updated"))
-    event_id = str(payload.get("id") or "").strip()
+    event_id = _text(payload.get("id"), 64).strip()
     # The default body has no alert id or cycle key: the event id identifies a delivery, and the
     # monitor title (without its state prefix) plus scope identifies the incident.
     event_key = (
@@ -274,9 +279,9 @@ def _datadog_default(payload: dict) -> Incoming | None:
         record_key=_bounded("title:" + _digest(f"{name}|{scope}")),
         status=status,
         name=name[:200],
-        summary=_clean(str(payload.get("body") or "")),
+        summary=_clean(_text(payload.get("body"), 5000)),
         labels=_dd_tags(scope),
-        url=str(payload.get("link") or "") or None,
+        url=_text(payload.get("link"), 2000) or None,
         started_at=when,
         ended_at=when if status == "resolved" else None,
         place=place_of(_dd_tags(scope)) or scope[:40],

@@ -13,7 +13,7 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import alert_intake
@@ -81,6 +81,11 @@ def _store(source: str, incoming: list[Incoming]):
                 logger.exception("%s webhook: could not store after a retry", source)
                 metrics.WEBHOOK_EVENTS.labels(source, "store_error").inc()
                 return error(503, "store conflict; retry")
+        except DataError:
+            # A value the database refuses is the payload's problem: a retry would fail forever.
+            logger.warning("%s webhook: payload has a value the store cannot hold", source, exc_info=True)
+            metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+            return error(400, "a value in the payload cannot be stored")
         except SQLAlchemyError:
             logger.exception("%s webhook: store unavailable", source)
             metrics.WEBHOOK_EVENTS.labels(source, "store_error").inc()

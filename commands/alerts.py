@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, select
@@ -26,7 +27,7 @@ CONFIRM_WINDOW = 300.0
 MAX_SNOOZE = 7 * 86400.0
 MAX_SILENCE = 30 * 86400.0
 ALL_WORDS = frozenset(("all", "everything", "every", "each"))
-_ID = re.compile(r"^#?(\d{1,9})$")
+_ID = re.compile(r"^#?(\d{1,12})$")
 _UNIT = r"(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)"
 _DURATION = re.compile(rf"^(?:\d+(?:\.\d+)?{_UNIT})+$")
 _PIECE = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
@@ -122,6 +123,8 @@ def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
 
 
 def _one(conn: Connection, ctx: Context, target: Target, verb: str) -> Alert:
+    if target.all:
+        raise CommandError(f"{verb} works on one alert at a time, e.g. '{verb} 12'.")
     alerts = _fetch(conn, ctx, target)
     if len(alerts) > 1:
         raise CommandError(f"One alert at a time for {verb}, e.g. '{verb} {alerts[0].id} 2h'.")
@@ -152,7 +155,8 @@ def alerts_(ctx: Context) -> str:
         return f"{len(open_alerts)} open:\n" + "\n".join(lines)
 
 
-def _ask(conn: Connection, ctx: Context, action: dict, question: str) -> str:
+def ask(conn: Connection, ctx: Context, action: dict, question: str) -> str:
+    """Store `action` (with "op", and "role" it needs) until this phone's YES; returns the question."""
     t = store.confirmations
     conn.execute(delete(t).where(t.c.phone == ctx.phone))
     conn.execute(
@@ -187,7 +191,7 @@ def ack(ctx: Context) -> str:
             if len(pending) == 1:
                 return _ack(conn, pending[0], ctx.phone) + "."
             ids = [a.id for a in pending]
-            return _ask(conn, ctx, {"op": "ack", "ids": ids}, f"ack {len(ids)} alerts ({_ids(ids)})")
+            return ask(conn, ctx, {"op": "ack", "ids": ids}, f"ack {len(ids)} alerts ({_ids(ids)})")
         return ". ".join(_ack(conn, a, ctx.phone) for a in _fetch(conn, ctx, target)) + "."
 
 
@@ -223,7 +227,7 @@ def snooze(ctx: Context) -> str:
                 return "No open alerts to snooze."
             ids = [a.id for a in pending]
             action = {"op": "snooze", "ids": ids, "seconds": seconds}
-            return _ask(conn, ctx, action, f"snooze {len(ids)} alerts for {humanize(seconds)}")
+            return ask(conn, ctx, action, f"snooze {len(ids)} alerts for {humanize(seconds)}")
         return ". ".join(_snooze(conn, a, seconds) for a in _fetch(conn, ctx, target)) + "."
 
 
@@ -309,30 +313,43 @@ def _confirmed(conn: Connection, phone: str) -> dict | None:
     return json.loads(row.action)
 
 
+def _confirm_alerts(ctx: Context, conn: Connection, action: dict) -> str:
+    results = []
+    for alert_id in action["ids"]:
+        alert = alert_store.get(conn, alert_id)
+        if alert is None or alert.status != "firing":
+            continue
+        if action["op"] == "ack" and not alert.acked_at:
+            alert_store.set_fields(conn, alert.id, acked_by=ctx.phone, acked_at=store.now())
+            results.append(alert.id)
+        elif action["op"] == "snooze":
+            alert_store.set_fields(conn, alert.id, snoozed_until=store.now() + action["seconds"])
+            results.append(alert.id)
+    if not results:
+        return "Nothing left to do: those alerts were already handled or resolved."
+    verb = "Acked" if action["op"] == "ack" else f"Snoozed for {humanize(action['seconds'])}"
+    return f"{verb} {len(results)} alert{'s' if len(results) != 1 else ''}: {_ids(results)}."
+
+
+# What a YES does, by the "op" of the stored question; other command modules may add theirs.
+CONFIRMATIONS: dict[str, Callable[[Context, Connection, dict], str]] = {
+    "ack": _confirm_alerts,
+    "snooze": _confirm_alerts,
+}
+
+
 @command("yes", aliases=("y", "confirm", "yep", "yeah"))
 def yes(ctx: Context) -> str:
     """yes: confirm the question Operator just asked (within 5 minutes)."""
     with ctx.services.engine.begin() as conn:
         action = _confirmed(conn, ctx.phone)
-        if action is None:
+        handler = CONFIRMATIONS.get((action or {}).get("op", ""))
+        if action is None or handler is None:
             return "Nothing to confirm: a YES counts within 5 minutes of the question."
-        if not allows(ctx.role, "responder"):
-            return f"'{action['op']}' needs the responder role; you are {ctx.role}."
-        results = []
-        for alert_id in action["ids"]:
-            alert = alert_store.get(conn, alert_id)
-            if alert is None or alert.status != "firing":
-                continue
-            if action["op"] == "ack" and not alert.acked_at:
-                alert_store.set_fields(conn, alert.id, acked_by=ctx.phone, acked_at=store.now())
-                results.append(alert.id)
-            elif action["op"] == "snooze":
-                alert_store.set_fields(conn, alert.id, snoozed_until=store.now() + action["seconds"])
-                results.append(alert.id)
-    if not results:
-        return "Nothing left to do: those alerts were already handled or resolved."
-    verb = "Acked" if action["op"] == "ack" else f"Snoozed for {humanize(action['seconds'])}"
-    return f"{verb} {len(results)} alert{'s' if len(results) != 1 else ''}: {_ids(results)}."
+        role = action.get("role", "responder")
+        if not allows(ctx.role, role):
+            return f"'{action['op']}' needs the {role} role; you are {ctx.role}."
+        return handler(ctx, conn, action)
 
 
 @command("no", aliases=("nope",), hidden=True)

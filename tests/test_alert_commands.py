@@ -352,3 +352,10 @@ def test_every_reply_fits_one_segment(responder, client):
     for words in ("alerts", "alerts 1", "ack all", "yes", "snooze all 1h", "yes"):
         reply = responder.text(words)
         assert len(reply) <= 160, reply
+
+
+@pytest.mark.parametrize("verb", ["resolve", "silence", "unsilence"])
+def test_one_alert_commands_refuse_all(responder, client, services, verb):
+    fire(client, "HighCPU")
+    assert responder.text(f"{verb} all 1h") == f"{verb} works on one alert at a time, e.g. '{verb} 12'."
+    assert alert(services, 1).status == "firing"

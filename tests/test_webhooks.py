@@ -454,3 +454,24 @@ def test_sqlite_and_postgresql_store_the_same_events(settings):
     finally:
         services.close()
         drop()
+
+
+def test_hostile_values_are_stored_trimmed_on_postgresql_not_refused_forever(settings):
+    url, drop = fresh_postgres_database()
+    app = create_app(with_settings(settings, database_url=url))
+    body = many(2)
+    body["commonLabels"] = {"alertname": "A\x00" + "x" * 5000, "severity": "s" * 900}
+    for alert in body["alerts"]:
+        alert["labels"] |= {"alertname": "A\x00" + "x" * 5000, "severity": "s" * 900, "k" * 300: "v\x00"}
+        alert["fingerprint"] += "\x00" + "f" * 400
+        alert["startsAt"] = 12345
+    services = app.extensions["operator"]
+    try:
+        response = post_am(app.test_client(), body)
+        assert response.status_code == 200, response.json
+        [alert] = records(services)
+        assert alert.name.startswith("Ax") and len(alert.name) <= 255 and len(alert.severity) <= 32
+        assert all(t.segments == 1 and "... host-0,host-1 #1: flood" in t.body for t in texts(services))
+    finally:
+        services.close()
+        drop()
