@@ -14,7 +14,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 import alert_intake
 import metrics
@@ -160,3 +160,13 @@ def datadog():
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(_exc: RequestEntityTooLarge):
     return error(413, "body larger than 1 MiB")
+
+
+@bp.app_errorhandler(NotFound)
+@bp.app_errorhandler(MethodNotAllowed)
+def routing_error(exc: HTTPException):
+    """JSON errors for webhook paths (senders log the body); other paths keep Flask's answer."""
+    if not request.path.startswith("/webhook/"):
+        return exc
+    headers = {"Allow": "POST"} if isinstance(exc, MethodNotAllowed) else {}
+    return error(exc.code or 404, exc.name.lower(), **headers)

@@ -475,3 +475,21 @@ def test_hostile_values_are_stored_trimmed_on_postgresql_not_refused_forever(set
     finally:
         services.close()
         drop()
+
+
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("get", "/webhook/alertmanager", 405),
+        ("put", "/webhook/datadog", 405),
+        ("post", "/webhook/nagios", 404),
+    ],
+)
+def test_wrong_methods_and_paths_get_json_errors(client, method, path, status):
+    response = getattr(client, method)(path)
+    assert response.status_code == status and response.json["status"] == "error"
+
+
+def test_other_paths_keep_their_own_errors(client):
+    assert client.get("/nowhere").status_code == 404
+    assert client.get("/sms").status_code == 405
