@@ -338,7 +338,7 @@ CONFIRMATIONS: dict[str, Callable[[Context, Connection, dict], str]] = {
 }
 
 
-@command("yes", aliases=("y", "confirm", "yep", "yeah"))
+@command("yes", aliases=("y", "confirm", "yep", "yeah"), hidden=True)
 def yes(ctx: Context) -> str:
     """yes: confirm the question Operator just asked (within 5 minutes)."""
     with ctx.services.engine.begin() as conn:
