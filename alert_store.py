@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, select, update
+from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, func, select, update
 
 import store
 
@@ -37,6 +37,23 @@ alerts = Table(
     Column("silence_id", String(64)),
     Column("last_notified_at", Float),
     Column("escalated_at", Float),
+    # When Operator opened the record (started_at is when the source says it began).
+    Column("opened_at", Float),
+    # Alertmanager groups: how many alerts fire in the group, and where ("web-1,web-2").
+    Column("size", Integer, nullable=False, default=1),
+    Column("places", Text, nullable=False, default=""),
+    # The word the last page used: FIRING, WARN, NO DATA.
+    Column("transition", String(16), nullable=False, default="FIRING"),
+)
+
+# One row per webhook event ever accepted: the unique key is what makes HA pairs, group re-sends
+# and sender retries text only once, across workers and restarts.
+alert_events = Table(
+    "alert_events",
+    store.metadata,
+    Column("event_key", String(255), primary_key=True),
+    Column("alert_id", Integer, index=True),
+    Column("received_at", Float, nullable=False, index=True),
 )
 
 
@@ -61,12 +78,23 @@ class Alert:
     silence_id: str | None
     last_notified_at: float | None
     escalated_at: float | None
+    opened_at: float | None = None
+    size: int = 1
+    places: str = ""
+    transition: str = "FIRING"
 
     @classmethod
     def from_row(cls, row: Any) -> Alert:
         data = dict(row._mapping)
         data["labels"] = json.loads(data["labels"] or "{}")
+        data["size"] = data.get("size") or 1
+        data["places"] = data.get("places") or ""
+        data["transition"] = data.get("transition") or "FIRING"
         return cls(**data)
+
+    def quiet(self, now: float) -> bool:
+        """Someone is on it: acked, snoozed or silenced, so no new page is needed."""
+        return bool(self.acked_at or self.silence_id or (self.snoozed_until or 0) > now)
 
 
 def get(conn: Connection, alert_id: int) -> Alert | None:
@@ -118,6 +146,10 @@ def fire(
             status="firing",
             started_at=started_at or now,
             last_seen=now,
+            opened_at=now,
+            size=1,
+            places="",
+            transition="FIRING",
         )
     ).inserted_primary_key[0]
     return get(conn, alert_id), True
@@ -148,3 +180,41 @@ def firing(conn: Connection) -> list[Alert]:
 def set_fields(conn: Connection, alert_id: int, **values: Any) -> None:
     """Update ack/snooze/silence/notification columns of one alert."""
     conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+
+def latest(conn: Connection) -> Alert | None:
+    """The most recently opened alert, firing or not."""
+    row = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(1)).first()
+    return Alert.from_row(row) if row else None
+
+
+def last_sent_to(conn: Connection, phone: str) -> Alert | None:
+    """The alert of the latest page (not recovery or notice) queued for `phone`."""
+    from sms import outbox
+
+    row = conn.execute(
+        select(outbox.c.alert_id)
+        .where(
+            outbox.c.to_number == phone,
+            outbox.c.alert_id.is_not(None),
+            outbox.c.kind.in_(("alert", "reminder", "escalation", "digest")),
+        )
+        .order_by(outbox.c.id.desc())
+        .limit(1)
+    ).first()
+    return get(conn, row.alert_id) if row else None
+
+
+def paged_numbers(conn: Connection, alert_id: int) -> list[str]:
+    """Everyone who was texted about this alert (pages, reminders, escalations), in first-paged order."""
+    from sms import outbox
+
+    rows = conn.execute(
+        select(outbox.c.to_number, func.min(outbox.c.id).label("first"))
+        .where(
+            outbox.c.alert_id == alert_id, outbox.c.kind.in_(("alert", "reminder", "escalation", "digest"))
+        )
+        .group_by(outbox.c.to_number)
+        .order_by("first")
+    ).all()
+    return [r.to_number for r in rows]

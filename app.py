@@ -17,6 +17,7 @@ import commands  # noqa: F401 - registers the commands
 import inbound
 import metrics
 import store
+import webhooks
 from cli import register_cli
 from config import Settings
 from logging_config import configure_logging
@@ -95,5 +96,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_assign_request_id)
     app.register_error_handler(500, _internal_error)
     app.register_blueprint(bp)
+    app.register_blueprint(webhooks.bp)
     register_cli(app)
     return app

@@ -28,6 +28,9 @@ REPLY_LATENCY = Histogram(
     "Time from a verified request to its reply",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 12, 15),
 )
+WEBHOOK_EVENTS = Counter(
+    "operator_webhook_events_total", "Alert webhook events by source and outcome", ["source", "outcome"]
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,6 +1,3 @@
 """Command modules; importing this package registers every command."""
 
-from commands import (
-    core,  # noqa: F401
-    queries,  # noqa: F401
-)
+from commands import alerts, core, queries  # noqa: F401

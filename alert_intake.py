@@ -1,0 +1,206 @@
+"""Parsed webhook alerts -> deduplicated records and the texts they cause, in the caller's transaction.
+
+The caller (webhooks.py) opens one transaction around `ingest`, so an event is either stored
+with its records and outbox rows, or not at all (and the sender's retry tries again).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, text
+
+import alert_store
+import composer
+import sms
+import store
+from alert_sources import Incoming
+from config import Settings
+from security import mask
+from timeutil import humanize
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 500
+PAGE_ROLES = ("responder", "admin")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    new: int
+    alert_ids: tuple[int, ...]
+    texts: int
+
+
+def recipients(settings: Settings) -> list[str]:
+    """ALERT_RECIPIENTS, else every authorized responder and admin (viewers only ask)."""
+    if settings.alert_recipients:
+        return list(settings.alert_recipients)
+    return [number for number, role in settings.authorized.items() if role in PAGE_ROLES]
+
+
+def _fits(text_: str, budget: int) -> bool:
+    return composer.length_units(composer.normalize(text_)) <= budget
+
+
+def page_text(alert: alert_store.Alert, word: str, budget: int) -> str:
+    """'FIRING 3 HighCPU web-1,web-2 +1 #12: summary', the id always inside the budget."""
+    count = f" {alert.size}" if alert.size > 1 else ""
+    tail = f" #{alert.id}"
+    name = composer.normalize(alert.name).strip() or "alert"
+    # A very long name would crowd out where it fires and the id; half the budget at most.
+    room = min(budget // 2, budget - len(word) - len(count) - len(tail) - 2)
+    if len(name) > room:
+        name = name[: max(8, room - 3)].rstrip() + "..."
+    head = f"{word}{count} {name}"
+    places = [p for p in alert.places.split(",") if p]
+    shown: list[str] = []
+    for place in places:
+        rest = len(places) - len(shown) - 1
+        more = f" +{rest}" if rest else ""
+        if not _fits(f"{head} {','.join([*shown, place])}{more}{tail}", budget):
+            break
+        shown.append(place)
+    hidden = max(0, alert.size - len(shown)) if places else 0
+    where = (" " + ",".join(shown) if shown else "") + (f" +{hidden}" if hidden and shown else "")
+    line = f"{head}{where}{tail}"
+    summary = composer.normalize(alert.summary).strip()
+    if summary and summary != alert.name and _fits(f"{line}: {summary[:12]}", budget):
+        line = f"{line}: {summary}"  # composer.fit cuts a long summary, never the id
+    return line
+
+
+def recovery_text(alert: alert_store.Alert, by: str | None = None) -> str:
+    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by +1555***0101 after ...')."""
+    lasted = humanize((alert.resolved_at or store.now()) - alert.started_at)
+    who = f" by {mask(by)}" if by else ""
+    return f"RESOLVED{who} after {lasted} {alert.name} #{alert.id}"
+
+
+def send_recovery(
+    conn: Connection, alert: alert_store.Alert, settings: Settings, by: str | None = None, delay: bool = True
+) -> int:
+    """Queue the recovery notice to everyone paged for `alert` (except `by`); returns the count."""
+    not_before = store.now() + (settings.recovery_delay if delay else 0)
+    numbers = [n for n in alert_store.paged_numbers(conn, alert.id) if n != by]
+    for number in numbers:
+        sms.enqueue(conn, number, recovery_text(alert, by), "recovery", settings, alert.id, not_before)
+    return len(numbers)
+
+
+def page(conn: Connection, alert: alert_store.Alert, word: str, settings: Settings) -> int:
+    """Queue one page for `alert` to every recipient; returns the count."""
+    body = page_text(alert, word, composer.capacity("", settings.sms_max_segments))
+    numbers = recipients(settings)
+    for number in numbers:
+        sms.enqueue(conn, number, body, "alert", settings, alert.id)
+    if numbers:
+        alert_store.set_fields(conn, alert.id, last_notified_at=store.now())
+    else:
+        logger.warning("alert #%s has nobody to page: set ALERT_RECIPIENTS or responder numbers", alert.id)
+    return len(numbers)
+
+
+def _seen(conn: Connection, keys: list[str]) -> set[str]:
+    events = alert_store.alert_events
+    seen: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        seen.update(conn.scalars(select(events.c.event_key).where(events.c.event_key.in_(chunk))))
+    return seen
+
+
+def _lock(conn: Connection, keys: Iterable[str]) -> None:
+    """On PostgreSQL, serialize work on one record so two workers never open it twice."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite transactions are already serialized (BEGIN IMMEDIATE)
+    for key in sorted(set(keys)):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode()) + 7263100000})
+
+
+def ingest(conn: Connection, incoming: list[Incoming], settings: Settings) -> IngestResult:
+    """Store new events, open/update/close their records and queue the texts; dedup by event key."""
+    groups: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
+    for item in incoming:
+        groups[(item.source, item.record_key)].append(item)
+    _lock(conn, (f"{source}:{key}" for source, key in groups))
+    seen = _seen(conn, list({i.event_key for i in incoming}))
+    now, texts, ids, rows = store.now(), 0, [], []
+    for (source, key), items in groups.items():
+        fresh = []
+        for item in items:
+            if item.event_key not in seen:
+                seen.add(item.event_key)  # a key repeated inside one payload counts once
+                fresh.append(item)
+        alert, sent = _apply(conn, source, key, items, fresh, settings, now)
+        texts += sent
+        if alert is not None:
+            ids.append(alert.id)
+        rows.extend(
+            {"event_key": i.event_key, "alert_id": alert and alert.id, "received_at": now} for i in fresh
+        )
+    if rows:
+        conn.execute(alert_store.alert_events.insert(), rows)
+    return IngestResult(len(incoming), len(rows), tuple(ids), texts)
+
+
+def _apply(
+    conn: Connection,
+    source: str,
+    key: str,
+    items: list[Incoming],
+    fresh: list[Incoming],
+    settings: Settings,
+    now: float,
+) -> tuple[alert_store.Alert | None, int]:
+    """One record's events -> (the record, texts queued)."""
+    firing = [i for i in items if i.status == "firing"]
+    truncated = max(i.truncated for i in items)
+    still_firing = firing or (truncated and any(i.group_status == "firing" for i in items))
+    current = alert_store.find_firing(conn, source, key)
+    if not fresh:
+        if current is not None:
+            alert_store.set_fields(conn, current.id, last_seen=now)
+        return current, 0
+    if not still_firing:
+        if current is None:
+            return None, 0  # resolved before we ever saw it fire: nothing to tell anyone
+        ends = [i.ended_at for i in items if i.ended_at and current.started_at <= i.ended_at <= now]
+        closed = alert_store.close(conn, current.id, max(ends, default=now))
+        return closed, send_recovery(conn, closed, settings)
+    lead = firing[0] if firing else items[0]
+    alert, opened = alert_store.fire(
+        conn,
+        source,
+        key,
+        lead.name,
+        summary=lead.summary,
+        severity=lead.severity,
+        labels=lead.labels,
+        url=lead.url,
+        group_key=lead.group_key,
+        started_at=min((i.started_at for i in firing if i.started_at), default=None),
+    )
+    places = sorted({i.place for i in firing if i.place})
+    fresh_firing = [i for i in fresh if i.status == "firing"]
+    word = (fresh_firing[-1] if fresh_firing else lead).transition
+    renotify = word == "RENOTIFY"
+    if renotify:  # a reminder from Datadog, not a new state; our own reminders handle repeats
+        word = "FIRING" if opened else alert.transition
+    changed = source == "alertmanager" or word != alert.transition
+    alert_store.set_fields(
+        conn, alert.id, size=len(firing) + truncated, places=",".join(places)[:2000], transition=word
+    )
+    alert = alert_store.get(conn, alert.id)
+    if not fresh_firing:
+        return alert, 0
+    # A page for a new incident; for an open one only when something new fires (Alertmanager) or
+    # the state changes (Datadog WARN -> FIRING), and nobody has taken it yet.
+    if opened or (changed and not renotify and not alert.quiet(now)):
+        return alert, page(conn, alert, word, settings)
+    return alert, 0

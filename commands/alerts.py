@@ -1,0 +1,362 @@
+"""alerts, ack, snooze, silence, unsilence, resolve, yes/no: handling alerts from the phone.
+
+Every alert source (rules, Alertmanager, Datadog) shares the records in alert_store, so these
+commands work the same for all of them. An id is optional where it makes sense: a bare `ack`
+means the last alert texted to you. Actions on many alerts ask "Reply YES" first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, delete, select
+
+import alert_intake
+import alert_store
+import store
+from alert_store import Alert
+from alertmanager import Alertmanager, AlertmanagerError
+from command_processor import CommandError, Context, command
+from security import allows, mask
+from timeutil import humanize, parse_duration
+
+CONFIRM_WINDOW = 300.0
+MAX_SNOOZE = 7 * 86400.0
+MAX_SILENCE = 30 * 86400.0
+ALL_WORDS = frozenset(("all", "everything", "every", "each"))
+_ID = re.compile(r"^#?(\d{1,12})$")
+_UNIT = r"(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)"
+_DURATION = re.compile(rf"^(?:\d+(?:\.\d+)?{_UNIT})+$")
+_PIECE = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
+
+
+@dataclass
+class Target:
+    ids: list[int] = field(default_factory=list)
+    all: bool = False
+    seconds: float = 0.0
+
+
+def parse_target(args: list[str], wants_duration: bool = False) -> Target:
+    """'12', '#12 13', 'all', '12 30m', '12 for 2 hours', '1h30m' -> ids, all, duration."""
+    target, i = Target(), 0
+    while i < len(args):
+        word = args[i]
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if _DURATION.match(word):
+            target.seconds += sum(parse_duration(n + u) for n, u in _PIECE.findall(word))
+        elif re.fullmatch(r"\d+(?:\.\d+)?", word) and re.fullmatch(_UNIT, following):
+            target.seconds += parse_duration(word + following)
+            i += 1
+        elif match := _ID.match(word):
+            target.ids.append(int(match.group(1)))
+        elif word in ALL_WORDS:
+            target.all = True
+        i += 1
+    if wants_duration and not target.seconds and len(target.ids) >= 2:
+        target.seconds = target.ids.pop() * 60.0  # "snooze 12 30": minutes
+    return target
+
+
+def _ago(seconds: float) -> str:
+    return humanize(store.now() - seconds)
+
+
+def closed_text(alert: Alert) -> str:
+    """'#12 resolved 5m ago (HighCPU)': closed alerts are never 'unknown'."""
+    return f"#{alert.id} resolved {_ago(alert.resolved_at or alert.last_seen)} ago ({alert.name})"
+
+
+def _line(alert: Alert, now: float) -> str:
+    places = alert.places.split(",") if alert.places else []
+    where = (" " + ",".join(places[:2]) + (f" +{alert.size - 2}" if alert.size > 2 else "")) if places else ""
+    flags = []
+    if alert.acked_at:
+        flags.append(f"ack {mask(alert.acked_by or '')[-4:]}")
+    if (alert.snoozed_until or 0) > now:
+        flags.append(f"snoozed {humanize(alert.snoozed_until - now)}")
+    if alert.silence_id:
+        flags.append("silenced")
+    state = "" if alert.transition in ("FIRING", "") else f" {alert.transition}"
+    extra = f" ({', '.join(flags)})" if flags else ""
+    return f"#{alert.id}{state} {alert.name}{where} {humanize(now - alert.started_at)}{extra}"
+
+
+def _detail(alert: Alert) -> str:
+    if alert.status != "firing":
+        lasted = humanize((alert.resolved_at or alert.last_seen) - alert.started_at)
+        return f"{closed_text(alert)}, after {lasted}."
+    now = store.now()
+    where = f" on {alert.places.replace(',', ', ')}" if alert.places else ""
+    parts = [
+        f"#{alert.id} {alert.transition or 'FIRING'} {alert.name} for {humanize(now - alert.started_at)}{where}"
+    ]
+    if alert.summary and alert.summary != alert.name:
+        parts.append(alert.summary)
+    if alert.acked_at:
+        parts.append(f"acked by {mask(alert.acked_by or '')} {_ago(alert.acked_at)} ago")
+    if (alert.snoozed_until or 0) > now:
+        parts.append(f"snoozed {humanize(alert.snoozed_until - now)} more")
+    if alert.silence_id:
+        parts.append("silenced in Alertmanager")
+    parts.append(f"from {alert.source}")
+    return ". ".join(parts) + "."
+
+
+def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
+    """The alerts named by ids, or the last one texted to this phone; CommandError when none."""
+    if not target.ids:
+        last = alert_store.last_sent_to(conn, ctx.phone)
+        if last is None:
+            raise CommandError("No alert was texted to you yet. Text ALERTS for open ones.")
+        return [last]
+    found = []
+    for alert_id in dict.fromkeys(target.ids):
+        alert = alert_store.get(conn, alert_id)
+        if alert is None:
+            raise CommandError(f"No alert #{alert_id}. Text ALERTS for open ones.")
+        found.append(alert)
+    return found
+
+
+def _one(conn: Connection, ctx: Context, target: Target, verb: str) -> Alert:
+    if target.all:
+        raise CommandError(f"{verb} works on one alert at a time, e.g. '{verb} 12'.")
+    alerts = _fetch(conn, ctx, target)
+    if len(alerts) > 1:
+        raise CommandError(f"One alert at a time for {verb}, e.g. '{verb} {alerts[0].id} 2h'.")
+    return alerts[0]
+
+
+@command("alerts", aliases=("alert", "incidents", "incident", "firing", "alarms"))
+def alerts_(ctx: Context) -> str:
+    """alerts [id|recent]: open alerts, one alert's state, or the last ones including resolved."""
+    target = parse_target(ctx.args)
+    with ctx.services.engine.connect() as conn:
+        if target.ids:
+            return " | ".join(_detail(a) for a in _fetch(conn, ctx, target))
+        now = store.now()
+        if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
+            rows = conn.execute(
+                select(alert_store.alerts).order_by(alert_store.alerts.c.id.desc()).limit(10)
+            ).all()
+            recent = [Alert.from_row(r) for r in rows]
+            if not recent:
+                return "No alerts yet."
+            return "\n".join(_line(a, now) if a.status == "firing" else closed_text(a) for a in recent)
+        open_alerts = alert_store.firing(conn)
+        if not open_alerts:
+            last = alert_store.latest(conn)
+            return "No open alerts." + (f" Last: {closed_text(last)}." if last else "")
+        lines = [_line(a, now) for a in reversed(open_alerts)]
+        return f"{len(open_alerts)} open:\n" + "\n".join(lines)
+
+
+def ask(conn: Connection, ctx: Context, action: dict, question: str) -> str:
+    """Store `action` (with "op", and "role" it needs) until this phone's YES; returns the question."""
+    t = store.confirmations
+    conn.execute(delete(t).where(t.c.phone == ctx.phone))
+    conn.execute(
+        t.insert().values(phone=ctx.phone, action=json.dumps(action), expires_at=store.now() + CONFIRM_WINDOW)
+    )
+    return f"Reply YES to {question} (within 5 min)."
+
+
+def _ack(conn: Connection, alert: Alert, phone: str) -> str:
+    if alert.status != "firing":
+        return closed_text(alert) + "; nothing to ack"
+    if alert.acked_at:
+        who = "you" if alert.acked_by == phone else mask(alert.acked_by or "")
+        return f"#{alert.id} already acked by {who} {_ago(alert.acked_at)} ago"
+    alert_store.set_fields(conn, alert.id, acked_by=phone, acked_at=store.now())
+    return f"Acked #{alert.id} {alert.name} (firing {_ago(alert.started_at)})"
+
+
+def _unacked(conn: Connection) -> list[Alert]:
+    return [a for a in alert_store.firing(conn) if not a.acked_at]
+
+
+@command("ack", aliases=("acknowledge", "acked", "ackall"), role="responder")
+def ack(ctx: Context) -> str:
+    """ack [id|all]: acknowledge the last alert texted to you, alert #id, or every open alert."""
+    target = parse_target(ctx.args)
+    with ctx.services.engine.begin() as conn:
+        if target.all or ctx.text.strip().lower().startswith("ackall"):
+            pending = _unacked(conn)
+            if not pending:
+                return "Nothing to ack: no open alert is unacknowledged."
+            if len(pending) == 1:
+                return _ack(conn, pending[0], ctx.phone) + "."
+            ids = [a.id for a in pending]
+            return ask(conn, ctx, {"op": "ack", "ids": ids}, f"ack {len(ids)} alerts ({_ids(ids)})")
+        return ". ".join(_ack(conn, a, ctx.phone) for a in _fetch(conn, ctx, target)) + "."
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ",".join(f"#{i}" for i in ids[:6])
+    return shown + (f" +{len(ids) - 6}" if len(ids) > 6 else "")
+
+
+def _snooze(conn: Connection, alert: Alert, seconds: float) -> str:
+    if alert.status != "firing":
+        return closed_text(alert) + "; nothing to snooze"
+    alert_store.set_fields(conn, alert.id, snoozed_until=store.now() + seconds)
+    return f"Snoozed #{alert.id} {alert.name} for {humanize(seconds)}"
+
+
+def _duration(target: Target, verb: str, limit: float) -> float:
+    if not target.seconds:
+        raise CommandError(f"How long? e.g. '{verb} 12 30m' (s, m, h, d).")
+    if target.seconds > limit:
+        raise CommandError(f"At most {humanize(limit)} for {verb}.")
+    return target.seconds
+
+
+@command("snooze", aliases=("mute", "hush"), role="responder")
+def snooze(ctx: Context) -> str:
+    """snooze [id|all] 30m: no reminders for that alert for a while (a RESOLVED still comes)."""
+    target = parse_target(ctx.args, wants_duration=True)
+    seconds = _duration(target, "snooze", MAX_SNOOZE)
+    with ctx.services.engine.begin() as conn:
+        if target.all:
+            pending = alert_store.firing(conn)
+            if not pending:
+                return "No open alerts to snooze."
+            ids = [a.id for a in pending]
+            action = {"op": "snooze", "ids": ids, "seconds": seconds}
+            return ask(conn, ctx, action, f"snooze {len(ids)} alerts for {humanize(seconds)}")
+        return ". ".join(_snooze(conn, a, seconds) for a in _fetch(conn, ctx, target)) + "."
+
+
+def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
+    if alert.source != "alertmanager":
+        raise CommandError(
+            f"#{alert.id} comes from {alert.source}, not Alertmanager. Try 'snooze {alert.id} 2h' instead."
+        )
+    url = ctx.services.settings.alertmanager_url
+    if not url:
+        raise CommandError("ALERTMANAGER_URL is not set, so Operator cannot silence. Try snooze instead.")
+    return Alertmanager(url, ctx.services.settings.monitor_timeout)
+
+
+@command("silence", aliases=("shush",), role="responder")
+def silence(ctx: Context) -> str:
+    """silence id 2h: a silence in Alertmanager matching that alert's labels."""
+    target = parse_target(ctx.args, wants_duration=True)
+    seconds = _duration(target, "silence", MAX_SILENCE)
+    with ctx.services.engine.connect() as conn:
+        alert = _one(conn, ctx, target, "silence")
+    if alert.status != "firing":
+        return closed_text(alert) + "; nothing to silence."
+    client = _alertmanager(ctx, alert)
+    now = store.now()
+    comment = f"Operator #{alert.id} {alert.name}: silenced by SMS for {humanize(seconds)}"
+    try:
+        if alert.silence_id:
+            client.expire_silence(alert.silence_id)  # replaced, not stacked
+        silence_id = client.create_silence(alert.labels, now, now + seconds, mask(ctx.phone), comment)
+    except AlertmanagerError as exc:
+        raise CommandError(f"Could not silence #{alert.id}: {exc}. Nothing changed.") from None
+    with ctx.services.engine.begin() as conn:
+        alert_store.set_fields(conn, alert.id, silence_id=silence_id)
+    return f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}. 'unsilence {alert.id}' ends it."
+
+
+@command("unsilence", aliases=("unmute", "unshush"), role="responder")
+def unsilence(ctx: Context) -> str:
+    """unsilence id: expire the silence Operator created for that alert."""
+    target = parse_target(ctx.args)
+    with ctx.services.engine.connect() as conn:
+        alert = _one(conn, ctx, target, "unsilence")
+    if not alert.silence_id:
+        state = closed_text(alert) + ". It" if alert.status != "firing" else f"#{alert.id}"
+        return f"{state} has no silence from Operator."
+    client = _alertmanager(ctx, alert)
+    try:
+        known = client.expire_silence(alert.silence_id)
+    except AlertmanagerError as exc:
+        raise CommandError(f"Could not unsilence #{alert.id}: {exc}.") from None
+    with ctx.services.engine.begin() as conn:
+        alert_store.set_fields(conn, alert.id, silence_id=None)
+    note = "" if known else " (Alertmanager had already dropped it)"
+    return f"Silence on #{alert.id} {alert.name} expired{note}."
+
+
+@command("resolve", aliases=("close", "resolved", "fixed"), role="responder")
+def resolve(ctx: Context) -> str:
+    """resolve id: close an alert here; everyone paged for it gets a RESOLVED text."""
+    target = parse_target(ctx.args)
+    with ctx.services.engine.begin() as conn:
+        alert = _one(conn, ctx, target, "resolve")
+        if alert.status != "firing":
+            return closed_text(alert) + "."
+        closed = alert_store.close(conn, alert.id)
+        told = alert_intake.send_recovery(conn, closed, ctx.services.settings, by=ctx.phone, delay=False)
+    others = f" Told {told} other{'s' if told != 1 else ''}." if told else ""
+    return (
+        f"Resolved #{alert.id} {alert.name} after {humanize(closed.resolved_at - closed.started_at)}.{others}"
+    )
+
+
+def _confirmed(conn: Connection, phone: str) -> dict | None:
+    """Take this phone's pending question if it is still fresh (one YES acts once)."""
+    t = store.confirmations
+    row = conn.execute(select(t).where(t.c.phone == phone)).first()
+    if row is None:
+        return None
+    taken = conn.execute(delete(t).where(t.c.phone == phone, t.c.expires_at == row.expires_at)).rowcount
+    if not taken or row.expires_at < store.now():
+        return None
+    return json.loads(row.action)
+
+
+def _confirm_alerts(ctx: Context, conn: Connection, action: dict) -> str:
+    results = []
+    for alert_id in action["ids"]:
+        alert = alert_store.get(conn, alert_id)
+        if alert is None or alert.status != "firing":
+            continue
+        if action["op"] == "ack" and not alert.acked_at:
+            alert_store.set_fields(conn, alert.id, acked_by=ctx.phone, acked_at=store.now())
+            results.append(alert.id)
+        elif action["op"] == "snooze":
+            alert_store.set_fields(conn, alert.id, snoozed_until=store.now() + action["seconds"])
+            results.append(alert.id)
+    if not results:
+        return "Nothing left to do: those alerts were already handled or resolved."
+    verb = "Acked" if action["op"] == "ack" else f"Snoozed for {humanize(action['seconds'])}"
+    return f"{verb} {len(results)} alert{'s' if len(results) != 1 else ''}: {_ids(results)}."
+
+
+# What a YES does, by the "op" of the stored question; other command modules may add theirs.
+CONFIRMATIONS: dict[str, Callable[[Context, Connection, dict], str]] = {
+    "ack": _confirm_alerts,
+    "snooze": _confirm_alerts,
+}
+
+
+@command("yes", aliases=("y", "confirm", "yep", "yeah"), hidden=True)
+def yes(ctx: Context) -> str:
+    """yes: confirm the question Operator just asked (within 5 minutes)."""
+    with ctx.services.engine.begin() as conn:
+        action = _confirmed(conn, ctx.phone)
+        handler = CONFIRMATIONS.get((action or {}).get("op", ""))
+        if action is None or handler is None:
+            return "Nothing to confirm: a YES counts within 5 minutes of the question."
+        role = action.get("role", "responder")
+        if not allows(ctx.role, role):
+            return f"'{action['op']}' needs the {role} role; you are {ctx.role}."
+        return handler(ctx, conn, action)
+
+
+@command("no", aliases=("nope",), hidden=True)
+def no(ctx: Context) -> str:
+    """no: drop the question Operator just asked."""
+    with ctx.services.engine.begin() as conn:
+        dropped = conn.execute(
+            delete(store.confirmations).where(store.confirmations.c.phone == ctx.phone)
+        ).rowcount
+    return "OK, nothing done." if dropped else "Nothing to cancel."

@@ -1,0 +1,172 @@
+"""POST /webhook/alertmanager (and /webhook/prometheus) and /webhook/datadog.
+
+Order of checks: endpoint configured (else 404) -> auth (401) -> body size (413) -> JSON and
+shape (400) -> stored with its texts in one transaction (200), or 503 so the sender retries.
+Alertmanager and Datadog retry 5xx and drop 4xx, which is why only a store failure is a 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+import alert_intake
+import metrics
+from alert_sources import Incoming, PayloadError, parse_alertmanager, parse_datadog
+from security import same_secret
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhook")
+
+
+def error(status: int, message: str, **headers: str) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(status="error", message=message), status, headers
+
+
+def _bearer() -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _basic() -> tuple[str, str] | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def _alertmanager_auth_ok(settings) -> bool:
+    token = _bearer()
+    if settings.alertmanager_token and token:
+        return same_secret(token, settings.alertmanager_token)
+    basic = _basic()
+    if settings.alertmanager_user and settings.alertmanager_password and basic:
+        # Both compared every time so timing does not tell which one was wrong.
+        user_ok = same_secret(basic[0], settings.alertmanager_user)
+        password_ok = same_secret(basic[1], settings.alertmanager_password)
+        return user_ok and password_ok
+    return False
+
+
+def _payload() -> object:
+    """The decoded JSON body; PayloadError when it is not JSON."""
+    raw = request.get_data(cache=False)  # RequestEntityTooLarge past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"body is not valid JSON ({exc.__class__.__name__})") from None
+
+
+def _store(source: str, incoming: list[Incoming]):
+    svc = current_app.extensions["operator"]
+    for attempt in (1, 2):
+        try:
+            with svc.engine.begin() as conn:
+                result = alert_intake.ingest(conn, incoming, svc.settings)
+            break
+        except IntegrityError:
+            # Another worker stored the same event between our check and insert (an HA pair
+            # delivering at once); a second pass sees it and counts it as a duplicate.
+            if attempt == 2:
+                logger.exception("%s webhook: could not store after a retry", source)
+                metrics.WEBHOOK_EVENTS.labels(source, "store_error").inc()
+                return error(503, "store conflict; retry")
+        except DataError:
+            # A value the database refuses is the payload's problem: a retry would fail forever.
+            logger.warning("%s webhook: payload has a value the store cannot hold", source, exc_info=True)
+            metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+            return error(400, "a value in the payload cannot be stored")
+        except SQLAlchemyError:
+            logger.exception("%s webhook: store unavailable", source)
+            metrics.WEBHOOK_EVENTS.labels(source, "store_error").inc()
+            return error(503, "store unavailable; retry later")
+    metrics.WEBHOOK_EVENTS.labels(source, "new").inc(result.new)
+    metrics.WEBHOOK_EVENTS.labels(source, "duplicate").inc(result.received - result.new)
+    logger.info(
+        "%s webhook: %d alert(s), %d new, records %s, %d text(s) queued",
+        source,
+        result.received,
+        result.new,
+        ",".join(f"#{i}" for i in result.alert_ids) or "-",
+        result.texts,
+    )
+    return jsonify(
+        status="ok",
+        received=result.received,
+        new=result.new,
+        alerts=list(result.alert_ids),
+        texts=result.texts,
+    )
+
+
+def _handle(source: str, configured: bool, authorized, parse):
+    if not configured:
+        return error(404, f"the {source} webhook is off: set its token (see README)")
+    if not authorized():
+        metrics.WEBHOOK_EVENTS.labels(source, "unauthorized").inc()
+        logger.warning("%s webhook: missing or wrong credentials from %s", source, request.remote_addr)
+        return error(401, "missing or wrong credentials", **{"WWW-Authenticate": 'Bearer realm="operator"'})
+    try:
+        incoming = parse(_payload())
+    except RequestEntityTooLarge:
+        metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+        return error(413, "body larger than 1 MiB")
+    except PayloadError as exc:
+        metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+        logger.warning("%s webhook: rejected payload: %s", source, exc)
+        return error(400, str(exc))
+    if not incoming:
+        return jsonify(status="ok", received=0, new=0, alerts=[], texts=0)
+    return _store(source, incoming)
+
+
+@bp.post("/alertmanager")
+@bp.post("/prometheus")
+def alertmanager():
+    """Alertmanager's webhook_configs (payload version 4)."""
+    settings = current_app.extensions["operator"].settings
+    configured = bool(
+        settings.alertmanager_token or (settings.alertmanager_user and settings.alertmanager_password)
+    )
+    return _handle("alertmanager", configured, lambda: _alertmanager_auth_ok(settings), parse_alertmanager)
+
+
+@bp.post("/datadog")
+def datadog():
+    """Datadog's Webhooks integration: the README's custom payload, or Datadog's default."""
+    settings = current_app.extensions["operator"].settings
+
+    def parse(payload: object) -> list[Incoming]:
+        event = parse_datadog(payload)
+        if event is None:
+            logger.info("datadog webhook: ignored a notification that is not an alert state")
+            return []
+        return [event]
+
+    token = settings.datadog_token
+    return _handle("datadog", bool(token), lambda: bool(_bearer()) and same_secret(_bearer(), token), parse)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_exc: RequestEntityTooLarge):
+    return error(413, "body larger than 1 MiB")
+
+
+@bp.app_errorhandler(NotFound)
+@bp.app_errorhandler(MethodNotAllowed)
+def routing_error(exc: HTTPException):
+    """JSON errors for webhook paths (senders log the body); other paths keep Flask's answer."""
+    if not request.path.startswith("/webhook/"):
+        return exc
+    headers = {"Allow": "POST"} if isinstance(exc, MethodNotAllowed) else {}
+    return error(exc.code or 404, exc.name.lower(), **headers)
