@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from twilio.request_validator import RequestValidator
 
 import composer
+from worker import worker_command
 
 
 @click.command("sms")
@@ -54,3 +55,4 @@ def sms_command(text: str, from_: str, url: str) -> None:
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(sms_command)
+    app.cli.add_command(worker_command)
