@@ -198,17 +198,17 @@ class Evaluator:
         with self.engine.begin() as conn:
             state = self._state(conn, rule)
             failures = state["failures"] + 1
-            delay = min(MAX_BACKOFF, interval * (2 ** min(failures - 1, 20) - 1))
+            delay = min(MAX_BACKOFF, interval * 2 ** min(failures - 1, 20))
             notice = failures >= FAILURES_BEFORE_NOTICE and not state["notice_sent"]
             if notice:
-                retry = humanize(max(interval, delay))
+                retry = humanize(delay)
                 self._notify(conn, rule, None, f"Cannot evaluate rule {rule.name}: {error}. Retrying "
                              f"every {retry} or so; it cannot alert until then.", "notice")  # fmt: skip
             self._save(conn, rule, state="nodata", evaluated_at=now, next_eval_at=now + delay,
                        failures=failures, notice_sent=1 if notice else state["notice_sent"],
                        last_error=error[:500])  # fmt: skip
         logger.warning("rule %s: no data (%s), failure %d, next try in %.0fs", rule.name, error, failures,
-                       delay + interval)  # fmt: skip
+                       delay)  # fmt: skip
 
     def forget_removed_rules(self) -> None:
         """Rules gone from the file: close their incidents quietly and drop their state."""

@@ -160,12 +160,9 @@ def _parse_one(item: Any, configured: set[str], everything: set[str], default_re
 def _duration(item: Mapping, key: str) -> float:
     value = item.get(key, 0)
     try:
-        seconds = parse_duration(str(value))
+        return parse_duration(str(value))
     except ValueError:
         raise ConfigError(f"'{key}' must be a duration like 30s, 5m or 1h, not {value!r}") from None
-    if seconds < 0:
-        raise ConfigError(f"'{key}' must not be negative")
-    return seconds
 
 
 def _check_template(rule: Rule) -> None:
