@@ -125,6 +125,10 @@ class FakeTwilio:
 def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in one write (flushed after each request), without Nagle's
+        # delay, so the fake answers as fast as a real API would.
+        wbufsize = 64 * 1024
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:
             pass
