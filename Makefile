@@ -1,6 +1,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
+# bash for `wait -n` in `run`
+SHELL := /bin/bash
 
 .PHONY: run test lint bench clean
 
@@ -13,8 +15,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 .env: .env.example
 	@test -f .env || $(PY) scripts/init_env.py
 
+# The web server and the worker (rules + outbound SMS) together: when either exits, or on
+# Ctrl-C, the other is stopped too.
 run: $(VENV)/.installed .env
-	PORT=$(PORT) $(VENV)/bin/gunicorn -c production.py 'app:create_app()'
+	@trap 'kill $$web $$worker 2>/dev/null; wait' EXIT; \
+	PORT=$(PORT) $(VENV)/bin/gunicorn -c production.py 'app:create_app()' & web=$$!; \
+	$(VENV)/bin/flask --app app worker & worker=$$!; \
+	wait -n $$web $$worker
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest

@@ -14,6 +14,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import commands  # noqa: F401 - registers the commands
+import delivery
 import inbound
 import metrics
 import store
@@ -62,7 +63,7 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition()
+    body, content_type = metrics.exposition(services().engine)
     return Response(body, mimetype=content_type.split(";")[0], content_type=content_type)
 
 
@@ -97,5 +98,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(500, _internal_error)
     app.register_blueprint(bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(delivery.bp)
     register_cli(app)
     return app

@@ -13,6 +13,7 @@ from twilio.request_validator import RequestValidator
 
 import composer
 from monitors.checkup import check_command
+from worker import worker_command
 
 
 @click.command("sms")
@@ -56,3 +57,4 @@ def sms_command(text: str, from_: str, url: str) -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(sms_command)
     app.cli.add_command(check_command)
+    app.cli.add_command(worker_command)

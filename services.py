@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 import alert_store  # noqa: F401 - defines its tables on store.metadata
+import alerting  # noqa: F401 - defines its tables on store.metadata
+import sender  # noqa: F401 - defines its tables on store.metadata
 import sms  # noqa: F401 - defines its tables on store.metadata
 import store
 from config import Settings

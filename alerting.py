@@ -1,0 +1,221 @@
+"""Evaluating alert rules: ok -> pending -> firing -> resolved, persisted in `rule_states`.
+
+Every evaluation reads and writes its rule's row, the alert record and the texts it causes in one
+transaction, so a restart neither re-pages nor forgets a firing alert. A rule whose query fails
+goes to `nodata`, is backed off, and after a few failures sends one "cannot evaluate" notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, delete, select, update
+
+import alert_store
+import config_file
+import sms
+import store
+from rules import Rule, number, parse_rules
+from timeutil import humanize
+
+logger = logging.getLogger(__name__)
+
+STATES = ("ok", "pending", "firing", "resolved", "nodata")
+SOURCE = "rule"
+FAILURES_BEFORE_NOTICE = 3
+MAX_BACKOFF = 900.0
+
+rule_states = Table(
+    "rule_states",
+    store.metadata,
+    Column("rule", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("since", Float),  # when the current breach began (pending and firing)
+    Column("alert_id", Integer),  # the incident this rule opened last
+    Column("value", Float),
+    Column("evaluated_at", Float),
+    Column("next_eval_at", Float, nullable=False, default=0.0),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("notice_sent", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("evaluated_by", String(64)),
+)
+
+
+def load_rules(services: Any) -> list[Rule]:
+    """The validated rules of the YAML file; ConfigError names the rule and the problem."""
+    from monitors import MONITORS
+
+    section = config_file.load(services.settings).get("rules")
+    return parse_rules(section, services.settings, services.monitors, MONITORS)
+
+
+class Evaluator:
+    """Evaluates every rule once per tick; run by exactly one worker (see leader.py)."""
+
+    def __init__(self, services: Any, rules: list[Rule], worker_id: str = ""):
+        self.services, self.rules, self.worker_id = services, rules, worker_id
+        self.settings, self.engine = services.settings, services.engine
+        self.forget_removed_rules()
+
+    def tick(self, now: float | None = None) -> None:
+        """Evaluate each due rule; a failure is that rule's problem, never the loop's."""
+        now = time.time() if now is None else now
+        for rule in self.rules:
+            try:
+                self.evaluate(rule, now)
+            except Exception:
+                logger.exception("rule %s: evaluation failed", rule.name)
+                try:
+                    self._no_data(rule, "internal error, see logs", now)
+                except Exception:  # noqa: BLE001 - the store itself may be down; try next tick
+                    logger.exception("rule %s: could not record the failure", rule.name)
+
+    def evaluate(self, rule: Rule, now: float) -> None:
+        with self.engine.connect() as conn:
+            state = self._state(conn, rule)
+        if state["next_eval_at"] > now + 0.01:
+            return  # backing off after failures
+        monitor = self.services.monitors[rule.monitor]
+        result = monitor.value(rule.query)
+        value = result.data.get("value") if result.ok else None
+        if value is None:
+            self._no_data(rule, result.error or "no data", now)
+        else:
+            self._apply(rule, float(value), now)
+
+    def _state(self, conn: Connection, rule: Rule) -> dict[str, Any]:
+        row = conn.execute(select(rule_states).where(rule_states.c.rule == rule.name)).first()
+        if row is None:
+            return {"rule": rule.name, "state": "ok", "since": None, "alert_id": None, "next_eval_at": 0.0,
+                    "failures": 0, "notice_sent": 0}  # fmt: skip
+        return dict(row._mapping)
+
+    def _save(self, conn: Connection, rule: Rule, **values: Any) -> None:
+        values.update(evaluated_by=self.worker_id)
+        updated = conn.execute(update(rule_states).where(rule_states.c.rule == rule.name).values(**values))
+        if not updated.rowcount:
+            conn.execute(rule_states.insert().values(rule=rule.name, **{"state": "ok", **values}))
+
+    def _apply(self, rule: Rule, value: float, now: float) -> None:
+        with self.engine.begin() as conn:
+            state = self._state(conn, rule)
+            current, since, alert_id = state["state"], state["since"], state["alert_id"]
+            alert = alert_store.get(conn, alert_id) if alert_id else None
+            if current == "nodata":
+                current = "firing" if alert and alert.status == "firing" else "ok"
+            common = dict(value=value, evaluated_at=now, next_eval_at=now, failures=0, notice_sent=0,
+                          last_error=None)  # fmt: skip
+            if not rule.breached(value):
+                if current == "firing" and alert and alert.status == "firing":
+                    self._resolve(conn, rule, alert, value, now)
+                    self._save(conn, rule, state="resolved", since=None, **common)
+                else:
+                    self._save(conn, rule, state="ok", since=None, **common)
+                return
+            if current == "firing" and alert and alert.status == "firing":
+                self._remind(conn, rule, alert, value, now)
+                self._save(conn, rule, state="firing", **common)
+                return
+            since = since if current == "pending" and since else now
+            if now - since < rule.for_:
+                self._save(conn, rule, state="pending", since=since, **common)
+                return
+            alert = self._fire(conn, rule, value, since, now)
+            self._save(conn, rule, state="firing", since=since, alert_id=alert.id, **common)
+
+    def _fire(
+        self, conn: Connection, rule: Rule, value: float, since: float, now: float
+    ) -> alert_store.Alert:
+        text = rule.render(value, humanize(now - since))
+        last = conn.execute(
+            select(alert_store.alerts.c.id)
+            .where(alert_store.alerts.c.source == SOURCE, alert_store.alerts.c.key == rule.name)
+            .order_by(alert_store.alerts.c.id.desc())
+        ).scalar()
+        previous = alert_store.get(conn, last) if last else None
+        if (
+            previous
+            and previous.status == "resolved"
+            and previous.resolved_at
+            and now - previous.resolved_at < self.settings.recovery_delay
+        ):
+            # Back before its recovery notice went out: the same incident, not a new page.
+            alert_store.set_fields(conn, previous.id, status="firing", resolved_at=None, last_seen=now,
+                                   summary=text)  # fmt: skip
+            o = sms.outbox.c
+            conn.execute(
+                update(sms.outbox)
+                .where(o.alert_id == previous.id, o.kind == "recovery", o.status == "queued")
+                .values(status="dropped", error_message="alert firing again")
+            )
+            logger.info(
+                "rule %s flapped back to firing within RECOVERY_DELAY: #%d reopened", rule.name, previous.id
+            )
+            return alert_store.get(conn, previous.id)
+        labels = {"monitor": rule.monitor, "query": rule.query}
+        alert, opened = alert_store.fire(conn, SOURCE, rule.name, rule.name, summary=text,
+                                         severity=rule.severity, labels=labels, started_at=since)  # fmt: skip
+        if opened:
+            self._notify(conn, rule, alert.id, f"ALERT #{alert.id}: {text}", "alert")
+            alert_store.set_fields(conn, alert.id, last_notified_at=now)
+            logger.warning("rule %s firing: alert #%d (%s %s %s)", rule.name, alert.id, number(value),
+                           rule.op, number(rule.threshold))  # fmt: skip
+        return alert
+
+    def _remind(
+        self, conn: Connection, rule: Rule, alert: alert_store.Alert, value: float, now: float
+    ) -> None:
+        alert_store.set_fields(conn, alert.id, last_seen=now)
+        quiet = alert.acked_by or alert.silence_id or (alert.snoozed_until or 0) > now
+        last = alert.last_notified_at or alert.started_at
+        if not rule.repeat or quiet or now - last < rule.repeat:
+            return
+        age = humanize(now - alert.started_at)
+        text = rule.render(value, age)
+        self._notify(conn, rule, alert.id, f"STILL FIRING {age}: #{alert.id} {text}", "reminder")
+        alert_store.set_fields(conn, alert.id, last_notified_at=now)
+
+    def _resolve(
+        self, conn: Connection, rule: Rule, alert: alert_store.Alert, value: float, now: float
+    ) -> None:
+        alert_store.close(conn, alert.id, at=now)
+        age = humanize(now - alert.started_at)
+        text = f"RESOLVED after {age}: #{alert.id} {rule.name} now {number(value)}"
+        # Held back RECOVERY_DELAY: if the rule fires again meanwhile, _fire drops it.
+        self._notify(conn, rule, alert.id, text, "recovery", not_before=now + self.settings.recovery_delay)
+        logger.info("rule %s resolved: alert #%d after %s", rule.name, alert.id, age)
+
+    def _notify(self, conn: Connection, rule: Rule, alert_id: int | None, text: str, kind: str,
+                not_before: float | None = None) -> None:  # fmt: skip
+        for phone in rule.recipients:
+            sms.enqueue(conn, phone, text, kind, self.settings, alert_id=alert_id, not_before=not_before)
+
+    def _no_data(self, rule: Rule, error: str, now: float) -> None:
+        interval = self.settings.alert_interval
+        with self.engine.begin() as conn:
+            state = self._state(conn, rule)
+            failures = state["failures"] + 1
+            delay = min(MAX_BACKOFF, interval * 2 ** min(failures - 1, 20))
+            notice = failures >= FAILURES_BEFORE_NOTICE and not state["notice_sent"]
+            if notice:
+                retry = humanize(delay)
+                self._notify(conn, rule, None, f"Cannot evaluate rule {rule.name}: {error}. Retrying "
+                             f"every {retry} or so; it cannot alert until then.", "notice")  # fmt: skip
+            self._save(conn, rule, state="nodata", evaluated_at=now, next_eval_at=now + delay,
+                       failures=failures, notice_sent=1 if notice else state["notice_sent"],
+                       last_error=error[:500])  # fmt: skip
+        logger.warning("rule %s: no data (%s), failure %d, next try in %.0fs", rule.name, error, failures,
+                       delay)  # fmt: skip
+
+    def forget_removed_rules(self) -> None:
+        """Rules gone from the file: close their incidents quietly and drop their state."""
+        names = [r.name for r in self.rules]
+        with self.engine.begin() as conn:
+            for alert in alert_store.firing(conn):
+                if alert.source == SOURCE and alert.key not in names:
+                    logger.info("rule %s was removed: closing alert #%d", alert.key, alert.id)
+                    alert_store.close(conn, alert.id)
+            conn.execute(delete(rule_states).where(rule_states.c.rule.not_in(names)))

@@ -1,0 +1,74 @@
+"""POST /sms/status: Twilio's StatusCallback, recording what happened to each text we sent.
+
+Twilio posts queued -> sent -> delivered (or undelivered/failed with an ErrorCode), signed like
+every webhook, and not always in order: a late "sent" must not overwrite "delivered".
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import Engine, select, update
+
+import sms
+import store
+from security import is_from_twilio, mask
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("delivery", __name__)
+
+# Later states outrank earlier ones; the three outcomes are final.
+RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+OUTCOMES = ("delivered", "undelivered", "failed")
+
+
+def record(engine: Engine, sid: str, status: str, error_code: str = "") -> bool:
+    """Apply one status report to the outbox row with this sid; False when ignored."""
+    o = sms.outbox.c
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(o.id, o.delivery_status, o.to_number).where(o.provider_sid == sid).with_for_update()
+        ).first()
+        if row is None:
+            logger.info("status %s for unknown message %s ignored", status, sid)
+            return False
+        if RANK[status] <= RANK.get(row.delivery_status or "", -1):
+            logger.info("out-of-order status %s after %s for %s ignored", status, row.delivery_status, sid)
+            return False
+        values = {"delivery_status": status, "delivery_updated_at": store.now()}
+        if status in OUTCOMES:
+            values["status"] = status
+        if error_code:
+            values["error_code"] = error_code
+        conn.execute(update(sms.outbox).where(o.id == row.id).values(**values))
+    if status in ("undelivered", "failed"):
+        logger.warning("text %s to %s %s (error %s)", sid, mask(row.to_number), status, error_code or "-")
+    return True
+
+
+@bp.post(sms.STATUS_PATH)
+def status_callback() -> Response:
+    svc = current_app.extensions["operator"]
+    if not is_from_twilio(request, svc.settings):
+        logger.warning("rejected %s with a missing or wrong signature", sms.STATUS_PATH)
+        return Response("", status=403)
+    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "")[:64]
+    status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").lower()
+    error_code = (request.form.get("ErrorCode") or "")[:16]
+    if not sid or status not in RANK:
+        # Twilio retries non-2xx answers; a report we cannot use will not get better.
+        logger.info("status callback without a usable MessageSid/MessageStatus ignored")
+        return Response("", status=204)
+    record(svc.engine, sid, status, error_code)
+    return Response("", status=204)

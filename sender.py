@@ -1,0 +1,284 @@
+"""Sending the outbox: atomic claims with a lease, shared pacing, retries, storm control, digests.
+
+Claims: a sender marks due rows `sending` with `claimed_by` and `claimed_until` in one transaction
+(PostgreSQL `FOR UPDATE SKIP LOCKED`; on SQLite the store's `BEGIN IMMEDIATE` makes it the only
+writer), so two senders never take the same row. A sender killed mid-batch leaves its rows
+`sending`; once `claimed_until` passes, any sender takes them again. The one duplicate this
+allows: a sender that dies after Twilio accepted a text but before it recorded that.
+
+Pacing is a shared schedule in the `sms_pacing` table: each text reserves `segments / SMS_RATE`
+seconds after the last reservation, whichever process or host makes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Column, Engine, Float, String, Table, case, select, update
+
+import alert_store
+import metrics
+import sms
+import store
+from config import Settings
+from rate_limiter import RateLimiter
+from security import mask
+
+logger = logging.getLogger(__name__)
+
+pacing = Table(
+    "sms_pacing",
+    store.metadata,
+    Column("key", String(64), primary_key=True),
+    Column("next_at", Float, nullable=False),
+)
+
+RETRY_BASE = 2.0
+RETRY_CAP = 300.0
+PACING_KEY = "outbound"
+
+
+def reserve_slot(engine: Engine, seconds: float, now: float | None = None) -> float:
+    """Book `seconds` of the shared sending schedule; returns when this text may go."""
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        query = select(pacing.c.next_at).where(pacing.c.key == PACING_KEY).with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            _insert_ignore(conn, now)
+            row = conn.execute(query).first()
+        start = max(now, row.next_at)
+        conn.execute(update(pacing).where(pacing.c.key == PACING_KEY).values(next_at=start + seconds))
+    return start
+
+
+def _insert_ignore(conn, now: float) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(pacing).values(key=PACING_KEY, next_at=now).on_conflict_do_nothing())
+
+
+class Sender:
+    """Claims due outbox rows and sends them; safe to run in many processes and hosts at once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        backend: Any,
+        storm: RateLimiter,
+        worker_id: str,
+        lease: float = 60.0,
+        retry_base: float = RETRY_BASE,
+        retry_cap: float = RETRY_CAP,
+    ):
+        self.engine, self.settings, self.backend, self.storm = engine, settings, backend, storm
+        self.worker_id, self.lease = worker_id, lease
+        self.retry_base, self.retry_cap = retry_base, retry_cap
+        # Small enough that a claimed batch is sent well inside its lease at SMS_RATE.
+        self.batch = max(1, min(50, int(settings.sms_rate * lease / 4)))
+        self.callback = sms.status_callback_url(settings)
+
+    def step(self, stop: threading.Event | None = None) -> int:
+        """Send one batch of due texts and any digests whose window opened; returns rows handled."""
+        stop = stop or threading.Event()
+        self.send_digests()
+        rows = self.claim()
+        for index, row in enumerate(rows):
+            if stop.is_set():
+                self.release([r.id for r in rows[index:]])
+                break
+            self.process(row, stop)
+        return len(rows)
+
+    def claim(self, now: float | None = None) -> list[Any]:
+        """Atomically take up to one batch of due rows (queued, or abandoned past their lease)."""
+        now = time.time() if now is None else now
+        o = sms.outbox.c
+        due = ((o.status == "queued") & (o.not_before <= now)) | (
+            (o.status == "sending") & (o.claimed_until < now)
+        )
+        with self.engine.begin() as conn:
+            ids = conn.scalars(
+                select(o.id)
+                .where(due)
+                # Replies to a person's own command go first: they are waiting for them.
+                .order_by(case((o.kind == "reply", 0), else_=1), o.not_before, o.id)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not ids:
+                return []
+            conn.execute(
+                update(sms.outbox)
+                .where(o.id.in_(ids))
+                .values(status="sending", claimed_by=self.worker_id, claimed_until=now + self.lease)
+            )
+            return list(conn.execute(select(sms.outbox).where(o.id.in_(ids)).order_by(o.id)).all())
+
+    def release(self, ids: list[int]) -> None:
+        """Hand unsent claimed rows back to the queue (clean shutdown)."""
+        if not ids:
+            return
+        o = sms.outbox.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sms.outbox)
+                .where(o.id.in_(ids), o.claimed_by == self.worker_id, o.status == "sending")
+                .values(status="queued", claimed_by=None, claimed_until=None)
+            )
+
+    def process(self, row: Any, stop: threading.Event) -> None:
+        """Check, pace and send one claimed row, then record the outcome."""
+        verdict = self._precheck(row)
+        if verdict != "send":
+            return
+        start = reserve_slot(self.engine, row.segments / self.settings.sms_rate)
+        if stop.wait(max(0.0, start - time.time())):
+            self.release([row.id])
+            return
+        try:
+            accepted = self.backend.send(row.to_number, row.body, self.callback)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+            failure = sms.classify(exc)
+            if failure.code == "internal":
+                logger.exception("unexpected error sending outbox #%d", row.id)
+            self._failed(row, failure)
+            return
+        self._finish(
+            row,
+            status="sent",
+            provider_sid=accepted.sid,
+            delivery_status=accepted.status,
+            sent_at=time.time(),
+            error_code=None,
+            error_message=None,
+        )
+        logger.info("sent outbox #%d (%s) to %s", row.id, row.kind, mask(row.to_number))
+
+    def _precheck(self, row: Any) -> str:
+        """Expire, drop or fold a row before spending a send on it; 'send' when it should go."""
+        now = time.time()
+        if now - row.created_at > self.settings.sms_max_age:
+            self._finish(row, status="failed", error_code="expired", error_message="older than SMS_MAX_AGE")
+            logger.warning("outbox #%d to %s expired unsent", row.id, mask(row.to_number))
+            return "failed"
+        if row.kind == "recovery" and row.alert_id is not None and self._firing_again(row.alert_id):
+            self._finish(row, status="dropped", error_message="alert firing again")
+            return "dropped"
+        if row.kind in sms.STORM_KINDS and not self.storm.hit(row.to_number).allowed:
+            self._finish(row, status="folded")
+            logger.info("outbox #%d folded into a digest for %s", row.id, mask(row.to_number))
+            return "folded"
+        # Refresh the lease: a row that waited in a batch gets the whole lease for its send.
+        with self.engine.begin() as conn:
+            o = sms.outbox.c
+            held = conn.execute(
+                update(sms.outbox)
+                .where(o.id == row.id, o.claimed_by == self.worker_id, o.status == "sending")
+                .values(claimed_until=now + self.lease)
+            ).rowcount
+        return "send" if held else "lost"
+
+    def _firing_again(self, alert_id: int) -> bool:
+        with self.engine.connect() as conn:
+            alert = alert_store.get(conn, alert_id)
+            if alert is None:
+                return False
+            return (
+                alert.status == "firing" or alert_store.find_firing(conn, alert.source, alert.key) is not None
+            )
+
+    def _failed(self, row: Any, failure: sms.SendError) -> None:
+        attempts = row.attempts + 1
+        if failure.code == "21610":
+            metrics.SMS_OPTED_OUT.inc()
+            logger.error(
+                "%s has opted out (21610: replied STOP): they cannot be paged until they text START",
+                mask(row.to_number),
+            )
+        if not failure.temporary:
+            logger.warning("outbox #%d failed for good: %s", row.id, failure)
+            self._finish(row, status="failed", attempts=attempts, error_code=failure.code,
+                         error_message=failure.message)  # fmt: skip
+            return
+        delay = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
+        retry_at = time.time() + random.uniform(delay / 2, delay)
+        if retry_at - row.created_at > self.settings.sms_max_age:
+            logger.error("outbox #%d gave up after %d attempts: %s", row.id, attempts, failure)
+            self._finish(row, status="failed", attempts=attempts, error_code=failure.code,
+                         error_message=f"gave up after {attempts} attempts: {failure.message}")  # fmt: skip
+            return
+        logger.warning("outbox #%d attempt %d failed (%s), retry in %.0fs", row.id, attempts, failure,
+                       retry_at - time.time())  # fmt: skip
+        self._finish(row, status="queued", attempts=attempts, not_before=retry_at, claimed_by=None,
+                     claimed_until=None, error_code=failure.code, error_message=failure.message)  # fmt: skip
+
+    def _finish(self, row: Any, **values: Any) -> None:
+        values.setdefault("attempts", row.attempts + (1 if values.get("status") == "sent" else 0))
+        o = sms.outbox.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sms.outbox).where(o.id == row.id, o.claimed_by == self.worker_id).values(**values)
+            )
+
+    def send_digests(self) -> int:
+        """For each recipient with folded texts whose storm window has opened, queue one digest."""
+        o = sms.outbox.c
+        with self.engine.connect() as conn:
+            numbers = conn.scalars(
+                select(o.to_number).where(o.status == "folded", o.digest_id.is_(None)).distinct()
+            ).all()
+        queued = 0
+        for number in numbers:
+            # Counted before the transaction: with the SQL limiter storage the hit is its own
+            # write, which SQLite would block behind ours. A racing sender may waste one hit.
+            if not self._window_open(number) or not self.storm.hit(number).allowed:
+                continue
+            with self.engine.begin() as conn:
+                rows = conn.execute(
+                    select(o.id, o.alert_id)
+                    .where(o.status == "folded", o.digest_id.is_(None), o.to_number == number)
+                    .order_by(o.id)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                if not rows:
+                    continue
+                digest_id = sms.enqueue(conn, number, digest_text(conn, rows), "digest", self.settings)
+                conn.execute(
+                    update(sms.outbox).where(o.id.in_([r.id for r in rows])).values(digest_id=digest_id)
+                )
+                queued += 1
+        return queued
+
+    def _window_open(self, number: str) -> bool:
+        return all(self.storm.strategy.test(item, self.storm.namespace, number) for item in self.storm.items)
+
+
+def digest_text(conn: Any, rows: list[Any]) -> str:
+    """ "7 firing: db-cpu, api-5xx, +5. Reply ALERTS" for the alerts behind folded texts."""
+    names: list[str] = []
+    seen: set[int] = set()
+    for row in reversed(rows):
+        if row.alert_id is None or row.alert_id in seen:
+            continue
+        seen.add(row.alert_id)
+        alert = alert_store.get(conn, row.alert_id)
+        if alert is not None and alert.status == "firing" and alert.name not in names:
+            names.append(alert.name)
+    if not names:
+        return f"{len(rows)} alert texts held back; none firing now. Reply ALERTS"
+    shown: list[str] = []
+    for name in names:
+        if len(", ".join([*shown, name])) > 100 and shown:
+            break
+        shown.append(name)
+    rest = len(names) - len(shown)
+    listed = ", ".join(shown) + (f", +{rest}" if rest else "")
+    return f"{len(names)} firing: {listed}. Reply ALERTS"
