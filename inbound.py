@@ -8,6 +8,7 @@ Twilio retry of the same MessageSid gets the first answer again instead of a sec
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import composer
 import metrics
 import store
 from command_processor import RESERVED, CommandProcessor
+from pages import PageStore
 from security import mask, role_of
 from timeutil import humanize
 
@@ -60,9 +62,12 @@ def record(
         ).inserted_primary_key[0]
 
 
-def _finish(engine, row_id: int, reply: Reply, started: float) -> None:
+def _finish(engine, row_id: int, reply: Reply, started: float, phone: str, pages: list[str] | None) -> None:
+    """Audit the reply and keep its continuation pages, in one transaction (one round trip less)."""
     latency = (time.monotonic() - started) * 1000
     with engine.begin() as conn:
+        if pages is not None:
+            PageStore.save_in(conn, phone, pages)
         conn.execute(
             update(store.messages)
             .where(store.messages.c.id == row_id)
@@ -95,8 +100,8 @@ def handle(services, phone: str, sid: str, body: str) -> Reply:
     except IntegrityError:
         return _duplicate(services, phone, sid, body)
 
-    reply = _respond(services, phone, role, body)
-    _finish(engine, row_id, reply, started)
+    reply, pages = _respond(services, phone, role, body)
+    _finish(engine, row_id, reply, started, phone, pages)
     audit_log.info(
         "from=%s command=%s outcome=%s segments=%s",
         mask(phone),
@@ -107,7 +112,8 @@ def handle(services, phone: str, sid: str, body: str) -> Reply:
     return reply
 
 
-def _respond(services, phone: str, role: str, body: str) -> Reply:
+def _respond(services, phone: str, role: str, body: str) -> tuple[Reply, list[str] | None]:
+    """The reply, and the pages to keep for MORE (None: leave the stored pages alone)."""
     words = body.strip().lower().strip("!.?")
     if words in RESERVED:
         # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
@@ -115,27 +121,24 @@ def _respond(services, phone: str, role: str, body: str) -> Reply:
             logger.error(
                 "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
             )
-        return Reply(None, "ok", "optout" if words != "start" else "optin")
+        return Reply(None, "ok", "optout" if words != "start" else "optin"), None
 
     decision = services.limiter.hit(phone)
     if not decision.allowed:
         metrics.RATE_LIMITED.inc()
         if not decision.notify:
-            return Reply(None, "rate_limited")
-        minutes = max(1, round(decision.retry_after / 60))
+            return Reply(None, "rate_limited"), None
+        minutes = max(1, math.ceil(decision.retry_after / 60))
         text = f"Slow down: rate limit reached. Try again in {minutes} min."
-        return Reply(text, "rate_limited", segments=composer.segments(text))
+        return Reply(text, "rate_limited", segments=composer.segments(text)), None
 
     outcome = CommandProcessor(services).run(body, phone, role)
     settings = services.settings
-    if isinstance(outcome.reply, composer.Page):
-        text = outcome.reply
-    else:
-        pages = composer.paginate(outcome.reply, settings.sms_max_segments, settings.sms_emoji)
-        services.pages.save(phone, pages)
-        text = pages[0]
     result = "ok" if outcome.outcome == "ok" else "error"
-    return Reply(text, result, outcome.command, composer.segments(text))
+    if isinstance(outcome.reply, composer.Page):
+        return Reply(outcome.reply, result, outcome.command, composer.segments(outcome.reply)), None
+    pages = composer.paginate(outcome.reply, settings.sms_max_segments, settings.sms_emoji)
+    return Reply(pages[0], result, outcome.command, composer.segments(pages[0])), pages
 
 
 def _duplicate(services, phone: str, sid: str, body: str) -> Reply:

@@ -46,6 +46,7 @@ def configure_logging(settings: Settings) -> None:
     """Replace the root handlers with Operator's; safe to call again (tests build many apps)."""
     secrets = [
         settings.twilio_auth_token,
+        settings.twilio_webhook_shared_key,
         settings.newrelic_api_key,
         settings.custom_api_token,
         settings.alertmanager_token,
