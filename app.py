@@ -11,6 +11,7 @@ import re
 import uuid
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import InternalServerError
@@ -126,4 +127,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(500, _internal_error)
     app.register_blueprint(bp)
     register_cli(app)
+    logger.info(
+        "Operator ready (pid %d, store %s)", os.getpid(), make_url(settings.database_url).get_backend_name()
+    )
     return app

@@ -7,17 +7,22 @@ FixedWindowRateLimiter, so the arithmetic is the library's, not ours.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import Engine, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 import store
+from security import mask
+
+logger = logging.getLogger(__name__)
 
 
 class SQLStorage(Storage):
@@ -104,7 +109,20 @@ class RateLimiter:
         self.strategy = FixedWindowRateLimiter(storage)
 
     def hit(self, phone: str) -> Decision:
-        """Count one message from `phone` and say whether it may go through."""
+        """Count one message from `phone` and say whether it may go through.
+
+        Fails open: an on-call engineer locked out of Operator because the counter store is down
+        is worse than a few uncounted messages from an authorized number.
+        """
+        try:
+            return self._hit(phone)
+        except (StorageError, self.storage.base_exceptions) as exc:
+            logger.error(
+                "rate-limit store failed (%s); letting %s through", exc.__class__.__name__, mask(phone)
+            )
+            return Decision(True)
+
+    def _hit(self, phone: str) -> Decision:
         for item in self.items:
             if not self.strategy.hit(item, self.namespace, phone):
                 reset_at = self.strategy.get_window_stats(item, self.namespace, phone).reset_time
