@@ -13,7 +13,7 @@ from composer import TWILIO_MAX_CHARS, fit, is_gsm7, length_units, normalize, pa
 @pytest.mark.parametrize(
     "raw, flat",
     [
-        ("it’s “fine”", "it's \"fine\""),
+        ("it’s “fine”", 'it\'s "fine"'),
         ("‘single’ ‚low‛", "'single' 'low'"),
         ("a – b — c ― d − e", "a - b - c - d - e"),
         ("cpu\u00a090%", "cpu 90%"),

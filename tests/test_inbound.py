@@ -39,7 +39,12 @@ def test_a_stranger_gets_an_empty_response_and_is_recorded_without_the_body(app,
     assert response.status_code == 200
     assert ET.fromstring(response.data).tag == "Response" and list(ET.fromstring(response.data)) == []
     (row,) = messages(app)
-    assert (row.outcome, row.phone_masked, row.body, row.reply) == ("unauthorized", "+1555***0199", None, None)
+    assert (row.outcome, row.phone_masked, row.body, row.reply) == (
+        "unauthorized",
+        "+1555***0199",
+        None,
+        None,
+    )
 
 
 def test_a_repeated_message_sid_runs_once_and_gets_the_first_reply(app, phone):
@@ -135,13 +140,19 @@ def _random_body(rng: random.Random) -> str:
     if kind == 4:
         return "".join(chr(rng.randrange(0x1F300, 0x1FAFF)) for _ in range(rng.randrange(1, 50)))
     if kind == 5:
-        return rng.choice(["help", "more", "?", "STOP", "start", "hi", "ack 12", "status please"]) + "\u00a0" * 3
+        return (
+            rng.choice(["help", "more", "?", "STOP", "start", "hi", "ack 12", "status please"]) + "\u00a0" * 3
+        )
     if kind == 6:
         return "<Response><Message>&amp;</Message>]]>" * rng.randrange(1, 20)
     if kind == 7:
-        return " ".join(rng.choice(["the", "is", "what's", "?", "!!", "more", "help", "\n"]) for _ in range(30))
+        return " ".join(
+            rng.choice(["the", "is", "what's", "?", "!!", "more", "help", "\n"]) for _ in range(30)
+        )
     cut = rng.randrange(1, 5000)
-    return "".join(chr(rng.choice([rng.randrange(32, 0xD7FF), rng.randrange(0xE000, 0x10FFFF)])) for _ in range(cut))
+    return "".join(
+        chr(rng.choice([rng.randrange(32, 0xD7FF), rng.randrange(0xE000, 0x10FFFF)])) for _ in range(cut)
+    )
 
 
 def test_a_thousand_random_bodies_never_break_the_reply(settings):

@@ -27,7 +27,9 @@ def form(body: str = "help", number: str = ADMIN) -> dict[str, str]:
     }
 
 
-def post(client, signed_url: str, params: dict, path: str = "/sms", headers=None, secret=TOKEN, algorithm=None):
+def post(
+    client, signed_url: str, params: dict, path: str = "/sms", headers=None, secret=TOKEN, algorithm=None
+):
     """POST `params` to `path`, signed by Twilio's validator for `signed_url`."""
     signature = RequestValidator(secret).compute_signature(signed_url, params, algorithm)
     return client.post(path, data=params, headers={"X-Twilio-Signature": signature, **(headers or {})})
@@ -71,7 +73,9 @@ def test_a_correctly_signed_request_runs_the_command(app, client):
 )
 def test_it_rejects_a_bad_signature_with_403_and_runs_nothing(app, client, tamper):
     params = form("help")
-    headers = {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature("http://localhost/sms", params)}
+    headers = {
+        "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature("http://localhost/sms", params)
+    }
     tamper(params, headers)
     response = client.post("/sms", data=params, headers=headers)
     assert response.status_code == 403
@@ -150,7 +154,11 @@ class TestProxyHops:
             yield app
 
     def test_it_validates_the_url_rebuilt_from_the_trusted_proxy_headers(self, client):
-        headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ops.example.com", "X-Forwarded-For": "1.2.3.4"}
+        headers = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "ops.example.com",
+            "X-Forwarded-For": "1.2.3.4",
+        }
         response = post(client, "https://ops.example.com/sms", form(), headers=headers)
         assert response.status_code == 200 and reply_text(response.data).startswith("Commands:")
 
