@@ -10,7 +10,7 @@ import pytest
 
 import store
 from rate_limiter import RateLimiter, SQLStorage, make_storage
-from tests.servers import fresh_postgres_database, free_port, redis_or_skip
+from tests.servers import free_port, fresh_postgres_database, redis_or_skip
 
 PHONE = "+15555550100"
 
