@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from flask import g, has_request_context
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 import composer
@@ -43,42 +43,45 @@ def _request_id() -> str:
     return getattr(g, "request_id", "") if has_request_context() else ""
 
 
+# Statements built once: constructing `.values(...)` per call costs more than the database
+# round trip it describes (the benchmark in bench/ shows it).
+_INSERT = store.messages.insert()
+_FINISH = store.messages.update().where(store.messages.c.id == bindparam("row_id"))
+
+
 def record(
     engine, phone: str, outcome: str, sid: str | None = None, body: str | None = None, **fields
 ) -> int:
     """Insert a message row; raise IntegrityError when `sid` was seen before."""
+    values = {
+        "received_at": store.now(),
+        "message_sid": sid,
+        "phone": phone,
+        "phone_masked": mask(phone),
+        "body": body,
+        "outcome": outcome,
+        "request_id": _request_id(),
+        **fields,
+    }
     with engine.begin() as conn:
-        return conn.execute(
-            store.messages.insert().values(
-                received_at=store.now(),
-                message_sid=sid,
-                phone=phone,
-                phone_masked=mask(phone),
-                body=body,
-                outcome=outcome,
-                request_id=_request_id(),
-                **fields,
-            )
-        ).inserted_primary_key[0]
+        return conn.execute(_INSERT, values).inserted_primary_key[0]
 
 
 def _finish(engine, row_id: int, reply: Reply, started: float, phone: str, pages: list[str] | None) -> None:
     """Audit the reply and keep its continuation pages, in one transaction (one round trip less)."""
     latency = (time.monotonic() - started) * 1000
+    values = {
+        "row_id": row_id,
+        "command": reply.command,
+        "reply": reply.text,
+        "segments": reply.segments,
+        "latency_ms": latency,
+        "outcome": reply.outcome,
+    }
     with engine.begin() as conn:
         if pages is not None:
             PageStore.save_in(conn, phone, pages)
-        conn.execute(
-            update(store.messages)
-            .where(store.messages.c.id == row_id)
-            .values(
-                command=reply.command,
-                reply=reply.text,
-                segments=reply.segments,
-                latency_ms=latency,
-                outcome=reply.outcome,
-            )
-        )
+        conn.execute(_FINISH, values)
     metrics.COMMANDS.labels(reply.command or "none", reply.outcome).inc()
     metrics.REPLY_LATENCY.observe(latency / 1000)
 

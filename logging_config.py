@@ -28,6 +28,10 @@ class RedactFilter(logging.Filter):
         self.secrets = [s for s in secrets if s and len(s) >= 6]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Every handler carries this filter; the record is shared, so redact it only once.
+        if getattr(record, "_redacted", False):
+            return True
+        record._redacted = True
         message = record.getMessage()
         for secret in self.secrets:
             message = message.replace(secret, "[redacted]")

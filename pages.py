@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 import store
 from composer import Page
 
 # A continuation older than this is stale data; MORE then says there is nothing left.
 PAGE_TTL = 3600.0
+
+# Built once: it runs on every reply.
+_DELETE = delete(store.reply_pages).where(store.reply_pages.c.phone == bindparam("p_phone"))
 
 
 class PageStore:
@@ -27,7 +30,7 @@ class PageStore:
     @staticmethod
     def save_in(conn: Connection, phone: str, pages: list[str]) -> None:
         """`save` inside the caller's transaction (the reply's audit update shares it)."""
-        conn.execute(delete(store.reply_pages).where(store.reply_pages.c.phone == phone))
+        conn.execute(_DELETE, {"p_phone": phone})
         if len(pages) > 1:
             conn.execute(
                 store.reply_pages.insert().values(

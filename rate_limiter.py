@@ -16,7 +16,7 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Engine, case, delete, select
+from sqlalchemy import Engine, bindparam, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 import store
@@ -33,6 +33,30 @@ class SQLStorage(Storage):
     def __init__(self, engine: Engine):
         super().__init__()
         self.engine = engine
+        self._upsert = self._build_upsert(engine.dialect.name)
+
+    @staticmethod
+    def _build_upsert(dialect: str):
+        """One INSERT ... ON CONFLICT statement, built once: it runs on every message."""
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = store.rate_limits
+        now, amount, expires = bindparam("now"), bindparam("amount"), bindparam("expires")
+        expired = table.c.expires_at <= now
+        return (
+            insert(table)
+            .values(key=bindparam("k"), count=amount, expires_at=expires)
+            .on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={
+                    "count": case((expired, amount), else_=table.c.count + amount),
+                    "expires_at": case((expired, expires), else_=table.c.expires_at),
+                },
+            )
+            .returning(table.c.count)
+        )
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -41,22 +65,9 @@ class SQLStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Atomically add `amount`, starting a fresh window when the old one has expired."""
         now = time.time()
-        table = store.rate_limits
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table).values(key=key, count=amount, expires_at=now + expiry)
-        expired = table.c.expires_at <= now
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={
-                "count": case((expired, amount), else_=table.c.count + amount),
-                "expires_at": case((expired, now + expiry), else_=table.c.expires_at),
-            },
-        ).returning(table.c.count)
+        params = {"k": key, "amount": amount, "now": now, "expires": now + expiry}
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return int(conn.execute(self._upsert, params).scalar_one())
 
     def _row(self, key: str):
         with self.engine.connect() as conn:
