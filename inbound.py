@@ -64,7 +64,11 @@ def record(
         **fields,
     }
     with engine.begin() as conn:
-        return conn.execute(_INSERT, values).inserted_primary_key[0]
+        return _insert(conn, values)
+
+
+def _insert(conn, values: dict) -> int:
+    return conn.execute(_INSERT, values).inserted_primary_key[0]
 
 
 def _finish(engine, row_id: int, reply: Reply, started: float, phone: str, pages: list[str] | None) -> None:
@@ -98,12 +102,24 @@ def handle(services, phone: str, sid: str, body: str) -> Reply:
         return Reply(None, "unauthorized")
 
     body = composer.normalize(body or "")[:MAX_BODY]
+    keyword = _twilio_keyword(body)
+    limiter = services.limiter
+    decision = None
+    values = dict(received_at=store.now(), message_sid=sid or None, phone=phone, phone_masked=mask(phone))
+    values.update(body=body, outcome="processing", request_id=_request_id())
     try:
-        row_id = record(engine, phone, "processing", sid=sid or None, body=body)
+        with engine.begin() as conn:
+            row_id = _insert(conn, values)
+            # Counted in the same transaction as the stored message when the counters live in
+            # the database: a retry (duplicate MessageSid) rolls back before it counts.
+            if keyword is None and limiter.in_database:
+                decision = limiter.hit(phone, conn)
     except IntegrityError:
         return _duplicate(services, phone, sid, body)
+    if keyword is None and decision is None:
+        decision = limiter.hit(phone)
 
-    reply, pages = _respond(services, phone, role, body)
+    reply, pages = _respond(services, phone, role, body, keyword, decision)
     _finish(engine, row_id, reply, started, phone, pages)
     audit_log.info(
         "from=%s command=%s outcome=%s segments=%s",
@@ -115,18 +131,24 @@ def handle(services, phone: str, sid: str, body: str) -> Reply:
     return reply
 
 
-def _respond(services, phone: str, role: str, body: str) -> tuple[Reply, list[str] | None]:
-    """The reply, and the pages to keep for MORE (None: leave the stored pages alone)."""
+def _twilio_keyword(body: str) -> str | None:
+    """STOP, START and the other words Twilio acts on itself, or None."""
     words = body.strip().lower().strip("!.?")
-    if words in RESERVED:
+    return words if words in RESERVED else None
+
+
+def _respond(
+    services, phone: str, role: str, body: str, keyword: str | None, decision
+) -> tuple[Reply, list[str] | None]:
+    """The reply, and the pages to keep for MORE (None: leave the stored pages alone)."""
+    if keyword is not None:
         # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
-        if words in ("stop", "stopall", "unsubscribe", "cancel", "end", "quit"):
+        if keyword in ("stop", "stopall", "unsubscribe", "cancel", "end", "quit"):
             logger.error(
                 "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
             )
-        return Reply(None, "ok", "optout" if words != "start" else "optin"), None
+        return Reply(None, "ok", "optout" if keyword != "start" else "optin"), None
 
-    decision = services.limiter.hit(phone)
     if not decision.allowed:
         metrics.RATE_LIMITED.inc()
         if not decision.notify:

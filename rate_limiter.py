@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Engine, bindparam, case, delete, select
+from sqlalchemy import Connection, Engine, bindparam, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 import store
@@ -34,6 +37,21 @@ class SQLStorage(Storage):
         super().__init__()
         self.engine = engine
         self._upsert = self._build_upsert(engine.dialect.name)
+        # A transaction of the caller's to count in (see `within`), per thread and request.
+        self._shared: ContextVar[Connection | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
+
+    @contextmanager
+    def within(self, conn: Connection) -> Iterator[None]:
+        """Run the counters inside `conn`'s transaction: one write transaction per message, not two."""
+        token = self._shared.set(conn)
+        try:
+            yield
+        finally:
+            self._shared.reset(token)
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        shared = self._shared.get()
+        return nullcontext(shared) if shared is not None else self.engine.begin()
 
     @staticmethod
     def _build_upsert(dialect: str):
@@ -66,11 +84,11 @@ class SQLStorage(Storage):
         """Atomically add `amount`, starting a fresh window when the old one has expired."""
         now = time.time()
         params = {"k": key, "amount": amount, "now": now, "expires": now + expiry}
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return int(conn.execute(self._upsert, params).scalar_one())
 
     def _row(self, key: str):
-        with self.engine.connect() as conn:
+        with self._begin() as conn:
             return conn.execute(
                 select(store.rate_limits.c.count, store.rate_limits.c.expires_at).where(
                     store.rate_limits.c.key == key
@@ -119,13 +137,22 @@ class RateLimiter:
         self.namespace = namespace
         self.strategy = FixedWindowRateLimiter(storage)
 
-    def hit(self, phone: str) -> Decision:
+    @property
+    def in_database(self) -> bool:
+        """True when the counters live in the store (and can share its transactions)."""
+        return isinstance(self.storage, SQLStorage)
+
+    def hit(self, phone: str, conn: Connection | None = None) -> Decision:
         """Count one message from `phone` and say whether it may go through.
 
+        With `conn` (only when `in_database`), the counting joins that open transaction.
         Fails open: an on-call engineer locked out of Operator because the counter store is down
         is worse than a few uncounted messages from an authorized number.
         """
         try:
+            if conn is not None and isinstance(self.storage, SQLStorage):
+                with self.storage.within(conn):
+                    return self._hit(phone)
             return self._hit(phone)
         except (StorageError, self.storage.base_exceptions) as exc:
             logger.error(
