@@ -23,6 +23,9 @@ workers = _whole("WEB_CONCURRENCY", "2", 1, 64)
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which two
+# instances on a host would fight over; nothing here uses it.
+control_socket_disable = True
 # No query strings or bodies in access lines: they could carry numbers.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
