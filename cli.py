@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -34,8 +35,11 @@ def sms_command(text: str, from_: str, url: str) -> None:
         "Body": text,
         "NumMedia": "0",
     }
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.UsageError(f"--url must look like http://127.0.0.1:5000/sms, not {url!r}")
     # The server checks the signature against PUBLIC_URL when set, so sign what it will check.
-    path = "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     signed = settings.public_url + path if settings.public_url else url
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(signed, params)
     started = time.monotonic()
@@ -44,6 +48,11 @@ def sms_command(text: str, from_: str, url: str) -> None:
     except requests.RequestException as exc:
         raise click.ClickException(f"could not reach {url}: {exc}") from None
     elapsed = time.monotonic() - started
+    if response.status_code == 403:
+        raise click.ClickException(
+            f"HTTP 403 from {url}: signature refused; the server's TWILIO_AUTH_TOKEN or PUBLIC_URL "
+            "differs from this one's"
+        )
     if response.status_code != 200:
         raise click.ClickException(f"HTTP {response.status_code} from {url}")
     bodies = [m.text or "" for m in ET.fromstring(response.text).iter("Message")]

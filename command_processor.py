@@ -38,7 +38,7 @@ FILLER = frozenset(
 )
 
 _TOKEN = re.compile(r"[^\s]+")
-_EDGE_PUNCT = "!?.,;:'\"()[]{}<>`~*_"
+_EDGE_PUNCT = "!?.,;:'\"()[]{}<>`~*_¿¡"
 
 
 class CommandError(Exception):
@@ -135,6 +135,10 @@ class CommandProcessor:
         """(command, args, rest) for `text`; command None when nothing matches."""
         words = tokens(text)
         if not words:
+            # A bare "?" (or "??") is the classic way to ask for help on SMS.
+            bare = text.strip()
+            if bare and set(bare) == {"?"} and "?" in self.registry.words:
+                return self.registry.commands[self.registry.words["?"]], [], ""
             return None, [], ""
         raw_parts = text.strip().split(None, 1)
         first = words[0]
@@ -147,11 +151,24 @@ class CommandProcessor:
             if name:
                 args = meaningful[:i] + meaningful[i + 1 :]
                 return self.registry.commands[name], args, " ".join(args)
-        for word in meaningful:
-            for cmd in self.registry.commands.values():
-                if word in set(cmd.keywords_for(self.services)):
-                    return cmd, meaningful, " ".join(meaningful)
+        cmd = self._by_keyword(meaningful)
+        if cmd is not None:
+            return cmd, meaningful, " ".join(meaningful)
+        if not meaningful:
+            # Small talk made only of filler ("how's it going?", "are we ok?") may still hit a
+            # keyword a command claims; filler never outranks a meaningful word above.
+            cmd = self._by_keyword(words)
+            if cmd is not None:
+                return cmd, [], ""
         return None, meaningful, ""
+
+    def _by_keyword(self, words: list[str]) -> Command | None:
+        claimed = [(cmd, set(cmd.keywords_for(self.services))) for cmd in self.registry.commands.values()]
+        for word in words:
+            for cmd, keywords in claimed:
+                if word in keywords or (len(word) > 3 and word.endswith("s") and word[:-1] in keywords):
+                    return cmd
+        return None
 
     def run(self, text: str, phone: str, role: str) -> Outcome:
         """The reply for `text` from `phone`; never raises."""

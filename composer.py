@@ -38,7 +38,8 @@ def _is_emoji(char: str) -> bool:
 
 def normalize(text: str, emoji: bool = False) -> str:
     """Flatten `text` to GSM-7 (keeping emoji only when allowed); unknown characters become '?'."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Tabs become spaces before control characters are dropped, or words would run together.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     text = _SPACES.sub(" ", text)
     text = _INVISIBLE.sub("", text)
     text = _CONTROL.sub("", text)

@@ -28,6 +28,8 @@ class ConfigError(ValueError):
 class Settings:
     twilio_auth_token: str
     twilio_account_sid: str = ""
+    # Secret of a Twilio webhook SharedKey, for requests signed per X-Twilio-Webhooks-Signature-Settings.
+    twilio_webhook_shared_key: str = ""
     twilio_from_number: str = ""
     public_url: str = ""
     proxy_hops: int = 0
@@ -115,6 +117,7 @@ def _parse(env: Mapping[str, str]) -> dict:
     return dict(
         twilio_auth_token=token,
         twilio_account_sid=sid,
+        twilio_webhook_shared_key=get("TWILIO_WEBHOOK_SHARED_KEY"),
         twilio_from_number=from_number,
         public_url=_url("PUBLIC_URL", get("PUBLIC_URL")),
         proxy_hops=_int("PROXY_HOPS", get("PROXY_HOPS", "0"), 0, 10),

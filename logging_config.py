@@ -28,6 +28,10 @@ class RedactFilter(logging.Filter):
         self.secrets = [s for s in secrets if s and len(s) >= 6]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Every handler carries this filter; the record is shared, so redact it only once.
+        if getattr(record, "_redacted", False):
+            return True
+        record._redacted = True
         message = record.getMessage()
         for secret in self.secrets:
             message = message.replace(secret, "[redacted]")
@@ -46,6 +50,7 @@ def configure_logging(settings: Settings) -> None:
     """Replace the root handlers with Operator's; safe to call again (tests build many apps)."""
     secrets = [
         settings.twilio_auth_token,
+        settings.twilio_webhook_shared_key,
         settings.newrelic_api_key,
         settings.custom_api_token,
         settings.alertmanager_token,

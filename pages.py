@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 import store
 from composer import Page
@@ -12,21 +12,31 @@ from composer import Page
 # A continuation older than this is stale data; MORE then says there is nothing left.
 PAGE_TTL = 3600.0
 
+# Built once: it runs on every reply.
+_DELETE = delete(store.reply_pages).where(store.reply_pages.c.phone == bindparam("p_phone"))
+
 
 class PageStore:
+    """Per-phone continuation pages in the store, shared by every worker."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
 
     def save(self, phone: str, pages: list[str]) -> None:
         """Keep pages[1:] for MORE (pages[0] is being sent now); one list per phone."""
         with self.engine.begin() as conn:
-            conn.execute(delete(store.reply_pages).where(store.reply_pages.c.phone == phone))
-            if len(pages) > 1:
-                conn.execute(
-                    store.reply_pages.insert().values(
-                        phone=phone, pages=json.dumps(pages), next_page=1, created_at=store.now()
-                    )
+            self.save_in(conn, phone, pages)
+
+    @staticmethod
+    def save_in(conn: Connection, phone: str, pages: list[str]) -> None:
+        """`save` inside the caller's transaction (the reply's audit update shares it)."""
+        conn.execute(_DELETE, {"p_phone": phone})
+        if len(pages) > 1:
+            conn.execute(
+                store.reply_pages.insert().values(
+                    phone=phone, pages=json.dumps(pages), next_page=1, created_at=store.now()
                 )
+            )
 
     def next(self, phone: str) -> Page | None:
         """The next unsent page, or None."""

@@ -7,17 +7,25 @@ FixedWindowRateLimiter, so the arithmetic is the library's, not ours.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Engine, case, delete, select
+from sqlalchemy import Connection, Engine, bindparam, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 import store
+from security import mask
+
+logger = logging.getLogger(__name__)
 
 
 class SQLStorage(Storage):
@@ -28,6 +36,45 @@ class SQLStorage(Storage):
     def __init__(self, engine: Engine):
         super().__init__()
         self.engine = engine
+        self._upsert = self._build_upsert(engine.dialect.name)
+        # A transaction of the caller's to count in (see `within`), per thread and request.
+        self._shared: ContextVar[Connection | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
+
+    @contextmanager
+    def within(self, conn: Connection) -> Iterator[None]:
+        """Run the counters inside `conn`'s transaction: one write transaction per message, not two."""
+        token = self._shared.set(conn)
+        try:
+            yield
+        finally:
+            self._shared.reset(token)
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        shared = self._shared.get()
+        return nullcontext(shared) if shared is not None else self.engine.begin()
+
+    @staticmethod
+    def _build_upsert(dialect: str):
+        """One INSERT ... ON CONFLICT statement, built once: it runs on every message."""
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = store.rate_limits
+        now, amount, expires = bindparam("now"), bindparam("amount"), bindparam("expires")
+        expired = table.c.expires_at <= now
+        return (
+            insert(table)
+            .values(key=bindparam("k"), count=amount, expires_at=expires)
+            .on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={
+                    "count": case((expired, amount), else_=table.c.count + amount),
+                    "expires_at": case((expired, expires), else_=table.c.expires_at),
+                },
+            )
+            .returning(table.c.count)
+        )
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -36,25 +83,12 @@ class SQLStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Atomically add `amount`, starting a fresh window when the old one has expired."""
         now = time.time()
-        table = store.rate_limits
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table).values(key=key, count=amount, expires_at=now + expiry)
-        expired = table.c.expires_at <= now
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={
-                "count": case((expired, amount), else_=table.c.count + amount),
-                "expires_at": case((expired, now + expiry), else_=table.c.expires_at),
-            },
-        ).returning(table.c.count)
-        with self.engine.begin() as conn:
-            return int(conn.execute(stmt).scalar_one())
+        params = {"k": key, "amount": amount, "now": now, "expires": now + expiry}
+        with self._begin() as conn:
+            return int(conn.execute(self._upsert, params).scalar_one())
 
     def _row(self, key: str):
-        with self.engine.connect() as conn:
+        with self._begin() as conn:
             return conn.execute(
                 select(store.rate_limits.c.count, store.rate_limits.c.expires_at).where(
                     store.rate_limits.c.key == key
@@ -103,8 +137,30 @@ class RateLimiter:
         self.namespace = namespace
         self.strategy = FixedWindowRateLimiter(storage)
 
-    def hit(self, phone: str) -> Decision:
-        """Count one message from `phone` and say whether it may go through."""
+    @property
+    def in_database(self) -> bool:
+        """True when the counters live in the store (and can share its transactions)."""
+        return isinstance(self.storage, SQLStorage)
+
+    def hit(self, phone: str, conn: Connection | None = None) -> Decision:
+        """Count one message from `phone` and say whether it may go through.
+
+        With `conn` (only when `in_database`), the counting joins that open transaction.
+        Fails open: an on-call engineer locked out of Operator because the counter store is down
+        is worse than a few uncounted messages from an authorized number.
+        """
+        try:
+            if conn is not None and isinstance(self.storage, SQLStorage):
+                with self.storage.within(conn):
+                    return self._hit(phone)
+            return self._hit(phone)
+        except (StorageError, self.storage.base_exceptions) as exc:
+            logger.error(
+                "rate-limit store failed (%s); letting %s through", exc.__class__.__name__, mask(phone)
+            )
+            return Decision(True)
+
+    def _hit(self, phone: str) -> Decision:
         for item in self.items:
             if not self.strategy.hit(item, self.namespace, phone):
                 reset_at = self.strategy.get_window_stats(item, self.namespace, phone).reset_time

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
+from functools import lru_cache
 from urllib.parse import quote
 
 from flask import Request
@@ -15,6 +17,8 @@ from twilio.request_validator import (
 )
 
 from config import ROLES, Settings
+
+logger = logging.getLogger(__name__)
 
 _PHONE = re.compile(r"\+?\d[\d\- ]{6,}\d")
 
@@ -33,14 +37,31 @@ def signed_url(request: Request, settings: Settings) -> str:
     return request.host_url.rstrip("/") + path + suffix
 
 
+@lru_cache(maxsize=4)
+def _validator(secret: str) -> RequestValidator:
+    return RequestValidator(secret)
+
+
 def is_from_twilio(request: Request, settings: Settings) -> bool:
-    """True when the request carries a valid X-Twilio-Signature for its URL and form."""
+    """True when the request carries a valid X-Twilio-Signature for its URL and form.
+
+    Twilio signs with the Auth Token (HMAC-SHA1) unless a webhook rule names a SharedKey, in
+    which case X-Twilio-Webhooks-Signature-Settings carries the algorithm and the SharedKey's
+    secret signs.
+    """
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not signature:
         return False
-    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
-    validator = RequestValidator(settings.twilio_auth_token)
-    return validator.validate(signed_url(request, settings), request.form, signature, algorithm)
+    signature_settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+    if signature_settings:
+        secret = settings.twilio_webhook_shared_key
+        if not secret:
+            logger.warning("signed with a Twilio SharedKey but TWILIO_WEBHOOK_SHARED_KEY is not set")
+            return False
+    else:
+        secret = settings.twilio_auth_token
+    algorithm = get_signature_algorithm(signature_settings)
+    return _validator(secret).validate(signed_url(request, settings), request.form, signature, algorithm)
 
 
 def role_of(settings: Settings, phone: str) -> str | None:

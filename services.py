@@ -34,7 +34,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Connect to the store (creating/migrating tables) and build the configured parts."""
     engine = store.make_engine(settings.database_url)
-    store.init_db(engine)
+    store.ensure_db(engine)
     storage = make_storage(settings.redis_url, engine)
     return Services(
         settings=settings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 
 from sqlalchemy import (
     Column,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +88,20 @@ def now() -> float:
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and write-ahead locking."""
     parsed = make_url(url)
+    # hide_parameters: a logged database error must not carry message bodies or phone numbers.
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            hide_parameters=True,
+            connect_args=connect_args,
+        )
     if parsed.database and parsed.database != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -106,7 +117,9 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's execute
+        # machinery around a constant statement costs more than SQLite does.
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine
 
@@ -130,6 +143,26 @@ def init_db(engine: Engine) -> None:
                     kind = column.type.compile(dialect=conn.dialect)
                     logger.info("migrating: adding %s.%s", table.name, column.name)
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def ensure_db(engine: Engine) -> bool:
+    """init_db once per engine and process; False (logged) while the store is unreachable.
+
+    A store that is down at start must not stop the workers from booting: /healthz then says 503
+    and the tables are created on the first request that finds the store back.
+    """
+    if engine in _ready:
+        return True
+    try:
+        init_db(engine)
+    except SQLAlchemyError as exc:
+        logger.error("store unreachable, tables not checked yet: %s", exc.__class__.__name__)
+        return False
+    _ready.add(engine)
+    return True
+
+
+_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def ping(engine: Engine) -> bool:

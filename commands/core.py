@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from command_processor import CommandError, Context, command, registry
+from command_processor import FILLER, CommandError, Context, command, registry
 from monitors import check_all
 
-STATUS_WORDS = ("everything", "things", "overview", "summary", "health", "healthy", "systems", "all")
+# Words that mean "how is everything?" anywhere in a sentence ("any problems?", "are we ok?").
+STATUS_WORDS = (
+    "everything", "things", "overview", "summary", "health", "healthy", "systems", "all",
+    "problem", "wrong", "fine", "good", "alive", "sitrep", "situation", "update", "report",
+    "going", "doing", "ok", "okay", "up", "working", "broken",
+)  # fmt: skip
+GREETINGS = ("hi", "hello", "hey", "yo")
 
 
-@command("help", aliases=("?", "commands", "menu"))
+@command("help", aliases=("?", "commands", "menu"), keywords=GREETINGS)
 def help_(ctx: Context) -> str:
     """help [command]: what Operator understands."""
-    if ctx.args:
-        name = registry.words.get(ctx.args[0])
+    # "help me", "help with status": filler words are not command names.
+    args = [a for a in ctx.args if a not in FILLER and a not in GREETINGS]
+    if args:
+        name = registry.words.get(args[0])
         if name is None:
-            raise CommandError(f"No command '{ctx.args[0][:20]}'. Text HELP for the list.")
+            raise CommandError(f"No command '{args[0][:20]}'. Text HELP for the list.")
         return registry.commands[name].help
     names = ", ".join(c.name for c in registry.visible() if c.name != "help")
     return f"Commands: {names}. Text HELP <command> for details."
