@@ -88,7 +88,8 @@ class Settings:
 
 def _parse(env: Mapping[str, str]) -> dict:
     def get(name: str, default: str = "") -> str:
-        return env.get(name, default).strip()
+        # An empty line in .env (`ALERT_LIMITS=`) means "use the default", as .env.example reads.
+        return env.get(name, "").strip() or default
 
     token = get("TWILIO_AUTH_TOKEN")
     if not token:

@@ -9,8 +9,8 @@ from command_processor import RESERVED, CommandError, CommandProcessor, Registry
 
 
 @pytest.fixture
-def processor() -> CommandProcessor:
-    return CommandProcessor(services=None)
+def processor(services) -> CommandProcessor:
+    return CommandProcessor(services)
 
 
 @pytest.mark.parametrize(
