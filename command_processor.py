@@ -29,16 +29,79 @@ RESERVED = frozenset("stop stopall unsubscribe cancel end quit start unstop opto
 
 # Words that carry no meaning for matching ("how's the cpu looking?" -> "cpu").
 FILLER = frozenset(
-    """a an the is are was were be been am do does did how hows how's what whats what's
+    """a an the is are was were be been being am do does did how hows how's what whats what's
     whats's which who where when why can could would should will please pls plz me my our us
-    we i you your it its it's for of on in at to from with about any anything some show
+    we i i'm im you your it its it's for of on in at to from with about any anything some show
     tell give get check see look looking looks doing going state like right now currently
     current latest today ok okay hey hi hello there is there's yo just quick quickly again
-    and or but so then this that these those up there's""".split()
+    and or but so then this that these those up there's has have had let let's lets lemme
+    gimme need want wanna know find list display pull fetch print send um uh hmm er well
+    actually also still really kindly operator bot guys team dude mate man buddy sir
+    much many lot very whole overall""".split()
 )
+# Words before an action that turn it into a question about the alert ("was 12 acked?").
+QUESTION = frozenset(
+    """is are was were has have had did does who whos who's why how what whats what's when
+    which whether isn't isnt wasn't wasnt hasn't hasnt didn't didnt doesn't doesnt should""".split()
+)
+# Words before an action that call it off ("don't ack 12", "never mind the snooze").
+NEGATION = frozenset("don't dont not never cancel nvm nevermind undo abort".split())
+# Several words that mean one ("new relic", "on it"): rewritten before matching.
+PHRASES = {
+    "new relic": "apps",
+    "next page": "more",
+    "go on": "more",
+    "keep going": "more",
+    "never mind": "nvm",
+    "forget it": "nvm",
+    "do not": "dont",
+    "slow queries": "db",
+    "long queries": "db",
+    "running queries": "db",
+    "cancel it": "nvm",
+    "cancel that": "nvm",
+    "cancel this": "nvm",
+}
+for _verb in ("cancel", "end", "remove", "lift", "expire", "delete", "undo", "stop", "drop"):
+    for _object in ("silence", "silencing", "the silence", "that silence", "this silence"):
+        PHRASES[f"{_verb} {_object}"] = "unsilence"
+# Whole messages that take the last page ("on it" = I have it: ack).
+INTENTS = {
+    "on it": "ack",
+    "i'm on it": "ack",
+    "im on it": "ack",
+    "i am on it": "ack",
+    "looking into it": "ack",
+    "investigating": "ack",
+    "i'll take it": "ack",
+    "ill take it": "ack",
+    "taking it": "ack",
+    "go ahead": "yes",
+    "do it": "yes",
+    "yes do it": "yes",
+    "don't": "no",
+    "dont": "no",
+    "don't do it": "no",
+    "dont do it": "no",
+    "what can you do": "help",
+    "what do you do": "help",
+    "how does this work": "help",
+    "what can i do": "help",
+    "what can i ask": "help",
+    "what can i say": "help",
+}
+# Words around an intent that change nothing ("ok, on it", "go ahead please").
+_SOFT = frozenset("ok okay k alright please pls plz thanks thx just now then so sure cool".split())
 
-_TOKEN = re.compile(r"[^\s]+")
+# Words that open a message without changing what it asks ("hey, is 12 acked?").
+_OPENERS = frozenset("hey hi hello ok okay so and but um uh hmm well quick question operator yo".split())
+_HOW_TO = frozenset("do can should to would does".split())
+_IF = frozenset(("if", "whether"))
+_TOKEN = re.compile(r"[^\s,;]+")
 _EDGE_PUNCT = "!?.,;:'\"()[]{}<>`~*_¿¡"
+_GLUED = re.compile(r"([a-z]{3,})#?(\d{1,12})")
+_ID_WORD = re.compile(r"#?\d{1,12}")
+_PAST = ("ed", "d")
 
 
 class CommandError(Exception):
@@ -67,6 +130,15 @@ class Command:
     # Words that select this command anywhere in a sentence; a callable gets the services.
     keywords: Iterable[str] | Callable[[Any], Iterable[str]] = ()
     hidden: bool = False
+    # How a word of this command counts in a sentence:
+    # leading: only as the first meaningful word ("yes", "no": too common elsewhere);
+    # weak: yields to a more specific command named in the same message ("status of the db");
+    # fallback: only when the whole message is made of its words ("thanks", "ok").
+    leading: bool = False
+    weak: bool = False
+    fallback: bool = False
+    # Answers a bare alert id ("#12?") and questions about actions ("was 12 acked?").
+    describes_ids: bool = False
 
     @property
     def help(self) -> str:
@@ -88,8 +160,9 @@ class Registry:
         role: str = "viewer",
         keywords: Iterable[str] | Callable[[Any], Iterable[str]] = (),
         hidden: bool = False,
+        **flags: bool,
     ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
-        """Register the decorated function as command `name`."""
+        """Register the decorated function as command `name` (flags: leading, weak, fallback, describes_ids)."""
 
         def decorate(func: Callable[[Context], str]) -> Callable[[Context], str]:
             for word in (name, *aliases):
@@ -98,7 +171,7 @@ class Registry:
                 if word in self.words and self.words[word] != name:
                     raise ValueError(f"{word!r} already belongs to {self.words[word]!r}")
                 self.words[word] = name
-            self.commands[name] = Command(name, func, tuple(aliases), role, keywords, hidden)
+            self.commands[name] = Command(name, func, tuple(aliases), role, keywords, hidden, **flags)
             return func
 
         return decorate
@@ -111,10 +184,58 @@ registry = Registry()
 command = registry.command
 
 
+@dataclass(frozen=True)
+class Word:
+    """One word as matched (lower-cased, surrounding punctuation gone) and where it was typed."""
+
+    text: str
+    start: int
+    end: int
+
+
+def words_of(text: str) -> list[Word]:
+    """The words of `text` with their positions; commas and semicolons separate words too."""
+    found = []
+    for match in _TOKEN.finditer(text):
+        clean = match.group().strip(_EDGE_PUNCT).lower()
+        if clean:
+            found.append(Word(clean, match.start(), match.end()))
+    return found
+
+
 def tokens(text: str) -> list[str]:
     """Lower-cased words with surrounding punctuation removed."""
-    words = (t.strip(_EDGE_PUNCT).lower() for t in _TOKEN.findall(text))
-    return [w for w in words if w]
+    return [w.text for w in words_of(text)]
+
+
+def stems(word: str) -> list[str]:
+    """The word and its plain forms: 'silenced' -> silence, 'acking' -> ack, 'alerts' -> alert."""
+    forms = [word]
+    if len(word) > 3:
+        if word.endswith("s"):
+            forms += [word[:-1], word[:-2]] if word.endswith("es") else [word[:-1]]
+        if word.endswith("ed"):
+            forms += [word[:-1], word[:-2]]
+        if word.endswith("ing"):
+            forms += [word[:-3], word[:-3] + "e"]
+    return [f for f in forms if f == word or len(f) >= 3]
+
+
+def distance(a: str, b: str, limit: int) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) from a to b; limit+1 when above limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before, row = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if before is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+        if min(row) > limit:
+            return limit + 1
+    return min(row[-1], limit + 1)
 
 
 @dataclass(frozen=True)
@@ -125,7 +246,15 @@ class Outcome:
 
 
 class CommandProcessor:
-    """Resolves a body to a command and runs it under the sender's role."""
+    """Resolves a body to a command and runs it under the sender's role.
+
+    Resolution, in order: a whole-message intent ("on it"); the first word; the first
+    meaningful word that is a command (plain forms too: "silenced", "acking"); a keyword a command
+    claims ("cpu"); a bare alert id; thanks-only messages; filler-only small talk. When nothing
+    matches, one misspelt word is corrected ("stauts") and matching runs again. A weak command
+    then yields to a specific one ("status of the db" -> db), and an action word turns into a
+    question about the alert ("was 12 acked?") or is called off ("don't ack 12" -> no).
+    """
 
     def __init__(self, services: Any, reg: Registry = registry):
         self.services = services
@@ -133,42 +262,197 @@ class CommandProcessor:
 
     def resolve(self, text: str) -> tuple[Command | None, list[str], str]:
         """(command, args, rest) for `text`; command None when nothing matches."""
-        words = tokens(text)
+        words = self._prepare(text)
         if not words:
             # A bare "?" (or "??") is the classic way to ask for help on SMS.
             bare = text.strip()
             if bare and set(bare) == {"?"} and "?" in self.registry.words:
                 return self.registry.commands[self.registry.words["?"]], [], ""
             return None, [], ""
-        raw_parts = text.strip().split(None, 1)
-        first = words[0]
-        if first in self.registry.words:
-            rest = raw_parts[1].strip() if len(raw_parts) > 1 else ""
-            return self.registry.commands[self.registry.words[first]], words[1:], rest
-        meaningful = [w for w in words if w not in FILLER]
-        for i, word in enumerate(meaningful):
-            name = self.registry.words.get(word) or self.registry.words.get(word.rstrip("s"))
+        intent = self._intent([w.text for w in words])
+        if intent is not None:
+            return intent, [], ""
+        found = self._find(words, text)
+        if found is None:
+            corrected = self._corrected(words)
+            if corrected is not None:
+                words, found = corrected, self._find(corrected, text)
+        if found is None:
+            return None, [w.text for w in words if w.text not in FILLER], ""
+        cmd, index = self._adjust(*found, words, text)
+        if cmd is None:
+            return None, [w.text for w in words if w.text not in FILLER], ""
+        return (cmd, *self._arguments(words, index, text))
+
+    # --- matching steps ---------------------------------------------------------------------
+
+    def _prepare(self, text: str) -> list[Word]:
+        """Words, with "ack12" split and several-word phrases ("new relic") made one."""
+        words: list[Word] = []
+        for word in words_of(text):
+            glued = _GLUED.fullmatch(word.text)
+            if glued and glued.group(1) in self.registry.words:
+                cut = word.start + len(glued.group(1))
+                words += [Word(glued.group(1), word.start, cut), Word(glued.group(2), cut, word.end)]
+            else:
+                words.append(word)
+        out, i = [], 0
+        while i < len(words):
+            for n in (3, 2):
+                phrase = " ".join(w.text for w in words[i : i + n])
+                if len(words) - i >= n and phrase in PHRASES:
+                    out.append(Word(PHRASES[phrase], words[i].start, words[i + n - 1].end))
+                    i += n
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
+
+    def _intent(self, texts: list[str]) -> Command | None:
+        core = " ".join(t for t in texts if t not in _SOFT)
+        name = self.registry.words.get(INTENTS.get(core, ""))
+        return self.registry.commands[name] if name else None
+
+    def _word(self, word: str) -> Command | None:
+        """The command a word names, in any plain form."""
+        for form in stems(word):
+            name = self.registry.words.get(form)
             if name:
-                args = meaningful[:i] + meaningful[i + 1 :]
-                return self.registry.commands[name], args, " ".join(args)
-        cmd = self._by_keyword(meaningful)
+                return self.registry.commands[name]
+        return None
+
+    def _find(self, words: list[Word], text: str) -> tuple[Command, int | None] | None:
+        """The command and the index of the word that named it (None: a keyword or id chose it)."""
+        texts = [w.text for w in words]
+        first = self._word(texts[0])
+        if first is not None and not first.fallback:
+            return first, 0
+        meaningful = [i for i, t in enumerate(texts) if t not in FILLER]
+        for n, i in enumerate(meaningful):
+            cmd = self._word(texts[i])
+            if cmd is None or cmd.fallback or (n > 0 and (cmd.leading or len(texts[i]) == 1)):
+                continue
+            return cmd, i
+        cmd = self._by_keyword([texts[i] for i in meaningful])
         if cmd is not None:
-            return cmd, meaningful, " ".join(meaningful)
+            return cmd, None
+        describer = self._describer()
+        if meaningful and describer and all(_ID_WORD.fullmatch(texts[i]) for i in meaningful):
+            return describer, None
+        thanks = self._thanks(texts, text)
+        if thanks is not None:
+            return thanks, None
         if not meaningful:
             # Small talk made only of filler ("how's it going?", "are we ok?") may still hit a
             # keyword a command claims; filler never outranks a meaningful word above.
-            cmd = self._by_keyword(words)
+            cmd = self._by_keyword(texts)
             if cmd is not None:
-                return cmd, [], ""
-        return None, meaningful, ""
+                return cmd, None
+        return None
 
-    def _by_keyword(self, words: list[str]) -> Command | None:
-        claimed = [(cmd, set(cmd.keywords_for(self.services))) for cmd in self.registry.commands.values()]
+    def _by_keyword(self, words: list[str], skip: Command | None = None) -> Command | None:
+        claimed = [
+            (cmd, set(cmd.keywords_for(self.services)))
+            for cmd in self.registry.commands.values()
+            if cmd is not skip
+        ]
+        own = set(skip.keywords_for(self.services)) if skip else set()
         for word in words:
+            forms = [f for f in stems(word) if f not in own]
             for cmd, keywords in claimed:
-                if word in keywords or (len(word) > 3 and word.endswith("s") and word[:-1] in keywords):
+                if any(f in keywords for f in forms):
                     return cmd
         return None
+
+    def _describer(self) -> Command | None:
+        return next((c for c in self.registry.commands.values() if c.describes_ids), None)
+
+    def _thanks(self, texts: list[str], text: str) -> Command | None:
+        """The fallback command when the message is only its words ("ok thanks!"), not a question."""
+        if "?" in text:
+            return None
+        found = None
+        for t in texts:
+            name = self.registry.words.get(t)
+            cmd = self.registry.commands[name] if name else None
+            if cmd is not None and cmd.fallback:
+                found = found or cmd
+            elif t not in FILLER or t in QUESTION:
+                return None
+        return found
+
+    def _corrected(self, words: list[Word]) -> list[Word] | None:
+        """The words with the first clear misspelling of a command or keyword put right."""
+        vocabulary = {w: n for w, n in self.registry.words.items() if len(w) >= 4}
+        for cmd in self.registry.commands.values():
+            vocabulary.update({k: cmd.name for k in cmd.keywords_for(self.services) if len(k) >= 4})
+        for i, word in enumerate(words):
+            t = word.text
+            if len(t) < 4 or not t.isalpha() or t in FILLER or t in NEGATION or t in vocabulary:
+                continue
+            limit = 1 if len(t) < 8 else 2
+            scored = [(distance(t, v, limit), v) for v in vocabulary if v[0] == t[0]]
+            best = min((d for d, _ in scored), default=limit + 1)
+            names = {vocabulary[v] for d, v in scored if d == best}
+            if best <= limit and len(names) == 1:
+                choice = min(v for d, v in scored if d == best)
+                return [*words[:i], Word(choice, word.start, word.end), *words[i + 1 :]]
+        return None
+
+    def _adjust(
+        self, cmd: Command, index: int | None, words: list[Word], text: str
+    ) -> tuple[Command | None, int | None]:
+        """Weak commands yield to specific ones; actions asked about or called off change."""
+        texts = [w.text for w in words]
+        if cmd.weak:
+            cmd, index = self._specific(cmd, index, texts)
+        if cmd.role == "viewer" or index is None:
+            return cmd, index
+        before = set(texts[:index])
+        opening = [t for t in texts[:index] if t not in _OPENERS][:2]
+        if opening[:1] == ["how"] and opening[1:] and opening[1] in _HOW_TO:
+            # "how do I snooze?" wants the help line, not the alerts.
+            name = self.registry.words.get("help")
+            return (self.registry.commands[name], None) if name else (cmd, index)
+        asked = text.rstrip().endswith("?") and texts[index].endswith(_PAST)
+        if (opening and opening[0] in QUESTION) or before & _IF or asked:
+            describer = self._describer()
+            return (describer, index) if describer else (cmd, index)
+        if before & NEGATION:
+            name = self.registry.words.get("no")
+            return (self.registry.commands[name] if name else None), index
+        return cmd, index
+
+    def _specific(self, weak: Command, index: int | None, texts: list[str]) -> tuple[Command, int | None]:
+        """A more specific command named in the message than the weak one that matched."""
+        for i, t in enumerate(texts):
+            if i == index or t in FILLER or len(t) == 1:
+                continue
+            cmd = self._word(t)
+            if cmd is not None and cmd is not weak and not (cmd.weak or cmd.leading or cmd.fallback):
+                return cmd, i
+        others = [t for i, t in enumerate(texts) if i != index and t not in FILLER]
+        cmd = self._by_keyword(others, skip=weak)
+        if cmd is not None:
+            return cmd, None
+        describer = self._describer()
+        if describer is not None and any(_ID_WORD.fullmatch(t) for t in others):
+            return describer, None
+        return weak, index
+
+    @staticmethod
+    def _arguments(words: list[Word], index: int | None, text: str) -> tuple[list[str], str]:
+        """(args, rest): the other words, and the text around the command word as typed."""
+        texts = [w.text for w in words]
+        if index is None:
+            args = [t for t in texts if t not in FILLER]
+            return args, " ".join(args)
+        args = texts[:index] + texts[index + 1 :]
+        # Leading filler ("show me") is dropped; the rest keeps its quotes and case.
+        first = next((k for k in range(index) if texts[k] not in FILLER), index)
+        before = text[words[first].start : words[index].start] if first < index else ""
+        return args, (before + text[words[index].end :]).strip()
 
     def run(self, text: str, phone: str, role: str) -> Outcome:
         """The reply for `text` from `phone`; never raises."""

@@ -49,6 +49,9 @@ def normalize(text: str, emoji: bool = False) -> str:
             out.append(char)
         elif char in _REPLACEMENTS:
             out.append(_REPLACEMENTS[char])
+        elif unicodedata.category(char) == "Nd":
+            # "ack ١٢" from an Arabic keyboard is alert 12, not "ack ??" (the last alert).
+            out.append(str(unicodedata.decimal(char)))
         elif _is_emoji(char) or unicodedata.category(char) in ("Mn", "Sk", "Cf"):
             if emoji and _is_emoji(char):
                 out.append(char)

@@ -8,56 +8,31 @@ means the last alert texted to you. Actions on many alerts ask "Reply YES" first
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, select
 
 import alert_intake
 import alert_store
 import store
+import textargs
 from alert_store import Alert
 from alertmanager import Alertmanager, AlertmanagerError
 from command_processor import CommandError, Context, command
 from security import allows, mask
-from timeutil import humanize, parse_duration
+from textargs import Target
+from timeutil import humanize
 
 CONFIRM_WINDOW = 300.0
 MAX_SNOOZE = 7 * 86400.0
 MAX_SILENCE = 30 * 86400.0
-ALL_WORDS = frozenset(("all", "everything", "every", "each"))
-_ID = re.compile(r"^#?(\d{1,12})$")
-_UNIT = r"(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)"
-_DURATION = re.compile(rf"^(?:\d+(?:\.\d+)?{_UNIT})+$")
-_PIECE = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
-
-
-@dataclass
-class Target:
-    ids: list[int] = field(default_factory=list)
-    all: bool = False
-    seconds: float = 0.0
 
 
 def parse_target(args: list[str], wants_duration: bool = False) -> Target:
-    """'12', '#12 13', 'all', '12 30m', '12 for 2 hours', '1h30m' -> ids, all, duration."""
-    target, i = Target(), 0
-    while i < len(args):
-        word = args[i]
-        following = args[i + 1] if i + 1 < len(args) else ""
-        if _DURATION.match(word):
-            target.seconds += sum(parse_duration(n + u) for n, u in _PIECE.findall(word))
-        elif re.fullmatch(r"\d+(?:\.\d+)?", word) and re.fullmatch(_UNIT, following):
-            target.seconds += parse_duration(word + following)
-            i += 1
-        elif match := _ID.match(word):
-            target.ids.append(int(match.group(1)))
-        elif word in ALL_WORDS:
-            target.all = True
-        i += 1
-    if wants_duration and not target.seconds and len(target.ids) >= 2:
-        target.seconds = target.ids.pop() * 60.0  # "snooze 12 30": minutes
+    """Ids, all and a duration from the words (textargs); a number that cannot be used is refused."""
+    target = textargs.parse_target(args, wants_duration)
+    if target.problem:
+        raise CommandError(target.problem)
     return target
 
 
@@ -131,7 +106,19 @@ def _one(conn: Connection, ctx: Context, target: Target, verb: str) -> Alert:
     return alerts[0]
 
 
-@command("alerts", aliases=("alert", "incidents", "incident", "firing", "alarms"))
+# Words that ask about alerts anywhere in a sentence ("anything on fire?", "what paged me?").
+ALERT_WORDS = (
+    "fire", "burning", "paged", "paging", "pages", "pager", "open", "unacked", "unacknowledged",
+    "outstanding", "pending", "triggered", "fired", "alarm", "details", "detail", "info", "woke", "wake",
+)  # fmt: skip
+
+
+@command(
+    "alerts",
+    aliases=("alert", "incidents", "incident", "firing", "alarms"),
+    keywords=ALERT_WORDS,
+    describes_ids=True,
+)
 def alerts_(ctx: Context) -> str:
     """alerts [id|recent]: open alerts, one alert's state, or the last ones including resolved."""
     target = parse_target(ctx.args)
@@ -179,7 +166,7 @@ def _unacked(conn: Connection) -> list[Alert]:
     return [a for a in alert_store.firing(conn) if not a.acked_at]
 
 
-@command("ack", aliases=("acknowledge", "acked", "ackall"), role="responder")
+@command("ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder")
 def ack(ctx: Context) -> str:
     """ack [id|all]: acknowledge the last alert texted to you, alert #id, or every open alert."""
     target = parse_target(ctx.args)
@@ -242,7 +229,7 @@ def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
     return Alertmanager(url, ctx.services.settings.monitor_timeout)
 
 
-@command("silence", aliases=("shush",), role="responder")
+@command("silence", aliases=("shush", "suppress"), role="responder")
 def silence(ctx: Context) -> str:
     """silence id 2h: a silence in Alertmanager matching that alert's labels."""
     target = parse_target(ctx.args, wants_duration=True)
@@ -265,7 +252,7 @@ def silence(ctx: Context) -> str:
     return f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}. 'unsilence {alert.id}' ends it."
 
 
-@command("unsilence", aliases=("unmute", "unshush"), role="responder")
+@command("unsilence", aliases=("unmute", "unshush", "unsuppress"), role="responder")
 def unsilence(ctx: Context) -> str:
     """unsilence id: expire the silence Operator created for that alert."""
     target = parse_target(ctx.args)
@@ -285,7 +272,7 @@ def unsilence(ctx: Context) -> str:
     return f"Silence on #{alert.id} {alert.name} expired{note}."
 
 
-@command("resolve", aliases=("close", "resolved", "fixed"), role="responder")
+@command("resolve", aliases=("close", "resolved", "fixed", "solved"), role="responder")
 def resolve(ctx: Context) -> str:
     """resolve id: close an alert here; everyone paged for it gets a RESOLVED text."""
     target = parse_target(ctx.args)
@@ -338,7 +325,12 @@ CONFIRMATIONS: dict[str, Callable[[Context, Connection, dict], str]] = {
 }
 
 
-@command("yes", aliases=("y", "confirm", "yep", "yeah"), hidden=True)
+@command(
+    "yes",
+    aliases=("y", "confirm", "yep", "yeah", "yup", "yea", "ya", "sure", "affirmative"),
+    hidden=True,
+    leading=True,
+)
 def yes(ctx: Context) -> str:
     """yes: confirm the question Operator just asked (within 5 minutes)."""
     with ctx.services.engine.begin() as conn:
@@ -352,7 +344,9 @@ def yes(ctx: Context) -> str:
         return handler(ctx, conn, action)
 
 
-@command("no", aliases=("nope",), hidden=True)
+@command(
+    "no", aliases=("nope", "n", "nah", "nvm", "nevermind", "negative", "abort"), hidden=True, leading=True
+)
 def no(ctx: Context) -> str:
     """no: drop the question Operator just asked."""
     with ctx.services.engine.begin() as conn:

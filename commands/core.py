@@ -9,12 +9,20 @@ from monitors import check_all
 STATUS_WORDS = (
     "everything", "things", "overview", "summary", "health", "healthy", "systems", "all",
     "problem", "wrong", "fine", "good", "alive", "sitrep", "situation", "update", "report",
-    "going", "doing", "ok", "okay", "up", "working", "broken",
+    "going", "doing", "ok", "okay", "up", "working", "broken", "down", "issues", "issue",
+    "happening", "outage", "healthcheck", "state", "prod", "production", "site", "website",
+    "platform", "infra", "infrastructure", "servers", "server", "cluster", "stack", "backends",
 )  # fmt: skip
 GREETINGS = ("hi", "hello", "hey", "yo")
+HELP_WORDS = (*GREETINGS, "list", "usage", "howto", "instructions", "options")
+# A message of only these (and filler) needs no answer: an SMS back would only cost money.
+THANKS_WORDS = (
+    "thank", "thx", "ty", "tks", "tnx", "cheers", "cool", "great", "nice", "awesome", "perfect",
+    "noted", "roger", "ok", "okay", "k", "kk", "gotcha", "got", "ta", "np", "good", "alright", "fine",
+)  # fmt: skip
 
 
-@command("help", aliases=("?", "commands", "menu"), keywords=GREETINGS)
+@command("help", aliases=("?", "commands", "menu"), keywords=HELP_WORDS)
 def help_(ctx: Context) -> str:
     """help [command]: what Operator understands."""
     # "help me", "help with status": filler words are not command names.
@@ -28,7 +36,7 @@ def help_(ctx: Context) -> str:
     return f"Commands: {names}. Text HELP <command> for details."
 
 
-@command("status", aliases=("st", "s"), keywords=STATUS_WORDS)
+@command("status", aliases=("st", "s", "sitrep"), keywords=STATUS_WORDS, weak=True)
 def status(ctx: Context) -> str:
     """status: one line per configured backend."""
     monitors = ctx.services.monitors
@@ -38,10 +46,16 @@ def status(ctx: Context) -> str:
     return " | ".join(r.line for r in results)
 
 
-@command("more", aliases=("next", "m"))
+@command("more", aliases=("next", "m", "continue", "cont"), weak=True)
 def more(ctx: Context) -> str:
     """more: the next page of the last long reply."""
     page = ctx.services.pages.next(ctx.phone)
     if page is None:
         return "Nothing more to show. Text HELP for commands."
     return page
+
+
+@command("thanks", aliases=THANKS_WORDS, hidden=True, fallback=True)
+def thanks(ctx: Context) -> str:
+    """thanks: no reply (an empty answer sends no SMS)."""
+    return ""

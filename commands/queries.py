@@ -11,11 +11,17 @@ from monitors.cache import age_suffix
 from monitors.logs import parse_search
 from monitors.newrelic import LOOKS_LIKE_NRQL
 from monitors.newrelic import RAW as RAW_NRQL
-from monitors.prometheus import ALIASES
+from monitors.prometheus import ALIASES, BUILTIN
 from monitors.prometheus import RAW as RAW_PROMQL
 from security import allows
 
 SYS_WORDS = ("cpu", "memory", "mem", "ram", "disk", "load")
+# What people call a metric in a sentence -> the name Operator knows it by ("any 500s?").
+SYNONYMS = {
+    "500s": "errors", "5xxs": "errors", "5xx": "errors", "exceptions": "errors", "failures": "errors",
+    "slow": "latency", "slowness": "latency", "response": "latency", "p99": "latency",
+    "processor": "cpu", "heap": "memory", "space": "disk", "storage": "disk", "filesystem": "disk",
+}  # fmt: skip
 RAW_WORDS = ("promql", "raw", "expr", "query")
 # Characters that only appear in an expression, never in a metric's name typed in a sentence.
 _OPERATORS = re.compile(r"[(){}\[\]=<>~*/+]")
@@ -47,7 +53,8 @@ def _suggest(word: str, names: list[str]) -> str:
 
 def _metric_words(services) -> list[str]:
     prom = services.monitors.get("prometheus")
-    return [*prom.queries, *ALIASES, *SYS_WORDS] if prom else list(SYS_WORDS)
+    # The built-in names count without Prometheus too: the reply then says what this host has.
+    return [*(prom.queries if prom else BUILTIN), *ALIASES, *SYS_WORDS, *SYNONYMS]
 
 
 @command("metrics", aliases=("metric", "graph", "promql"), keywords=_metric_words)
@@ -62,8 +69,9 @@ def metrics(ctx: Context) -> str:
         parts = ctx.rest.split(None, 1)
         return _raw_promql(ctx, prom, parts[1] if len(parts) > 1 else "")
     if not _OPERATORS.search(ctx.rest):
-        for word in ctx.args:
-            key = prom.resolve(word)
+        # Meaningful words first: in "is memory up?" the metric is memory, not up.
+        for word in [*args, *ctx.args]:
+            key = prom.resolve(SYNONYMS.get(word, word))
             if key:
                 return _reply(cached_query(prom, key))
     if ctx.rest and _PROMQL.search(ctx.rest):
@@ -84,21 +92,23 @@ def _raw_promql(ctx: Context, prom: BaseMonitor, expr: str) -> str:
 
 def _system_metric(ctx: Context) -> str:
     system = ctx.services.monitors.get("system")
-    wanted = next((w for w in _words(ctx) if w in SYS_WORDS), None)
+    wanted = next((w for w in (SYNONYMS.get(a, a) for a in _words(ctx)) if w in SYS_WORDS), None)
     if system is None or wanted is None:
         return "Metrics (this host; set PROMETHEUS_URL for more): cpu, memory, disk, load."
     return _reply(system.query(wanted, []))
 
 
 @command(
-    "db", aliases=("database", "postgres", "mysql", "mariadb", "sql"), keywords=("connections", "replication")
+    "db",
+    aliases=("database", "postgres", "postgresql", "mysql", "mariadb", "sql", "pg", "databases", "dbs"),
+    keywords=("connections", "replication", "replica", "lag", "queries", "locks", "deadlocks"),
 )
 def db(ctx: Context) -> str:
     """db: database up/down, version, connections, longest query, size, replication lag."""
     return _reply(cached_query(_monitor(ctx, "database", "MONITOR_DB_URL"), "summary"))
 
 
-@command("apps", aliases=("app", "applications", "apm"), keywords=("apdex",))
+@command("apps", aliases=("app", "applications", "apm"), keywords=("apdex", "relic", "throughput"))
 def apps(ctx: Context) -> str:
     """apps: New Relic applications, worst first (health, response time, error rate, apdex)."""
     return _reply(cached_query(_monitor(ctx, "newrelic", "NEWRELIC_API_KEY"), "apps"))

@@ -61,7 +61,7 @@ def test_it_resolves_what_people_type(processor, text, name):
     assert command is not None and command.name == name
 
 
-@pytest.mark.parametrize("text", ["", "   ", "!!!", "...", "please", "xyzzy", "thanks"])
+@pytest.mark.parametrize("text", ["", "   ", "!!!", "...", "please", "xyzzy", "qwertz"])
 def test_it_resolves_nothing_from_noise(processor, text):
     assert processor.resolve(text)[0] is None
 
@@ -69,9 +69,9 @@ def test_it_resolves_nothing_from_noise(processor, text):
 @pytest.mark.parametrize(
     "text, reply",
     [
-        ("staus", "Unknown command 'staus'. Did you mean 'status'? Text HELP for the list."),
-        ("Stauts!", "Unknown command 'stauts'. Did you mean 'status'? Text HELP for the list."),
-        ("hepl", "Unknown command 'hepl'. Did you mean 'help'? Text HELP for the list."),
+        ("sta", "Unknown command 'sta'. Did you mean 'status'? Text HELP for the list."),
+        ("Sttaaus!", "Unknown command 'sttaaus'. Did you mean 'status'? Text HELP for the list."),
+        ("hlp", "Unknown command 'hlp'. Did you mean 'help'? Text HELP for the list."),
         ("xyzzy", "Unknown command 'xyzzy'. Text HELP for the list."),
         ("", "Empty message. Text HELP for the list of commands."),
     ],
@@ -80,6 +80,11 @@ def test_unknown_words_get_a_did_you_mean(processor, text, reply):
     outcome = processor.run(text, "+15555550100", "admin")
     assert outcome.outcome == "unknown"
     assert outcome.reply == reply
+
+
+@pytest.mark.parametrize("text, name", [("staus", "status"), ("Stauts!", "status"), ("hepl", "help")])
+def test_a_misspelling_with_one_clear_meaning_runs_that_command(processor, text, name):
+    assert processor.run(text, "+15555550100", "admin").command == name
 
 
 def test_an_unknown_word_is_cut_short_in_the_reply(processor):
