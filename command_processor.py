@@ -100,6 +100,7 @@ _IF = frozenset(("if", "whether"))
 _TOKEN = re.compile(r"[^\s,;]+")
 _EDGE_PUNCT = "!?.,;:'\"()[]{}<>`~*_¿¡"
 _GLUED = re.compile(r"([a-z]{3,})#?(\d{1,12})")
+_UNREADABLE = re.compile(r"\s\?+\s")
 _ID_WORD = re.compile(r"#?\d{1,12}")
 _PAST = ("ed", "d")
 
@@ -461,6 +462,11 @@ class CommandProcessor:
             return Outcome(self.unknown(text), "unknown", "unknown")
         if not allows(role, cmd.role):
             return Outcome(f"'{cmd.name}' needs the {cmd.role} role; you are {role}.", cmd.name, "forbidden")
+        if cmd.role != "viewer" and _UNREADABLE.search(f" {rest} "):
+            # Characters SMS could not carry arrive as '?' ("ack 一"): not a bare "ack".
+            return Outcome(
+                f"Could not read part of that; use plain digits, e.g. '{cmd.name} 12'.", cmd.name, "error"
+            )
         ctx = Context(phone=phone, role=role, args=args, rest=rest, services=self.services, text=text)
         try:
             return Outcome(cmd.func(ctx), cmd.name, "ok")

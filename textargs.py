@@ -39,7 +39,7 @@ _ID = re.compile(r"#?(\d+)")
 _COMPACT = re.compile(r"\d+(?:\.\d+)?(?:[a-z]+\d+(?:\.\d+)?)*[a-z]*")
 _PIECE = re.compile(r"(\d+(?:\.\d+)?)([a-z]*)")
 # What looks like a number someone meant: refused when it is not a usable id or duration.
-_NUMERIC = re.compile(r"[#+-]?\d[\d.,:]*[a-z]{0,7}")
+_NUMERIC = re.compile(r"[#+-]?\d.*")
 _SMALLER = {3600: 60, 86400: 3600, 60: 1, 604800: 86400}
 
 
