@@ -37,7 +37,7 @@ FILLER = frozenset(
     and or but so then this that these those up there's has have had let let's lets lemme
     gimme need want wanna know find list display pull fetch print send um uh hmm er well
     actually also still really kindly operator bot guys team dude mate man buddy sir
-    much many lot very whole overall""".split()
+    much many lot very whole overall tail""".split()
 )
 # Words before an action that turn it into a question about the alert ("was 12 acked?").
 QUESTION = frozenset(
@@ -89,6 +89,16 @@ INTENTS = {
     "what can i do": "help",
     "what can i ask": "help",
     "what can i say": "help",
+    "what is this": "help",
+    "what are you": "help",
+    "who are you": "help",
+    "are you there": "help",
+    "you there": "help",
+    "anyone there": "help",
+    "is this working": "help",
+    "ping": "help",
+    "test": "help",
+    "testing": "help",
 }
 # Words around an intent that change nothing ("ok, on it", "go ahead please").
 _SOFT = frozenset("ok okay k alright please pls plz thanks thx just now then so sure cool".split())

@@ -26,6 +26,9 @@ RAW_WORDS = ("promql", "raw", "expr", "query")
 # Characters that only appear in an expression, never in a metric's name typed in a sentence.
 _OPERATORS = re.compile(r"[(){}\[\]=<>~*/+]")
 _PROMQL = re.compile(r"[(){}\[\]=<>~*/+_:]")
+_TRAILING = re.compile(r"[?!.,;:]+(?=\s|$)")
+# Words in a log search sentence that are never what is searched for.
+LOG_NOISE = FILLER | {"thanks", "thx", "thank", "ty", "logs", "log", "lines", "entries"}
 
 
 def _monitor(ctx: Context, key: str, variable: str) -> BaseMonitor:
@@ -160,14 +163,20 @@ def api(ctx: Context) -> str:
     return reply + (f" (also: {', '.join(others)})" if others and not args else "")
 
 
+def search_words(rest: str) -> tuple[list[str], float]:
+    """(terms, seconds) of a log search typed as a sentence: filler and punctuation dropped."""
+    # Sentence punctuation is not part of a search word ("any timeouts today?").
+    terms, seconds = parse_search(_TRAILING.sub("", rest))
+    return [t for t in terms if " " in t or t.lower() not in LOG_NOISE], seconds
+
+
 @command("logs", aliases=("log", "grep", "search"))
 def logs(ctx: Context) -> str:
     """logs <words> [30m|1h|1d]: matching log lines, newest first (Loki and/or LOG_FILES)."""
     sources = [m for key in ("loki", "logfiles") if (m := ctx.services.monitors.get(key))]
     if not sources:
         raise CommandError("Not configured: set LOKI_URL or LOG_FILES to search logs.")
-    terms, seconds = parse_search(ctx.rest)
-    terms = [t for t in terms if " " in t or t.lower() not in FILLER]
+    terms, seconds = search_words(ctx.rest)
     deadline = ctx.services.settings.reply_deadline
     results = query_all([(m, "search", [str(seconds), *terms]) for m in sources], deadline)
     return " | ".join(_reply(r) for r in results)

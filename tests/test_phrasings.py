@@ -14,8 +14,7 @@ import pytest
 import commands  # noqa: F401 - registers the real commands
 import composer
 from command_processor import FILLER, CommandProcessor
-from commands.queries import SYNONYMS
-from monitors.logs import parse_search
+from commands.queries import SYNONYMS, search_words
 from monitors.prometheus import ALIASES
 from tests.conftest import RESPONDER, VIEWER, Phone, with_settings
 from tests.fakes.loki import FakeLoki
@@ -43,8 +42,7 @@ def key_of(name: str, args: list[str], rest: str) -> str:
             (w for w in named if w in ("cpu", "memory", "disk", "load", "errors", "latency", "up")), ""
         )
     if name == "logs":
-        terms, seconds = parse_search(rest)
-        terms = [t for t in terms if " " in t or t.lower() not in FILLER]
+        terms, seconds = search_words(rest)
         return f"{' | '.join(terms)} {humanize(seconds)}"
     if name == "help":
         return next((a for a in args if a not in FILLER), "")
@@ -89,6 +87,10 @@ RESOLVES = [
     ("hey", "help", ""),
     ("hi there", "help", ""),
     ("what can you do?", "help", ""),
+    ("who are you?", "help", ""),
+    ("are you there?", "help", ""),
+    ("ping", "help", ""),
+    ("I need help", "help", ""),
     ("help ack", "help", "ack"),
     ("help with snooze", "help", "snooze"),
     ("how do i snooze", "help", "snooze"),
@@ -164,6 +166,10 @@ RESOLVES = [
     ("any timeouts in the logs?", "logs", "timeouts 1h"),
     ("lgos payment", "logs", "payment 1h"),
     ("logs for checkout from the past day", "logs", "checkout 1d"),
+    ("any exceptions in the logs today?", "logs", "exceptions 1d"),
+    ("errors in logs, last 2h please", "logs", "errors 2h"),
+    ("tail logs", "logs", " 1h"),
+    ("logs payment errors thanks", "logs", "payment | errors 1h"),
     # alerts
     ("alerts", "alerts", "last"),
     ("are there any alerts?", "alerts", "last"),
