@@ -110,6 +110,11 @@ _IF = frozenset(("if", "whether"))
 _TOKEN = re.compile(r"[^\s,;]+")
 _EDGE_PUNCT = "!?.,;:'\"()[]{}<>`~*_¿¡"
 _GLUED = re.compile(r"([a-z]{3,})#?(\d{1,12})")
+# "Liked "Reply YES to ack 3 alerts"": an iPhone or Android reaction, quoting our own text.
+_REACTION = re.compile(
+    r'\s*(?:liked|loved|disliked|laughed at|emphasi[sz]ed|questioned|reacted\s+\S*\s*to|removed\s+\S+\s+from)\s+"',
+    re.I,
+)
 _UNREADABLE = re.compile(r"\s\?+\s")
 _ID_WORD = re.compile(r"#?\d{1,12}")
 _PAST = ("ed", "d")
@@ -273,6 +278,9 @@ class CommandProcessor:
 
     def resolve(self, text: str) -> tuple[Command | None, list[str], str]:
         """(command, args, rest) for `text`; command None when nothing matches."""
+        if _REACTION.match(text):
+            return None, [], ""  # a phone's reaction quotes our own text, commands and all
+        text = self._first_line(text)
         words = self._prepare(text)
         if not words:
             # A bare "?" (or "??") is the classic way to ask for help on SMS.
@@ -319,6 +327,18 @@ class CommandProcessor:
                 out.append(words[i])
                 i += 1
         return out
+
+    def _first_line(self, text: str) -> str:
+        """The first line that says something: one command per SMS ("ack 12" + a signature)."""
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            return text
+        for line in lines:
+            for word in words_of(line):
+                cmd = self._word(word.text)
+                if word.text not in FILLER and not (cmd and cmd.fallback):
+                    return line
+        return text
 
     def _intent(self, texts: list[str]) -> Command | None:
         core = " ".join(t for t in texts if t not in _SOFT)
@@ -422,8 +442,10 @@ class CommandProcessor:
             return cmd, index
         before = set(texts[:index])
         opening = [t for t in texts[:index] if t not in _OPENERS][:2]
-        if opening[:1] == ["how"] and opening[1:] and opening[1] in _HOW_TO:
-            # "how do I snooze?" wants the help line, not the alerts.
+        how_to = opening[:1] == ["how"] and opening[1:] and opening[1] in _HOW_TO
+        what_is = opening[:1] == ["what"] and opening[1:2] in (["does"], ["do"], ["is"])
+        if how_to or (what_is and not texts[index].endswith(_PAST)):
+            # "how do I snooze?", "what does ack do?" want the help line, not the alerts.
             name = self.registry.words.get("help")
             return (self.registry.commands[name], None) if name else (cmd, index)
         asked = text.rstrip().endswith("?") and texts[index].endswith(_PAST)
@@ -487,6 +509,8 @@ class CommandProcessor:
             return Outcome(f"'{cmd.name}' failed inside Operator; the logs have details.", cmd.name, "error")
 
     def unknown(self, text: str) -> str:
+        if _REACTION.match(text):
+            return "Operator cannot read reactions; text YES, NO or HELP."
         words = tokens(text)
         if not words:
             return "Empty message. Text HELP for the list of commands."

@@ -95,6 +95,7 @@ RESOLVES = [
     ("help with snooze", "help", "snooze"),
     ("how do i snooze", "help", "snooze"),
     ("how can I silence an alert?", "help", "silence"),
+    ("what does ack do?", "help", "ack"),
     # more
     ("more", "more", ""),
     ("MORE", "more", ""),
@@ -222,6 +223,9 @@ RESOLVES = [
     ("please ack all of them", "ack", "all"),
     ("ack ١٢", "ack", "#12"),
     ("ack 99999999999999999999", "ack", "refused"),
+    ("hey\nack 12", "ack", "#12"),
+    ("ack 12\nsnooze 13 1h", "ack", "#12"),
+    ("status\nSent from my iPhone", "status", ""),
     # snooze
     ("snooze 12 30m", "snooze", "#12 30m"),
     ("snooze #12 30m", "snooze", "#12 30m"),
@@ -322,7 +326,23 @@ def test_a_phrasing_resolves_to_the_command_and_argument_meant(processor, text, 
 
 
 @pytest.mark.parametrize(
-    "text", ["cancel", "CANCEL", "stop", "unsubscribe", "quit", "end", "xyzzy", "please", "", "   ", "!!!"]
+    "text",
+    [
+        "cancel",
+        "CANCEL",
+        "stop",
+        "unsubscribe",
+        "quit",
+        "end",
+        "xyzzy",
+        "please",
+        "",
+        "   ",
+        "!!!",
+        'Liked "Reply YES to ack 3 alerts (#1,#2,#3) (within 5 min)."',
+        "Loved “FIRING 3 HighCPU web-1 #12”",
+        'Reacted 👍 to "Reply YES to snooze 2 alerts for 1h"',
+    ],
 )
 def test_twilio_keywords_and_noise_resolve_to_nothing(processor, text):
     assert processor.resolve(text)[0] is None
@@ -418,6 +438,16 @@ def test_cancel_is_left_to_twilio_and_never_drops_or_confirms_anything(alert_app
     assert responder.text("CANCEL") is None  # Twilio opts the number out; Operator answers nothing
     assert alert(alert_app.extensions["operator"], 1).acked_at is None
     assert responder.text("go ahead") == "Acked 2 alerts: #1,#2."
+
+
+def test_a_reaction_to_the_question_confirms_nothing(alert_app, responder):
+    client = alert_app.test_client()
+    fire(client, "A")
+    fire(client, "B")
+    question = responder.text("ack all")
+    assert responder.text(f"Liked “{question}”") == "Operator cannot read reactions; text YES, NO or HELP."
+    assert alert(alert_app.extensions["operator"], 1).acked_at is None
+    assert responder.text("yes") == "Acked 2 alerts: #1,#2."
 
 
 def test_a_viewer_asking_to_ack_in_plain_words_is_refused(alert_app):
