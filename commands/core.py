@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from command_processor import FILLER, CommandError, Context, command, registry
+from command_processor import FILLER, CommandError, Context, command, registry, stems
 from monitors import check_all
 
 # Words that mean "how is everything?" anywhere in a sentence ("any problems?", "are we ok?").
@@ -27,11 +27,12 @@ def help_(ctx: Context) -> str:
     """help [command]: what Operator understands."""
     # "help me", "help with status": filler words are not command names.
     args = [a for a in ctx.args if a not in FILLER and a not in GREETINGS]
-    if args:
-        name = registry.words.get(args[0])
-        if name is None:
-            raise CommandError(f"No command '{args[0][:20]}'. Text HELP for the list.")
-        return registry.commands[name].help
+    named = [n for a in args for form in stems(a) if (n := registry.words.get(form))]
+    if named:
+        return registry.commands[named[0]].help
+    if len(args) == 1:
+        raise CommandError(f"No command '{args[0][:20]}'. Text HELP for the list.")
+    # "help! the site is down": a sentence, not a command name; the list is the answer.
     names = ", ".join(c.name for c in registry.visible() if c.name != "help")
     return f"Commands: {names}. Text HELP <command> for details."
 

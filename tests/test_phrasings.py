@@ -479,6 +479,8 @@ STATUS = r"sys \S+ .*mem \d+% disk \d+%"
         ("what's memory like on prod?", r"sys memory \d+%$"),
         ("disk space?", r"sys disk \d+%$"),
         ("hi", r"Commands: status, "),
+        ("help! the site is down", r"Commands: status, "),
+        ("help with snoozing alerts", r"snooze \[id\|all\] 30m: "),
         ("what can you do?", r"Commands: status, "),
         ("next", r"Nothing more to show\."),
         ("yes", r"Nothing to confirm"),
