@@ -27,7 +27,7 @@ FINISHED = ("sent", "delivered", "undelivered", "failed", "folded", "dropped")
 DAY = 86400.0
 
 
-def run(services: Any, now: float | None = None) -> dict[str, int]:
+def run(services: Any, now: float | None = None, batch: int = BATCH) -> dict[str, int]:
     """Delete what is past its retention; returns the rows deleted per table."""
     now = store.now() if now is None else now
     engine = services.engine
@@ -37,6 +37,7 @@ def run(services: Any, now: float | None = None) -> dict[str, int]:
     deleted = {
         "outbox": _prune(
             engine,
+            batch,
             sms.outbox,
             o.id,
             o.status.in_(FINISHED),
@@ -45,12 +46,14 @@ def run(services: Any, now: float | None = None) -> dict[str, int]:
         ),
         "messages": _prune(
             engine,
+            batch,
             store.messages,
             store.messages.c.id,
             store.messages.c.received_at < now - MESSAGES_DAYS * DAY,
         ),
         "alert_events": _prune(
             engine,
+            batch,
             alert_store.alert_events,
             e.event_key,
             e.received_at < outbox_cutoff,
@@ -62,18 +65,18 @@ def run(services: Any, now: float | None = None) -> dict[str, int]:
     return deleted
 
 
-def _prune(engine: Any, table: Table, key: Any, *conditions: Any) -> int:
+def _prune(engine: Any, batch: int, table: Table, key: Any, *conditions: Any) -> int:
     total = 0
     while True:
         with engine.begin() as conn:
-            count = _delete_batch(conn, table, key, conditions)
+            count = _delete_batch(conn, batch, table, key, conditions)
         total += count
-        if count < BATCH:
+        if count < batch:
             return total
 
 
-def _delete_batch(conn: Connection, table: Table, key: Any, conditions: tuple) -> int:
-    keys = conn.scalars(select(key).where(*conditions).limit(BATCH)).all()
+def _delete_batch(conn: Connection, batch: int, table: Table, key: Any, conditions: tuple) -> int:
+    keys = conn.scalars(select(key).where(*conditions).limit(batch)).all()
     if keys:
         conn.execute(delete(table).where(key.in_(keys)))
     return len(keys)
