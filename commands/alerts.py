@@ -71,16 +71,23 @@ def closed_text(alert: Alert) -> str:
     return f"#{alert.id} resolved {_ago(alert.resolved_at or alert.last_seen)} ago ({alert.name})"
 
 
+def _taken(alert: Alert, now: float, long: bool = False) -> list[str]:
+    """Who took the alert and how (acked, snoozed, silenced): what keeps it quiet."""
+    flags = []
+    if alert.acked_at:
+        who = mask(alert.acked_by or "")
+        flags.append(f"acked by {who} {_ago(alert.acked_at)} ago" if long else f"ack {who[-4:]}")
+    if (alert.snoozed_until or 0) > now:
+        flags.append(f"snoozed {humanize(alert.snoozed_until - now)}" + (" more" if long else ""))
+    if alert.silenced(now):
+        flags.append("silenced in Alertmanager" if long else "silenced")
+    return flags
+
+
 def _line(alert: Alert, now: float) -> str:
     places = alert.places.split(",") if alert.places else []
     where = (" " + ",".join(places[:2]) + (f" +{alert.size - 2}" if alert.size > 2 else "")) if places else ""
-    flags = []
-    if alert.acked_at:
-        flags.append(f"ack {mask(alert.acked_by or '')[-4:]}")
-    if (alert.snoozed_until or 0) > now:
-        flags.append(f"snoozed {humanize(alert.snoozed_until - now)}")
-    if alert.silenced(now):
-        flags.append("silenced")
+    flags = _taken(alert, now)
     state = "" if alert.transition in ("FIRING", "") else f" {alert.transition}"
     extra = f" ({', '.join(flags)})" if flags else ""
     return f"#{alert.id}{state} {alert.name}{where} {humanize(now - alert.started_at)}{extra}"
@@ -97,12 +104,7 @@ def _detail(alert: Alert) -> str:
     ]
     if alert.summary and alert.summary != alert.name:
         parts.append(alert.summary)
-    if alert.acked_at:
-        parts.append(f"acked by {mask(alert.acked_by or '')} {_ago(alert.acked_at)} ago")
-    if (alert.snoozed_until or 0) > now:
-        parts.append(f"snoozed {humanize(alert.snoozed_until - now)} more")
-    if alert.silenced(now):
-        parts.append("silenced in Alertmanager")
+    parts.extend(_taken(alert, now, long=True))
     parts.append(f"from {alert.source}")
     return ". ".join(parts) + "."
 
