@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 import alert_store
+import alerting
 import paging
 import store
 
@@ -23,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 # Alertmanager's own default repeat_interval: what teams moving from its e-mails expect.
 REPEAT = 4 * 3600.0
-RULE_SOURCE = "rule"  # alerting.SOURCE; rules remind themselves
 
 
 def repeat_interval(settings: Any) -> float:
@@ -44,7 +44,7 @@ def run(services: Any, now: float | None = None) -> int:
     with services.engine.begin() as conn:
         rows = conn.execute(
             select(alert_store.alerts)
-            .where(a.status == "firing", a.source != RULE_SOURCE, alert_store.loud(now))
+            .where(a.status == "firing", a.source != alerting.SOURCE, alert_store.loud(now))
             .order_by(a.id)
         ).all()
         for row in rows:
