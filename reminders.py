@@ -3,7 +3,7 @@
 Alertmanager's `repeat_interval` re-sends are duplicates to Operator (the same events), and
 Datadog's Renotify does not text either, so Operator repeats open webhook alerts itself: one
 "STILL FIRING 4h: 3 HighCPU web-1,web-2 +1 #12" per alert record (an Alertmanager group, never
-per alert) every REPEAT, to the current recipients, under the storm limits. Acked, snoozed (until
+per alert) every ALERT_REPEAT, to the current recipients, under the storm limits. Acked, snoozed (until
 the snooze ends) and silenced (until the silence ends) alerts are skipped. Rules remind at their
 own `repeat` (alerting.py). The leading worker runs `run(services)` as a periodic job.
 """
@@ -22,19 +22,11 @@ import store
 
 logger = logging.getLogger(__name__)
 
-# Alertmanager's own default repeat_interval: what teams moving from its e-mails expect.
-REPEAT = 4 * 3600.0
-
-
-def repeat_interval(settings: Any) -> float:
-    """ALERT_REPEAT when the settings carry it (0 turns reminders off), else REPEAT."""
-    return float(getattr(settings, "alert_repeat", REPEAT))
-
 
 def run(services: Any, now: float | None = None) -> int:
     """Queue the reminders that are due; returns how many alerts were reminded."""
     settings = services.settings
-    repeat = repeat_interval(settings)
+    repeat = settings.alert_repeat
     numbers = paging.recipients(settings)
     if not repeat or not numbers:
         return 0

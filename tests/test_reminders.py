@@ -1,4 +1,4 @@
-"""Reminders for webhook alerts: one per group every REPEAT while nobody has taken it."""
+"""Reminders for webhook alerts: one per group every ALERT_REPEAT while nobody has taken it."""
 
 from __future__ import annotations
 
