@@ -15,18 +15,14 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select, text
 
 import alert_store
-import composer
-import sms
+import paging
 import store
 from alert_sources import Incoming
 from config import Settings
-from security import mask
-from timeutil import humanize
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 500
-PAGE_ROLES = ("responder", "admin")
 
 
 @dataclass(frozen=True)
@@ -37,73 +33,10 @@ class IngestResult:
     texts: int
 
 
-def recipients(settings: Settings) -> list[str]:
-    """ALERT_RECIPIENTS, else every authorized responder and admin (viewers only ask)."""
-    if settings.alert_recipients:
-        return list(settings.alert_recipients)
-    return [number for number, role in settings.authorized.items() if role in PAGE_ROLES]
-
-
-def _fits(text_: str, budget: int) -> bool:
-    return composer.length_units(composer.normalize(text_)) <= budget
-
-
-def page_text(alert: alert_store.Alert, word: str, budget: int) -> str:
-    """'FIRING 3 HighCPU web-1,web-2 +1 #12: summary', the id always inside the budget."""
-    count = f" {alert.size}" if alert.size > 1 else ""
-    tail = f" #{alert.id}"
-    name = composer.normalize(alert.name).strip() or "alert"
-    # A very long name would crowd out where it fires and the id; half the budget at most.
-    room = min(budget // 2, budget - len(word) - len(count) - len(tail) - 2)
-    if len(name) > room:
-        name = name[: max(8, room - 3)].rstrip() + "..."
-    head = f"{word}{count} {name}"
-    places = [p for p in alert.places.split(",") if p]
-    shown: list[str] = []
-    for place in places:
-        rest = len(places) - len(shown) - 1
-        more = f" +{rest}" if rest else ""
-        if not _fits(f"{head} {','.join([*shown, place])}{more}{tail}", budget):
-            break
-        shown.append(place)
-    hidden = max(0, alert.size - len(shown)) if places else 0
-    where = (" " + ",".join(shown) if shown else "") + (f" +{hidden}" if hidden and shown else "")
-    line = f"{head}{where}{tail}"
-    summary = composer.normalize(alert.summary).strip()
-    if summary and summary != alert.name and _fits(f"{line}: {summary[:12]}", budget):
-        line = f"{line}: {summary}"  # composer.fit cuts a long summary, never the id
-    return line
-
-
-def recovery_text(alert: alert_store.Alert, by: str | None = None) -> str:
-    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by +1555***0101 after ...')."""
-    lasted = humanize((alert.resolved_at or store.now()) - alert.started_at)
-    who = f" by {mask(by)}" if by else ""
-    return f"RESOLVED{who} after {lasted} {alert.name} #{alert.id}"
-
-
-def send_recovery(
-    conn: Connection, alert: alert_store.Alert, settings: Settings, by: str | None = None, delay: bool = True
-) -> int:
-    """Queue the recovery notice to everyone paged for `alert` (except `by`); returns the count."""
-    not_before = store.now() + (settings.recovery_delay if delay else 0)
-    numbers = [n for n in alert_store.paged_numbers(conn, alert.id) if n != by]
-    for number in numbers:
-        sms.enqueue(conn, number, recovery_text(alert, by), "recovery", settings, alert.id, not_before)
-    return len(numbers)
-
-
 def page(conn: Connection, alert: alert_store.Alert, word: str, settings: Settings) -> int:
     """Queue one page for `alert` to every recipient; returns the count."""
-    body = page_text(alert, word, composer.capacity("", settings.sms_max_segments))
-    numbers = recipients(settings)
-    for number in numbers:
-        sms.enqueue(conn, number, body, "alert", settings, alert.id)
-    if numbers:
-        alert_store.set_fields(conn, alert.id, last_notified_at=store.now())
-    else:
-        logger.warning("alert #%s has nobody to page: set ALERT_RECIPIENTS or responder numbers", alert.id)
-    return len(numbers)
+    body = paging.page_text(alert, word, paging.budget(settings))
+    return paging.page(conn, alert, body, paging.recipients(settings), settings)
 
 
 def _seen(conn: Connection, keys: list[str]) -> set[str]:
@@ -172,8 +105,12 @@ def _apply(
             return None, 0  # resolved before we ever saw it fire: nothing to tell anyone
         ends = [i.ended_at for i in items if i.ended_at and current.started_at <= i.ended_at <= now]
         closed = alert_store.close(conn, current.id, max(ends, default=now))
-        return closed, send_recovery(conn, closed, settings)
+        return closed, paging.send_recovery(conn, closed, settings)
     lead = firing[0] if firing else items[0]
+    # Firing again before its RESOLVED went out: the same incident, and no new page for it.
+    reopened = current is None and alert_store.reopen_flapping(
+        conn, source, key, now, settings.recovery_delay
+    )
     alert, opened = alert_store.fire(
         conn,
         source,
@@ -192,7 +129,8 @@ def _apply(
     renotify = word == "RENOTIFY"
     if renotify:  # a reminder from Datadog, not a new state; our own reminders handle repeats
         word = "FIRING" if opened else alert.transition
-    changed = source == "alertmanager" or word != alert.transition
+    # Alertmanager sends a group again only when something in it changed; a reopened flap is not news.
+    changed = (source == "alertmanager" and not reopened) or word != alert.transition
     alert_store.set_fields(
         conn, alert.id, size=len(firing) + truncated, places=",".join(places)[:2000], transition=word
     )

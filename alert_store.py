@@ -10,7 +10,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, func, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 
 import store
 
@@ -44,7 +59,14 @@ alerts = Table(
     Column("places", Text, nullable=False, default=""),
     # The word the last page used: FIRING, WARN, NO DATA.
     Column("transition", String(16), nullable=False, default="FIRING"),
+    # Who closed it by hand (`resolve 12`); NULL when its source or its rule resolved it.
+    Column("resolved_by", String(32)),
+    # When the Alertmanager silence Operator created ends (the silence does that by itself).
+    Column("silenced_until", Float),
 )
+
+# Kinds of text that tell a person an alert is firing: they make that person "paged" for it.
+PAGE_KINDS = ("alert", "reminder", "escalation", "digest")
 
 # One row per webhook event ever accepted: the unique key is what makes HA pairs, group re-sends
 # and sender retries text only once, across workers and restarts.
@@ -82,6 +104,8 @@ class Alert:
     size: int = 1
     places: str = ""
     transition: str = "FIRING"
+    resolved_by: str | None = None
+    silenced_until: float | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Alert:
@@ -92,9 +116,20 @@ class Alert:
         data["transition"] = data.get("transition") or "FIRING"
         return cls(**data)
 
+    def silenced(self, now: float) -> bool:
+        """An Operator-made Alertmanager silence that has not ended yet."""
+        return bool(self.silence_id) and (self.silenced_until is None or self.silenced_until > now)
+
     def quiet(self, now: float) -> bool:
-        """Someone is on it: acked, snoozed or silenced, so no new page is needed."""
-        return bool(self.acked_at or self.silence_id or (self.snoozed_until or 0) > now)
+        """Someone is on it: acked, snoozed or silenced, so no page, reminder or escalation."""
+        return bool(self.acked_at or self.silenced(now) or (self.snoozed_until or 0) > now)
+
+
+def loud(now: float) -> ColumnElement[bool]:
+    """SQL for `not Alert.quiet(now)`: nobody acked, snoozed or silenced it."""
+    c = alerts.c
+    silenced = and_(c.silence_id.is_not(None), or_(c.silenced_until.is_(None), c.silenced_until > now))
+    return and_(c.acked_at.is_(None), not_(silenced), or_(c.snoozed_until.is_(None), c.snoozed_until <= now))
 
 
 def get(conn: Connection, alert_id: int) -> Alert | None:
@@ -163,13 +198,44 @@ def resolve(conn: Connection, source: str, key: str, at: float | None = None) ->
     return close(conn, existing.id, at)
 
 
-def close(conn: Connection, alert_id: int, at: float | None = None) -> Alert | None:
+def close(conn: Connection, alert_id: int, at: float | None = None, by: str | None = None) -> Alert | None:
+    """Resolve a firing alert (`by`: the phone that closed it by hand)."""
     conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.status == "firing")
-        .values(status="resolved", resolved_at=at or store.now())
+        .values(status="resolved", resolved_at=at or store.now(), resolved_by=by)
     )
     return get(conn, alert_id)
+
+
+def reopen_flapping(conn: Connection, source: str, key: str, now: float, window: float) -> Alert | None:
+    """Reopen the last incident of (source, key) if it fires again before its RESOLVED went out.
+
+    A flapping rule or group is one incident, not a page per flip: the queued recovery notices
+    are dropped. An incident someone closed by hand is never reopened (the next breach is new).
+    """
+    from sms import outbox
+
+    last = conn.execute(
+        select(alerts.c.id).where(alerts.c.source == source, alerts.c.key == key).order_by(alerts.c.id.desc())
+    ).scalar()
+    previous = get(conn, last) if last else None
+    if previous is None or previous.status != "resolved" or previous.resolved_by:
+        return None
+    o = outbox.c
+    pending = conn.execute(
+        select(o.id).where(o.alert_id == previous.id, o.kind == "recovery", o.status == "queued").limit(1)
+    ).first()
+    recent = previous.resolved_at is not None and now - previous.resolved_at < window
+    if pending is None and not recent:
+        return None
+    set_fields(conn, previous.id, status="firing", resolved_at=None, last_seen=now)
+    conn.execute(
+        update(outbox)
+        .where(o.alert_id == previous.id, o.kind == "recovery", o.status == "queued")
+        .values(status="dropped", error_message="alert firing again")
+    )
+    return get(conn, previous.id)
 
 
 def firing(conn: Connection) -> list[Alert]:
@@ -197,7 +263,7 @@ def last_sent_to(conn: Connection, phone: str) -> Alert | None:
         .where(
             outbox.c.to_number == phone,
             outbox.c.alert_id.is_not(None),
-            outbox.c.kind.in_(("alert", "reminder", "escalation", "digest")),
+            outbox.c.kind.in_(PAGE_KINDS),
         )
         .order_by(outbox.c.id.desc())
         .limit(1)
@@ -206,13 +272,19 @@ def last_sent_to(conn: Connection, phone: str) -> Alert | None:
 
 
 def paged_numbers(conn: Connection, alert_id: int) -> list[str]:
-    """Everyone who was texted about this alert (pages, reminders, escalations), in first-paged order."""
+    """Everyone told this alert fires (pages, reminders, escalations), in first-paged order.
+
+    A text that was dropped or failed never reached its person, so it does not count: nobody
+    gets a RESOLVED for an alert they never heard of. A folded one does (its digest named it).
+    """
     from sms import outbox
 
     rows = conn.execute(
         select(outbox.c.to_number, func.min(outbox.c.id).label("first"))
         .where(
-            outbox.c.alert_id == alert_id, outbox.c.kind.in_(("alert", "reminder", "escalation", "digest"))
+            outbox.c.alert_id == alert_id,
+            outbox.c.kind.in_(PAGE_KINDS),
+            outbox.c.status.not_in(("dropped", "failed", "undelivered")),
         )
         .group_by(outbox.c.to_number)
         .order_by("first")

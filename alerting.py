@@ -15,7 +15,7 @@ from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, 
 
 import alert_store
 import config_file
-import sms
+import paging
 import store
 from rules import Rule, number, parse_rules
 from timeutil import humanize
@@ -119,6 +119,11 @@ class Evaluator:
                 self._remind(conn, rule, alert, value, now)
                 self._save(conn, rule, state="firing", **common)
                 return
+            if current == "firing" and alert:
+                # Closed by hand (`resolve 7`) while still breached: it stays closed, with no
+                # reminders, until the rule goes ok; the next breach after that is a new incident.
+                self._save(conn, rule, state="firing", **common)
+                return
             since = since if current == "pending" and since else now
             if now - since < rule.for_:
                 self._save(conn, rule, state="pending", since=since, **common)
@@ -130,37 +135,18 @@ class Evaluator:
         self, conn: Connection, rule: Rule, value: float, since: float, now: float
     ) -> alert_store.Alert:
         text = rule.render(value, humanize(now - since))
-        last = conn.execute(
-            select(alert_store.alerts.c.id)
-            .where(alert_store.alerts.c.source == SOURCE, alert_store.alerts.c.key == rule.name)
-            .order_by(alert_store.alerts.c.id.desc())
-        ).scalar()
-        previous = alert_store.get(conn, last) if last else None
-        if (
-            previous
-            and previous.status == "resolved"
-            and previous.resolved_at
-            and now - previous.resolved_at < self.settings.recovery_delay
-        ):
+        reopened = alert_store.reopen_flapping(conn, SOURCE, rule.name, now, self.settings.recovery_delay)
+        if reopened is not None:
             # Back before its recovery notice went out: the same incident, not a new page.
-            alert_store.set_fields(conn, previous.id, status="firing", resolved_at=None, last_seen=now,
-                                   summary=text)  # fmt: skip
-            o = sms.outbox.c
-            conn.execute(
-                update(sms.outbox)
-                .where(o.alert_id == previous.id, o.kind == "recovery", o.status == "queued")
-                .values(status="dropped", error_message="alert firing again")
-            )
-            logger.info(
-                "rule %s flapped back to firing within RECOVERY_DELAY: #%d reopened", rule.name, previous.id
-            )
-            return alert_store.get(conn, previous.id)
+            alert_store.set_fields(conn, reopened.id, summary=text)
+            logger.info("rule %s flapped back to firing before its RESOLVED went out: #%d reopened",
+                        rule.name, reopened.id)  # fmt: skip
+            return reopened
         labels = {"monitor": rule.monitor, "query": rule.query}
         alert, opened = alert_store.fire(conn, SOURCE, rule.name, rule.name, summary=text,
                                          severity=rule.severity, labels=labels, started_at=since)  # fmt: skip
         if opened:
-            self._notify(conn, rule, alert.id, f"ALERT #{alert.id}: {text}", "alert")
-            alert_store.set_fields(conn, alert.id, last_notified_at=now)
+            paging.page(conn, alert, f"ALERT #{alert.id}: {text}", list(rule.recipients), self.settings, now)
             logger.warning("rule %s firing: alert #%d (%s %s %s)", rule.name, alert.id, number(value),
                            rule.op, number(rule.threshold))  # fmt: skip
         return alert
@@ -169,29 +155,20 @@ class Evaluator:
         self, conn: Connection, rule: Rule, alert: alert_store.Alert, value: float, now: float
     ) -> None:
         alert_store.set_fields(conn, alert.id, last_seen=now)
-        quiet = alert.acked_by or alert.silence_id or (alert.snoozed_until or 0) > now
-        last = alert.last_notified_at or alert.started_at
-        if not rule.repeat or quiet or now - last < rule.repeat:
+        if not paging.reminder_due(alert, rule.repeat, now):
             return
         age = humanize(now - alert.started_at)
-        text = rule.render(value, age)
-        self._notify(conn, rule, alert.id, f"STILL FIRING {age}: #{alert.id} {text}", "reminder")
-        alert_store.set_fields(conn, alert.id, last_notified_at=now)
+        text = f"STILL FIRING {age}: #{alert.id} {rule.render(value, age)}"
+        paging.remind(conn, alert, text, list(rule.recipients), self.settings, now)
 
     def _resolve(
         self, conn: Connection, rule: Rule, alert: alert_store.Alert, value: float, now: float
     ) -> None:
-        alert_store.close(conn, alert.id, at=now)
+        closed = alert_store.close(conn, alert.id, at=now)
         age = humanize(now - alert.started_at)
         text = f"RESOLVED after {age}: #{alert.id} {rule.name} now {number(value)}"
-        # Held back RECOVERY_DELAY: if the rule fires again meanwhile, _fire drops it.
-        self._notify(conn, rule, alert.id, text, "recovery", not_before=now + self.settings.recovery_delay)
+        paging.send_recovery(conn, closed, self.settings, text=text, now=now)
         logger.info("rule %s resolved: alert #%d after %s", rule.name, alert.id, age)
-
-    def _notify(self, conn: Connection, rule: Rule, alert_id: int | None, text: str, kind: str,
-                not_before: float | None = None) -> None:  # fmt: skip
-        for phone in rule.recipients:
-            sms.enqueue(conn, phone, text, kind, self.settings, alert_id=alert_id, not_before=not_before)
 
     def _no_data(self, rule: Rule, error: str, now: float) -> None:
         interval = self.settings.alert_interval
@@ -202,8 +179,8 @@ class Evaluator:
             notice = failures >= FAILURES_BEFORE_NOTICE and not state["notice_sent"]
             if notice:
                 retry = humanize(delay)
-                self._notify(conn, rule, None, f"Cannot evaluate rule {rule.name}: {error}. Retrying "
-                             f"every {retry} or so; it cannot alert until then.", "notice")  # fmt: skip
+                paging.notify(conn, rule.recipients, f"Cannot evaluate rule {rule.name}: {error}. Retrying "
+                              f"every {retry} or so; it cannot alert until then.", "notice", self.settings)  # fmt: skip
             self._save(conn, rule, state="nodata", evaluated_at=now, next_eval_at=now + delay,
                        failures=failures, notice_sent=1 if notice else state["notice_sent"],
                        last_error=error[:500])  # fmt: skip

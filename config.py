@@ -65,6 +65,8 @@ class Settings:
     sms_max_age: float = 3600.0
     alert_recipients: tuple[str, ...] = ()
     alert_interval: float = 60.0
+    # How often open webhook alerts are reminded; 0 turns these reminders off.
+    alert_repeat: float = 14400.0
     alert_limits: str = "1 per minute; 5 per 15 minutes; 12 per hour"
     recovery_delay: float = 120.0
     # alert webhooks
@@ -151,6 +153,7 @@ def _parse(env: Mapping[str, str]) -> dict:
         sms_max_age=_seconds("SMS_MAX_AGE", get("SMS_MAX_AGE", "1h")),
         alert_recipients=_phones("ALERT_RECIPIENTS", get("ALERT_RECIPIENTS")),
         alert_interval=_seconds("ALERT_INTERVAL", get("ALERT_INTERVAL", "60")),
+        alert_repeat=_seconds("ALERT_REPEAT", get("ALERT_REPEAT", "4h"), allow_zero=True),
         alert_limits=alert_limits,
         recovery_delay=_seconds("RECOVERY_DELAY", get("RECOVERY_DELAY", "2m"), allow_zero=True),
         alertmanager_url=_url("ALERTMANAGER_URL", get("ALERTMANAGER_URL")),

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Connection, func, select, update
 
 import alert_store
-import composer
-import sms
+import paging
 import store
-from alert_intake import page_text
 from timeutil import humanize
 
 logger = logging.getLogger(__name__)
 
 
-def due(conn, escalate_after: float, now: float) -> list[alert_store.Alert]:
+def due(conn: Connection, escalate_after: float, now: float) -> list[alert_store.Alert]:
     """Firing alerts nobody acked, snoozed or silenced, open longer than `escalate_after`."""
     a = alert_store.alerts
     opened = func.coalesce(a.c.opened_at, a.c.started_at)
@@ -29,10 +27,8 @@ def due(conn, escalate_after: float, now: float) -> list[alert_store.Alert]:
         select(a)
         .where(
             a.c.status == "firing",
-            a.c.acked_at.is_(None),
             a.c.escalated_at.is_(None),
-            a.c.silence_id.is_(None),
-            or_(a.c.snoozed_until.is_(None), a.c.snoozed_until <= now),
+            alert_store.loud(now),
             opened <= now - escalate_after,
         )
         .order_by(a.c.id)
@@ -40,12 +36,12 @@ def due(conn, escalate_after: float, now: float) -> list[alert_store.Alert]:
     return [alert_store.Alert.from_row(r) for r in rows]
 
 
-def run(services) -> int:
+def run(services, now: float | None = None) -> int:
     """Escalate every overdue alert; returns how many were escalated (0 when not configured)."""
     settings = services.settings
     if not settings.escalate_after or not settings.escalation_numbers:
         return 0
-    now = store.now()
+    now = store.now() if now is None else now
     escalated = 0
     with services.engine.begin() as conn:
         for alert in due(conn, settings.escalate_after, now):
@@ -56,11 +52,10 @@ def run(services) -> int:
             ).rowcount
             if not claimed:
                 continue
-            waited = humanize(now - (alert.opened_at or alert.started_at))
-            budget = composer.capacity("", settings.sms_max_segments) - len(f"ESCALATED {waited} unacked: ")
-            body = f"ESCALATED {waited} unacked: " + page_text(alert, alert.transition or "FIRING", budget)
-            for number in settings.escalation_numbers:
-                sms.enqueue(conn, number, body, "escalation", settings, alert.id)
+            prefix = f"ESCALATED {humanize(now - (alert.opened_at or alert.started_at))} unacked: "
+            room = paging.budget(settings, prefix)
+            body = prefix + paging.page_text(alert, alert.transition or "FIRING", room)
+            paging.notify(conn, settings.escalation_numbers, body, "escalation", settings, alert.id)
             escalated += 1
             logger.info("escalated alert #%s to %d number(s)", alert.id, len(settings.escalation_numbers))
     return escalated

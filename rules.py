@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import E164, ConfigError, Settings
+from paging import recipients
 from timeutil import parse_duration
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -93,7 +94,7 @@ def parse_rules(
     if not isinstance(section, list):
         raise ConfigError("rules: must be a list of rules (each starting with '- name: ...')")
     configured, everything = set(monitors), set(known) | set(monitors)
-    default_recipients = settings.alert_recipients or tuple(settings.authorized)
+    default_recipients = tuple(recipients(settings))
     rules: list[Rule] = []
     for index, item in enumerate(section, start=1):
         label = f"rule #{index}"
@@ -136,7 +137,9 @@ def _parse_one(item: Any, configured: set[str], everything: set[str], default_re
     if isinstance(recipients, str):
         recipients = [p.strip() for p in recipients.split(",") if p.strip()]
     if not isinstance(recipients, list | tuple) or not recipients:
-        raise ConfigError("no recipients: set 'recipients', ALERT_RECIPIENTS or AUTHORIZED_NUMBERS")
+        raise ConfigError(
+            "no recipients: set 'recipients', ALERT_RECIPIENTS or responder/admin AUTHORIZED_NUMBERS"
+        )
     for phone in recipients:
         if not isinstance(phone, str) or not E164.match(phone):
             raise ConfigError(f"recipient {phone!r} is not an E.164 number like +15550100 (quote it in YAML)")

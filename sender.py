@@ -37,6 +37,8 @@ pacing = Table(
     Column("next_at", Float, nullable=False),
 )
 
+# Texts about an alert that are dropped when the alert changed while they waited (see _stale).
+STALE_KINDS = frozenset({"recovery", "reminder", "escalation"})
 RETRY_BASE = 2.0
 RETRY_CAP = 300.0
 PACING_KEY = "outbound"
@@ -169,8 +171,10 @@ class Sender:
             self._finish(row, status="failed", error_code="expired", error_message="older than SMS_MAX_AGE")
             logger.warning("outbox #%d to %s expired unsent", row.id, mask(row.to_number))
             return "failed"
-        if row.kind == "recovery" and row.alert_id is not None and self._firing_again(row.alert_id):
-            self._finish(row, status="dropped", error_message="alert firing again")
+        stale = self._stale(row, now)
+        if stale:
+            self._finish(row, status="dropped", error_message=stale)
+            logger.info("outbox #%d (%s) dropped: %s", row.id, row.kind, stale)
             return "dropped"
         if row.kind in sms.STORM_KINDS and not self.storm.hit(row.to_number).allowed:
             self._finish(row, status="folded")
@@ -186,14 +190,25 @@ class Sender:
             ).rowcount
         return "send" if held else "lost"
 
-    def _firing_again(self, alert_id: int) -> bool:
+    def _stale(self, row: Any, now: float) -> str | None:
+        """Why a text about an alert no longer applies, checked just before it would go out.
+
+        A recovery for an alert firing again, or a reminder or escalation for one that was
+        resolved, acked, snoozed or silenced while the text waited (pacing, storm limits, an
+        outage): sending it would page someone for nothing.
+        """
+        if row.alert_id is None or row.kind not in STALE_KINDS:
+            return None
         with self.engine.connect() as conn:
-            alert = alert_store.get(conn, alert_id)
+            alert = alert_store.get(conn, row.alert_id)
             if alert is None:
-                return False
-            return (
-                alert.status == "firing" or alert_store.find_firing(conn, alert.source, alert.key) is not None
-            )
+                return None
+            if row.kind == "recovery":
+                again = alert.status == "firing" or alert_store.find_firing(conn, alert.source, alert.key)
+                return "alert firing again" if again else None
+        if alert.status != "firing":
+            return "alert resolved"
+        return "alert acked, snoozed or silenced" if alert.quiet(now) else None
 
     def _failed(self, row: Any, failure: sms.SendError) -> None:
         attempts = row.attempts + 1

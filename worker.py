@@ -1,13 +1,13 @@
 """`flask --app app worker`: evaluates alert rules and sends the outbox, outside gunicorn.
 
 Run one or several (on one or many hosts): all of them send, one at a time evaluates rules and
-runs the periodic jobs (see leader.py). SIGTERM or Ctrl-C: the text in flight is finished and
-recorded, claimed but unsent texts go back to the queue, and the process exits 0.
+runs the periodic jobs (escalation, webhook alert reminders, retention; see leader.py).
+SIGTERM or Ctrl-C: the text in flight is finished and recorded, claimed but unsent texts go
+back to the queue, and the process exits 0.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import signal
@@ -20,6 +20,9 @@ import click
 from flask import current_app
 
 import alerting
+import escalation
+import reminders
+import retention
 from config import ConfigError
 from leader import make_leader
 from rate_limiter import RateLimiter
@@ -29,20 +32,22 @@ from sms import make_backend
 
 logger = logging.getLogger(__name__)
 
-# Periodic jobs run by the leader next to rule evaluation, every JOB_PERIOD seconds at most.
-# Each takes the process's Services; a failing job is logged and retried next period.
-PERIODIC_JOBS: list[Callable[[Services], None]] = []
+Job = Callable[[Services], object]
 JOB_PERIOD = 15.0
 
+# Periodic jobs run by the leader next to rule evaluation: a callable taking the process's
+# Services, alone (run every min(ALERT_INTERVAL, JOB_PERIOD) seconds) or with its own period
+# in seconds as `(job, period)`. A failing job is logged and retried next period.
+PERIODIC_JOBS: list[Job | tuple[Job, float]] = [
+    escalation.run,
+    reminders.run,
+    (retention.run, retention.PERIOD),
+]
 
-def periodic_jobs() -> list[Callable[[Services], None]]:
-    """PERIODIC_JOBS plus `escalation.run` when an `escalation` module is installed."""
-    jobs = list(PERIODIC_JOBS)
-    if importlib.util.find_spec("escalation") is not None:
-        import escalation
 
-        jobs.append(escalation.run)
-    return jobs
+def periodic_jobs(default_period: float) -> list[tuple[Job, float]]:
+    """PERIODIC_JOBS as (job, period) pairs."""
+    return [entry if isinstance(entry, tuple) else (entry, default_period) for entry in PERIODIC_JOBS]
 
 
 class Worker:
@@ -58,7 +63,8 @@ class Worker:
                              storm, self.worker_id, lease=lease)  # fmt: skip
         self.evaluator = alerting.Evaluator(services, rules, self.worker_id)
         self.leader = make_leader(services.engine)
-        self.jobs = periodic_jobs()
+        self.jobs = periodic_jobs(min(services.settings.alert_interval, JOB_PERIOD))
+        self.next_job_at = [0.0] * len(self.jobs)
         self.leading = False
 
     def run(self) -> None:
@@ -68,7 +74,7 @@ class Worker:
         logger.info(
             "worker %s started: %d rule(s), every %gs", self.worker_id, len(self.evaluator.rules), interval
         )
-        next_eval = next_jobs = 0.0
+        next_eval = 0.0
         while not self.stop.is_set():
             handled = 0
             try:
@@ -79,14 +85,14 @@ class Worker:
                         self.worker_id,
                         "is now" if leading else "is no longer",
                     )
-                    self.leading, next_eval, next_jobs = leading, 0.0, 0.0
+                    self.leading, next_eval = leading, 0.0
+                    self.next_job_at = [0.0] * len(self.jobs)
                 now = time.time()
                 if leading and now >= next_eval:
                     next_eval = now + interval
                     self.evaluator.tick(now)
-                if leading and now >= next_jobs:
-                    next_jobs = now + min(interval, JOB_PERIOD)
-                    self.run_jobs()
+                if leading:
+                    self.run_jobs(now)
                 handled = self.sender.step(self.stop)
             except Exception:
                 logger.exception("worker loop error; continuing")
@@ -96,8 +102,12 @@ class Worker:
         self.leader.release()
         logger.info("worker %s stopped cleanly", self.worker_id)
 
-    def run_jobs(self) -> None:
-        for job in self.jobs:
+    def run_jobs(self, now: float) -> None:
+        """Run each periodic job whose period has passed."""
+        for index, (job, period) in enumerate(self.jobs):
+            if now < self.next_job_at[index]:
+                continue
+            self.next_job_at[index] = now + period
             try:
                 job(self.services)
             except Exception:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, select
 
-import alert_intake
 import alert_store
+import alerting
+import paging
 import store
 import textargs
 from alert_store import Alert
@@ -45,16 +46,23 @@ def closed_text(alert: Alert) -> str:
     return f"#{alert.id} resolved {_ago(alert.resolved_at or alert.last_seen)} ago ({alert.name})"
 
 
+def _taken(alert: Alert, now: float, long: bool = False) -> list[str]:
+    """Who took the alert and how (acked, snoozed, silenced): what keeps it quiet."""
+    flags = []
+    if alert.acked_at:
+        who = mask(alert.acked_by or "")
+        flags.append(f"acked by {who} {_ago(alert.acked_at)} ago" if long else f"ack {who[-4:]}")
+    if (alert.snoozed_until or 0) > now:
+        flags.append(f"snoozed {humanize(alert.snoozed_until - now)}" + (" more" if long else ""))
+    if alert.silenced(now):
+        flags.append("silenced in Alertmanager" if long else "silenced")
+    return flags
+
+
 def _line(alert: Alert, now: float) -> str:
     places = alert.places.split(",") if alert.places else []
     where = (" " + ",".join(places[:2]) + (f" +{alert.size - 2}" if alert.size > 2 else "")) if places else ""
-    flags = []
-    if alert.acked_at:
-        flags.append(f"ack {mask(alert.acked_by or '')[-4:]}")
-    if (alert.snoozed_until or 0) > now:
-        flags.append(f"snoozed {humanize(alert.snoozed_until - now)}")
-    if alert.silence_id:
-        flags.append("silenced")
+    flags = _taken(alert, now)
     state = "" if alert.transition in ("FIRING", "") else f" {alert.transition}"
     extra = f" ({', '.join(flags)})" if flags else ""
     return f"#{alert.id}{state} {alert.name}{where} {humanize(now - alert.started_at)}{extra}"
@@ -71,12 +79,7 @@ def _detail(alert: Alert) -> str:
     ]
     if alert.summary and alert.summary != alert.name:
         parts.append(alert.summary)
-    if alert.acked_at:
-        parts.append(f"acked by {mask(alert.acked_by or '')} {_ago(alert.acked_at)} ago")
-    if (alert.snoozed_until or 0) > now:
-        parts.append(f"snoozed {humanize(alert.snoozed_until - now)} more")
-    if alert.silence_id:
-        parts.append("silenced in Alertmanager")
+    parts.extend(_taken(alert, now, long=True))
     parts.append(f"from {alert.source}")
     return ". ".join(parts) + "."
 
@@ -158,8 +161,18 @@ def _ack(conn: Connection, alert: Alert, phone: str) -> str:
     if alert.acked_at:
         who = "you" if alert.acked_by == phone else mask(alert.acked_by or "")
         return f"#{alert.id} already acked by {who} {_ago(alert.acked_at)} ago"
-    alert_store.set_fields(conn, alert.id, acked_by=phone, acked_at=store.now())
+    _mark_acked(conn, alert.id, phone)
     return f"Acked #{alert.id} {alert.name} (firing {_ago(alert.started_at)})"
+
+
+def _mark_acked(conn: Connection, alert_id: int, phone: str) -> None:
+    """Acked: no more reminders or escalation for it (alert_store.Alert.quiet)."""
+    alert_store.set_fields(conn, alert_id, acked_by=phone, acked_at=store.now())
+
+
+def _mark_snoozed(conn: Connection, alert_id: int, seconds: float) -> None:
+    """Snoozed: no reminders or escalation until then; a reminder when it ends if still firing."""
+    alert_store.set_fields(conn, alert_id, snoozed_until=store.now() + seconds)
 
 
 def _unacked(conn: Connection) -> list[Alert]:
@@ -190,7 +203,7 @@ def _ids(ids: list[int]) -> str:
 def _snooze(conn: Connection, alert: Alert, seconds: float) -> str:
     if alert.status != "firing":
         return closed_text(alert) + "; nothing to snooze"
-    alert_store.set_fields(conn, alert.id, snoozed_until=store.now() + seconds)
+    _mark_snoozed(conn, alert.id, seconds)
     return f"Snoozed #{alert.id} {alert.name} for {humanize(seconds)}"
 
 
@@ -248,7 +261,7 @@ def silence(ctx: Context) -> str:
     except AlertmanagerError as exc:
         raise CommandError(f"Could not silence #{alert.id}: {exc}. Nothing changed.") from None
     with ctx.services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert.id, silence_id=silence_id)
+        alert_store.set_fields(conn, alert.id, silence_id=silence_id, silenced_until=now + seconds)
     return f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}. 'unsilence {alert.id}' ends it."
 
 
@@ -267,7 +280,7 @@ def unsilence(ctx: Context) -> str:
     except AlertmanagerError as exc:
         raise CommandError(f"Could not unsilence #{alert.id}: {exc}.") from None
     with ctx.services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert.id, silence_id=None)
+        alert_store.set_fields(conn, alert.id, silence_id=None, silenced_until=None)
     note = "" if known else " (Alertmanager had already dropped it)"
     return f"Silence on #{alert.id} {alert.name} expired{note}."
 
@@ -280,12 +293,19 @@ def resolve(ctx: Context) -> str:
         alert = _one(conn, ctx, target, "resolve")
         if alert.status != "firing":
             return closed_text(alert) + "."
-        closed = alert_store.close(conn, alert.id)
-        told = alert_intake.send_recovery(conn, closed, ctx.services.settings, by=ctx.phone, delay=False)
+        closed = alert_store.close(conn, alert.id, by=ctx.phone)
+        told = paging.send_recovery(conn, closed, ctx.services.settings, by=ctx.phone, delay=False)
+        breached = alert.source == alerting.SOURCE and _rule_breached(conn, alert.key)
     others = f" Told {told} other{'s' if told != 1 else ''}." if told else ""
-    return (
-        f"Resolved #{alert.id} {alert.name} after {humanize(closed.resolved_at - closed.started_at)}.{others}"
-    )
+    # A rule still over its threshold stays closed until it clears; the next breach pages anew.
+    still = " Still breached: it pages again after it clears and breaches anew." if breached else ""
+    lasted = humanize(closed.resolved_at - closed.started_at)
+    return f"Resolved #{alert.id} {alert.name} after {lasted}.{others}{still}"
+
+
+def _rule_breached(conn: Connection, rule: str) -> bool:
+    t = alerting.rule_states
+    return conn.execute(select(t.c.state).where(t.c.rule == rule)).scalar() == "firing"
 
 
 def _confirmed(conn: Connection, phone: str) -> dict | None:
@@ -307,10 +327,10 @@ def _confirm_alerts(ctx: Context, conn: Connection, action: dict) -> str:
         if alert is None or alert.status != "firing":
             continue
         if action["op"] == "ack" and not alert.acked_at:
-            alert_store.set_fields(conn, alert.id, acked_by=ctx.phone, acked_at=store.now())
+            _mark_acked(conn, alert.id, ctx.phone)
             results.append(alert.id)
         elif action["op"] == "snooze":
-            alert_store.set_fields(conn, alert.id, snoozed_until=store.now() + action["seconds"])
+            _mark_snoozed(conn, alert.id, action["seconds"])
             results.append(alert.id)
     if not results:
         return "Nothing left to do: those alerts were already handled or resolved."

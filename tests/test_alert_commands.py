@@ -339,6 +339,23 @@ def test_resolve_closes_and_tells_the_others_paged(responder, client, services):
     ]
 
 
+def test_resolve_records_who_closed_it(responder, client, services):
+    fire(client, "HighCPU")
+    responder.text("resolve 1")
+    assert alert(services, 1).resolved_by == RESPONDER
+
+
+def test_a_silence_shows_only_until_it_ends(phone, client, services):
+    fire(client, "HighCPU")
+    with services.engine.begin() as conn:
+        alert_store.set_fields(conn, 1, silence_id="5d2b", silenced_until=store.now() + 3600)
+    assert phone.text("alerts").endswith("(silenced)")
+    assert "silenced in Alertmanager" in phone.text("alerts 1")
+    with services.engine.begin() as conn:
+        alert_store.set_fields(conn, 1, silenced_until=store.now() - 1)
+    assert "silenced" not in phone.text("alerts") and "silenced" not in phone.text("alerts 1")
+
+
 def test_a_refused_or_failed_command_never_leaks_a_traceback(responder, client):
     fire(client, "HighCPU")
     for words in ("ack 99999999999", "snooze x y", "silence", "resolve all", "unsilence #"):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import alert_store
 import alerting
 import sms
 from monitors import BaseMonitor, MonitorError
 from rules import parse_rules
-from tests.conftest import ADMIN, RESPONDER
+from tests.conftest import ADMIN, RESPONDER, Phone
 
 T0 = 1_900_000_000.0  # a fixed clock: every evaluation gets its time explicitly
 
@@ -198,3 +198,84 @@ def test_a_rule_removed_from_the_file_closes_its_alert_quietly(services, dial):
 def _evaluated_at(services):
     with services.engine.connect() as conn:
         return conn.scalar(select(alerting.rule_states.c.evaluated_at))
+
+
+def now_clock() -> float:
+    """Tests that also text commands use the real clock: acks and snoozes are stamped with it."""
+    import store
+
+    return store.now()
+
+
+@pytest.mark.parametrize("words", ["ack 1", "snooze 1 2h"])
+def test_ack_or_snooze_by_sms_stops_a_rules_reminders(services, dial, client, words):
+    ev = evaluator(services, **{"for": 0})
+    t = now_clock()
+    dial.reading = 95
+    ev.tick(t)
+    assert Phone(client, RESPONDER).text(words).startswith(("Acked #1", "Snoozed #1"))
+    for minutes in (31, 61, 91):
+        ev.tick(t + minutes * 60)
+    assert [k for k, _ in texts(services)] == ["alert"]
+
+
+def test_a_snoozed_rule_reminds_when_the_snooze_ends(services, dial, client):
+    ev = evaluator(services, **{"for": 0, "repeat": "4h"})
+    t = now_clock()
+    dial.reading = 95
+    ev.tick(t)
+    Phone(client, RESPONDER).text("snooze 1 30m")
+    ev.tick(t + 29 * 60)
+    ev.tick(t + 31 * 60)
+    assert [b for _, b in texts(services)][-1] == "STILL FIRING 31m: #1 CPU 95% over 80% for 31m"
+
+
+def test_a_rule_resolved_by_sms_while_still_breached_stays_closed_until_it_clears(services, dial, client):
+    ev = evaluator(services, **{"for": 0})
+    t = now_clock()
+    dial.reading = 95
+    ev.tick(t)
+    reply = Phone(client, RESPONDER).text("resolve 1")
+    assert reply.startswith("Resolved #1 high_cpu after ")
+    assert reply.endswith("Told 1 other. Still breached: it pages again after it clears and breaches anew.")
+    for minutes in range(1, 120, 10):
+        ev.tick(t + minutes * 60)
+    assert [k for k, _ in texts(services)] == ["alert", "recovery"], "no reminder, no new page"
+    assert texts(services)[-1][1].startswith("RESOLVED by +1555***0101 after ")
+    assert state(services) == "firing"
+    dial.reading = 10
+    ev.tick(t + 7500)
+    assert state(services) == "ok" and len(texts(services)) == 2, "nothing more to say when it clears"
+    dial.reading = 99
+    ev.tick(t + 7530)
+    assert texts(services)[-1] == ("alert", "ALERT #2: CPU 99% over 80% for 0s"), "the next breach is new"
+
+
+def test_a_recovery_goes_only_to_people_the_page_reached(services, dial):
+    ev = evaluator(services, **{"for": 0})
+    dial.reading = 95
+    ev.tick(T0)
+    o = sms.outbox.c
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(sms.outbox).where(o.to_number == RESPONDER).values(status="failed", error_code="21211")
+        )
+    dial.reading = 10
+    ev.tick(T0 + 600)
+    assert texts(services)[-1] == ("recovery", "RESOLVED after 10m: #1 high_cpu now 10")
+    assert [k for k, _ in texts(services, RESPONDER)] == ["alert"], "never reached: no RESOLVED either"
+
+
+def test_a_reminder_still_waiting_is_replaced_by_the_next(services, dial):
+    ev = evaluator(services, **{"for": 0})
+    dial.reading = 95
+    ev.tick(T0)
+    ev.tick(T0 + 1800)
+    ev.tick(T0 + 3600)
+    o = sms.outbox.c
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(o.body, o.status).where(o.kind == "reminder", o.to_number == ADMIN)).all()
+    assert [(r.body[:16], r.status) for r in rows] == [
+        ("STILL FIRING 30m", "dropped"),
+        ("STILL FIRING 1h:", "queued"),
+    ]

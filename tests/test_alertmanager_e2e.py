@@ -99,6 +99,7 @@ def test_silence_by_sms_suppresses_the_alert_and_unsilence_expires_it(stack):
     reply = phone.text("silence 1 2h")
     assert reply == "Silenced #1 HighCPU in Alertmanager for 2h. 'unsilence 1' ends it."
     silence_id = stack.alert(1).silence_id
+    assert 7100 < stack.alert(1).silenced_until - time.time() <= 7200, "reminders resume when it ends"
     client = Alertmanager(stack.alertmanagers[0])
     silence = client.silence(silence_id)
     assert silence["status"]["state"] == "active"

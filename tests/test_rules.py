@@ -8,7 +8,7 @@ import yaml
 from config import ConfigError
 from monitors import MONITORS
 from rules import Num, parse_rules
-from tests.conftest import ADMIN, with_settings
+from tests.conftest import ADMIN, RESPONDER, with_settings
 
 ISSUE_EXAMPLE = """
 rules:
@@ -39,9 +39,9 @@ def test_the_documented_rule_form_parses(settings):
     assert rule.breached(80.5) and not rule.breached(80)
 
 
-def test_recipients_default_to_alert_recipients_then_the_authorized_numbers(settings):
+def test_recipients_default_to_alert_recipients_then_the_authorized_responders_and_admins(settings):
     rule = {"name": "r", "monitor": "sys", "query": "cpu", "threshold": 1}
-    assert parse_rules([rule], settings, ["system"])[0].recipients == tuple(settings.authorized)
+    assert parse_rules([rule], settings, ["system"])[0].recipients == (ADMIN, RESPONDER)
     chosen = with_settings(settings, alert_recipients=(ADMIN,))
     assert parse_rules([rule], chosen, ["system"])[0].recipients == (ADMIN,)
 

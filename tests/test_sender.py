@@ -226,3 +226,39 @@ def test_two_senders_on_postgresql_never_send_the_same_row(settings, fake):
     finally:
         svc.close()
         drop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "reason"),
+    [
+        ("reminder", {"acked_at": 1.0, "acked_by": RESPONDER}, "alert acked, snoozed or silenced"),
+        ("escalation", {"snoozed_until": 4102444800.0}, "alert acked, snoozed or silenced"),
+        (
+            "escalation",
+            {"silence_id": "5d2b", "silenced_until": 4102444800.0},
+            "alert acked, snoozed or silenced",
+        ),
+        ("reminder", {"status": "resolved", "resolved_at": 1.0}, "alert resolved"),
+    ],
+)
+def test_a_reminder_or_escalation_taken_over_while_it_waited_is_dropped(
+    twilio_services, fake, kind, change, reason
+):
+    with twilio_services.engine.begin() as conn:
+        alert, _ = alert_store.fire(conn, "alertmanager", "fp1", "db-cpu")
+    queue(twilio_services, kind=kind, alert_id=alert.id, body="STILL FIRING db-cpu")
+    queue(twilio_services, kind="alert", alert_id=alert.id, body="FIRING db-cpu")
+    with twilio_services.engine.begin() as conn:
+        alert_store.set_fields(conn, alert.id, **change)
+    make_sender(twilio_services).step()
+    assert fake.bodies() == ["FIRING db-cpu"], "the first page still goes"
+    assert (rows(twilio_services)[0].status, rows(twilio_services)[0].error_message) == ("dropped", reason)
+
+
+def test_a_reminder_goes_once_an_expired_snooze_or_silence_is_over(twilio_services, fake):
+    with twilio_services.engine.begin() as conn:
+        alert, _ = alert_store.fire(conn, "alertmanager", "fp1", "db-cpu")
+        alert_store.set_fields(conn, alert.id, snoozed_until=1.0, silence_id="old", silenced_until=1.0)
+    queue(twilio_services, kind="reminder", alert_id=alert.id, body="STILL FIRING db-cpu")
+    make_sender(twilio_services).step()
+    assert fake.bodies() == ["STILL FIRING db-cpu"]

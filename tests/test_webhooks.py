@@ -254,6 +254,46 @@ def test_resolution_texts_everyone_paged_after_the_recovery_delay(client, servic
     assert all(t.not_before >= before + settings.recovery_delay for t in notices)
 
 
+def refired(starts_at: str = "2026-11-27T04:03:40.000Z") -> dict:
+    """The same group firing again: each alert has a new startsAt, so new events."""
+    body = payload("alertmanager_firing")
+    for alert in body["alerts"]:
+        alert["startsAt"] = starts_at
+    return body
+
+
+def test_a_group_firing_again_before_its_resolved_went_out_is_the_same_incident(client, services):
+    post_am(client, payload("alertmanager_firing"))
+    post_am(client, payload("alertmanager_resolved"))
+    assert post_am(client, refired()).status_code == 200
+    [alert] = records(services)
+    assert alert.status == "firing" and alert.resolved_at is None
+    assert [t.kind for t in texts(services)] == ["alert", "alert", "recovery", "recovery"], "no second page"
+    assert {t.status for t in texts(services, "recovery")} == {"dropped"}
+
+
+def test_a_group_firing_again_after_its_resolved_went_out_is_a_new_page(client, services):
+    post_am(client, payload("alertmanager_firing"))
+    post_am(client, payload("alertmanager_resolved"))
+    with services.engine.begin() as conn:
+        conn.execute(outbox.update().where(outbox.c.kind == "recovery").values(status="sent"))
+        alert_store.set_fields(conn, 1, resolved_at=store.now() - 3600)
+    post_am(client, refired())
+    assert [a.status for a in records(services)] == ["resolved", "firing"]
+    assert texts(services)[-1].body == "FIRING 3 HighCPU web-1,web-2,web-3 #2"
+
+
+def test_a_group_resolved_by_sms_pages_again_when_it_fires_anew(client, services):
+    post_am(client, payload("alertmanager_firing"))
+    with services.engine.begin() as conn:
+        alert_store.close(conn, 1, by=RESPONDER)
+    post_am(client, payload("alertmanager_firing"))  # a re-send of what was closed: a duplicate
+    assert len(records(services)) == 1
+    post_am(client, refired())
+    assert [a.status for a in records(services)] == ["resolved", "firing"]
+    assert texts(services)[-1].body == "FIRING 3 HighCPU web-1,web-2,web-3 #2"
+
+
 def test_a_resolved_notification_for_an_unknown_group_texts_nobody(client, services):
     assert post_am(client, payload("alertmanager_resolved")).status_code == 200
     assert texts(services) == [] and records(services) == []

@@ -111,7 +111,9 @@ def test_after_kill_9_mid_batch_a_restarted_worker_sends_the_rest_once(tmp_path,
     enqueue(url, 50)
     env = environment(tmp_path, fake, url, SMS_RATE="10")
     first = start(env, tmp_path, "first", "--lease", "2")
-    wait_for(lambda: len(fake.messages) >= 15, what="the first worker to be mid-batch")
+    # SMS_RATE 10 and a 2 s lease make batches of 5: a count that is not a multiple of 5 means
+    # the kill lands inside a claimed batch, not in the gap between two.
+    wait_for(lambda: (n := len(fake.messages)) >= 15 and n % 5, what="the first worker to be mid-batch")
     first.kill()
     first.wait()
     in_flight = {r.body for r in outbox_rows(url) if r.status == "sending"}

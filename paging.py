@@ -1,0 +1,159 @@
+"""Who gets paged and the texts that page them, the same for every alert source.
+
+Rules (alerting.py), webhooks (alert_intake.py), escalation, the reminder job and the `resolve`
+command all queue their texts here, inside the caller's transaction, so the recipient choice,
+the "quiet" rules, the reminder schedule and the recovery audience are decided in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, update
+
+import alert_store
+import composer
+import sms
+import store
+from config import Settings
+from security import mask
+from timeutil import humanize
+
+logger = logging.getLogger(__name__)
+
+# Roles that are paged; viewers only ask.
+PAGE_ROLES = ("responder", "admin")
+
+
+def recipients(settings: Settings) -> list[str]:
+    """ALERT_RECIPIENTS, else every authorized responder and admin (viewers only ask)."""
+    if settings.alert_recipients:
+        return list(settings.alert_recipients)
+    return [number for number, role in settings.authorized.items() if role in PAGE_ROLES]
+
+
+def budget(settings: Settings, prefix: str = "") -> int:
+    """Characters a page may use after `prefix` within SMS_MAX_SEGMENTS."""
+    return composer.capacity("", settings.sms_max_segments) - len(prefix)
+
+
+def _fits(text_: str, room: int) -> bool:
+    return composer.length_units(composer.normalize(text_)) <= room
+
+
+def page_text(alert: alert_store.Alert, word: str, room: int) -> str:
+    """'FIRING 3 HighCPU web-1,web-2 +1 #12: summary', the id always inside `room`."""
+    count = f" {alert.size}" if alert.size > 1 else ""
+    tail = f" #{alert.id}"
+    name = composer.normalize(alert.name).strip() or "alert"
+    # A very long name would crowd out where it fires and the id; half the budget at most.
+    space = min(room // 2, room - len(word) - len(count) - len(tail) - 2)
+    if len(name) > space:
+        name = name[: max(8, space - 3)].rstrip() + "..."
+    head = f"{word}{count} {name}"
+    places = [p for p in alert.places.split(",") if p]
+    shown: list[str] = []
+    for place in places:
+        rest = len(places) - len(shown) - 1
+        more = f" +{rest}" if rest else ""
+        if not _fits(f"{head} {','.join([*shown, place])}{more}{tail}", room):
+            break
+        shown.append(place)
+    hidden = max(0, alert.size - len(shown)) if places else 0
+    where = (" " + ",".join(shown) if shown else "") + (f" +{hidden}" if hidden and shown else "")
+    line = f"{head}{where}{tail}"
+    summary = composer.normalize(alert.summary).strip()
+    if summary and summary != alert.name and _fits(f"{line}: {summary[:12]}", room):
+        line = f"{line}: {summary}"  # composer.fit cuts a long summary, never the id
+    return line
+
+
+def notify(
+    conn: Connection,
+    numbers: Iterable[str],
+    text: str,
+    kind: str,
+    settings: Settings,
+    alert_id: int | None = None,
+    not_before: float | None = None,
+) -> int:
+    """Queue `text` for each number; returns how many were queued."""
+    count = 0
+    for number in numbers:
+        sms.enqueue(conn, number, text, kind, settings, alert_id=alert_id, not_before=not_before)
+        count += 1
+    return count
+
+
+def page(
+    conn: Connection,
+    alert: alert_store.Alert,
+    text: str,
+    numbers: list[str],
+    settings: Settings,
+    now: float | None = None,
+) -> int:
+    """Queue a page for `alert` to `numbers` and start its reminder clock; returns the count."""
+    if not numbers:
+        logger.warning("alert #%s has nobody to page: set ALERT_RECIPIENTS or responder numbers", alert.id)
+        return 0
+    notify(conn, numbers, text, "alert", settings, alert.id)
+    alert_store.set_fields(conn, alert.id, last_notified_at=store.now() if now is None else now)
+    return len(numbers)
+
+
+def reminder_due(alert: alert_store.Alert, repeat: float, now: float) -> bool:
+    """A reminder is due `repeat` after the last text, or when a snooze taken since then ends."""
+    if not repeat or alert.status != "firing" or alert.quiet(now):
+        return False
+    last = alert.last_notified_at or alert.opened_at or alert.started_at
+    if (alert.snoozed_until or 0) > last:
+        return True  # quiet() above says the snooze is over: remind like a snoozed alarm
+    return now - last >= repeat
+
+
+def remind(
+    conn: Connection, alert: alert_store.Alert, text: str, numbers: list[str], settings: Settings, now: float
+) -> int:
+    """Queue a reminder, replacing an older one still waiting (Twilio down, storm limits)."""
+    o = sms.outbox.c
+    conn.execute(
+        update(sms.outbox)
+        .where(o.alert_id == alert.id, o.kind == "reminder", o.status == "queued")
+        .values(status="dropped", error_message="replaced by a newer reminder")
+    )
+    alert_store.set_fields(conn, alert.id, last_notified_at=now)
+    return notify(conn, numbers, text, "reminder", settings, alert.id)
+
+
+def reminder_text(alert: alert_store.Alert, settings: Settings, now: float) -> str:
+    """'STILL FIRING 4h: 3 HighCPU web-1,web-2 +1 #12: CPU above 90%'."""
+    word = f"STILL {alert.transition or 'FIRING'} {humanize(now - alert.started_at)}:"
+    return page_text(alert, word, budget(settings))
+
+
+def recovery_text(alert: alert_store.Alert, by: str | None = None) -> str:
+    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by +1555***0101 after ...')."""
+    lasted = humanize((alert.resolved_at or store.now()) - alert.started_at)
+    who = f" by {mask(by)}" if by else ""
+    return f"RESOLVED{who} after {lasted} {alert.name} #{alert.id}"
+
+
+def send_recovery(
+    conn: Connection,
+    alert: alert_store.Alert,
+    settings: Settings,
+    text: str | None = None,
+    by: str | None = None,
+    delay: bool = True,
+    now: float | None = None,
+) -> int:
+    """Queue the recovery notice to everyone paged for `alert` (except `by`); returns the count.
+
+    Delayed by RECOVERY_DELAY: if the alert fires again meanwhile, the notice is dropped and the
+    incident reopened (alert_store.reopen_flapping), so a flapping alert does not text each flip.
+    """
+    not_before = (store.now() if now is None else now) + (settings.recovery_delay if delay else 0)
+    numbers = [n for n in alert_store.paged_numbers(conn, alert.id) if n != by]
+    return notify(conn, numbers, text or recovery_text(alert, by), "recovery", settings, alert.id, not_before)
