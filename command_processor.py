@@ -135,6 +135,10 @@ class Context:
     rest: str
     services: Any
     text: str = ""
+    command: str = ""
+    # False when the command word came mid-sentence ("cpu close to limit"): an action then needs
+    # an explicit alert id instead of falling back to the last alert texted.
+    leading: bool = True
 
 
 @dataclass
@@ -499,7 +503,16 @@ class CommandProcessor:
             return Outcome(
                 f"Could not read part of that; use plain digits, e.g. '{cmd.name} 12'.", cmd.name, "error"
             )
-        ctx = Context(phone=phone, role=role, args=args, rest=rest, services=self.services, text=text)
+        ctx = Context(
+            phone=phone,
+            role=role,
+            args=args,
+            rest=rest,
+            services=self.services,
+            text=text,
+            command=cmd.name,
+            leading=self._leads(cmd, text),
+        )
         try:
             return Outcome(cmd.func(ctx), cmd.name, "ok")
         except CommandError as exc:
@@ -507,6 +520,14 @@ class CommandProcessor:
         except Exception:
             logger.exception("command %s failed", cmd.name)
             return Outcome(f"'{cmd.name}' failed inside Operator; the logs have details.", cmd.name, "error")
+
+    def _leads(self, cmd: Command, text: str) -> bool:
+        """Whether `cmd` was named first ("ok ack it") or by a whole-message phrase ("on it")."""
+        words = tokens(self._first_line(text))
+        if self._intent(words) is cmd:
+            return True
+        first = next((w for w in words if w not in FILLER and w not in _SOFT and w not in _OPENERS), "")
+        return self._word(first) is cmd
 
     def unknown(self, text: str) -> str:
         if _REACTION.match(text):

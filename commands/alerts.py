@@ -90,6 +90,9 @@ def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
         last = alert_store.last_sent_to(conn, ctx.phone)
         if last is None:
             raise CommandError("No alert was texted to you yet. Text ALERTS for open ones.")
+        if not ctx.leading:
+            # A command word mid-sentence ("cpu close to limit") must not act on an implied alert.
+            raise CommandError(f"Which alert? Text '{ctx.command} {last.id}' for #{last.id} {last.name}.")
         return [last]
     found = []
     for alert_id in dict.fromkeys(target.ids):

@@ -155,6 +155,30 @@ def test_a_bare_ack_skips_recovery_texts(responder, client, services):
     assert responder.text("ack").startswith(f"Acked #{second}")
 
 
+@pytest.mark.parametrize(
+    "words",
+    [
+        "cpu close to limit",
+        "the deploy is fixed now",
+        "load looks fixed now",
+        "disk is resolving itself",
+    ],
+)
+def test_an_action_word_mid_sentence_never_acts_on_the_last_alert(responder, client, services, words):
+    alert_id = fire(client, "HighCPU")
+    reply = responder.text(words)
+    assert reply.startswith("Which alert? Text '")
+    assert f" {alert_id}' for #{alert_id} HighCPU" in reply
+    taken = alert(services, alert_id)
+    assert (taken.status, taken.acked_at, taken.silence_id) == ("firing", None, None)
+
+
+@pytest.mark.parametrize("words", ["ack", "ok ack it", "please ack", "ack that thanks"])
+def test_an_action_word_first_still_means_the_last_alert(responder, client, services, words):
+    alert_id = fire(client, "HighCPU")
+    assert responder.text(words).startswith(f"Acked #{alert_id} HighCPU")
+
+
 def test_a_bare_ack_with_nothing_sent_says_so(responder):
     assert responder.text("ack") == "No alert was texted to you yet. Text ALERTS for open ones."
 
