@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import uuid
+from functools import lru_cache
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.engine import make_url
@@ -41,10 +42,18 @@ def services() -> Services:
 
 
 def twiml(text: str | None, status: int = 200) -> Response:
+    return Response(_twiml_body(text or ""), status=status, mimetype="application/xml")
+
+
+# Cached: the same replies recur (help, refusals, "nothing more", limit notices) and the library's
+# ElementTree serialization costs about as much as a database transaction.
+@lru_cache(maxsize=512)
+def _twiml_body(text: str) -> str:
+    """The TwiML document answering `text` (an empty <Response/> for '')."""
     response = MessagingResponse()
     if text:
         response.message(text)
-    return Response(str(response), status=status, mimetype="application/xml")
+    return str(response)
 
 
 def _field(name: str, size: int) -> str:

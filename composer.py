@@ -30,52 +30,80 @@ _REPLACEMENTS = {
 _SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_GSM7 = frozenset(GSM7_BASIC | GSM7_EXTENSION)
+_EXTENSION = tuple(GSM7_EXTENSION)
 
 
 def _is_emoji(char: str) -> bool:
     return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF
 
 
+def _flatten(char: str, emoji: bool) -> str:
+    """What one character becomes in GSM-7 text ('' when it is dropped)."""
+    if char == "\r":
+        return "\n"
+    if char == "\t" or _SPACES.match(char):
+        return " "
+    if _INVISIBLE.match(char) or _CONTROL.match(char):
+        return ""
+    if char in _GSM7:
+        return char
+    if char in _REPLACEMENTS:
+        return _REPLACEMENTS[char]
+    if unicodedata.category(char) == "Nd":
+        # "ack ١٢" from an Arabic keyboard is alert 12, not "ack ??" (the last alert).
+        return str(unicodedata.decimal(char))
+    if _is_emoji(char) or unicodedata.category(char) in ("Mn", "Sk", "Cf"):
+        return char if emoji and _is_emoji(char) else ""
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return stripped if stripped and all(c in GSM7_BASIC for c in stripped) else "?"
+
+
+class _Table(dict):
+    """A str.translate table filled on first sight of each character (every reply is flattened)."""
+
+    LIMIT = 8192  # hostile bodies may carry any of a million code points; don't keep them all
+
+    def __init__(self, emoji: bool):
+        super().__init__()
+        self.emoji = emoji
+
+    def __missing__(self, code: int) -> str:
+        out = _flatten(chr(code), self.emoji)
+        if len(self) < self.LIMIT:
+            self[code] = out
+        return out
+
+
+_TABLES = {False: _Table(False), True: _Table(True)}
+
+
 def normalize(text: str, emoji: bool = False) -> str:
     """Flatten `text` to GSM-7 (keeping emoji only when allowed); unknown characters become '?'."""
-    # Tabs become spaces before control characters are dropped, or words would run together.
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
-    text = _SPACES.sub(" ", text)
-    text = _INVISIBLE.sub("", text)
-    text = _CONTROL.sub("", text)
-    out = []
-    for char in text:
-        if char in GSM7_BASIC or char in GSM7_EXTENSION:
-            out.append(char)
-        elif char in _REPLACEMENTS:
-            out.append(_REPLACEMENTS[char])
-        elif unicodedata.category(char) == "Nd":
-            # "ack ١٢" from an Arabic keyboard is alert 12, not "ack ??" (the last alert).
-            out.append(str(unicodedata.decimal(char)))
-        elif _is_emoji(char) or unicodedata.category(char) in ("Mn", "Sk", "Cf"):
-            if emoji and _is_emoji(char):
-                out.append(char)
-        else:
-            stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-            out.append(stripped if stripped and all(c in GSM7_BASIC for c in stripped) else "?")
-    return "".join(out)
+    # Character by character (tabs become spaces, so words never run together), but CRLF is one.
+    return text.replace("\r\n", "\n").translate(_TABLES[bool(emoji)])
 
 
 def is_gsm7(text: str) -> bool:
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return _GSM7.issuperset(text)
+
+
+def _measure(text: str) -> tuple[int, bool]:
+    """(length units, is GSM-7) of `text`."""
+    if _GSM7.issuperset(text):
+        return len(text) + sum(map(text.count, _EXTENSION)), True
+    return len(text.encode("utf-16-le")) // 2, False
 
 
 def length_units(text: str) -> int:
     """Septets for GSM-7 text, UTF-16 code units for UCS-2 text."""
-    if is_gsm7(text):
-        return len(text) + sum(1 for c in text if c in GSM7_EXTENSION)
-    return len(text.encode("utf-16-le")) // 2
+    return _measure(text)[0]
 
 
 def segments(text: str) -> int:
     """How many SMS segments Twilio bills for `text` (0 for empty)."""
-    units = length_units(text)
-    single, multi = (160, 153) if is_gsm7(text) else (70, 67)
+    units, gsm = _measure(text)
+    single, multi = (160, 153) if gsm else (70, 67)
     if units == 0:
         return 0
     return 1 if units <= single else math.ceil(units / multi)

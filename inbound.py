@@ -18,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 import composer
 import metrics
+import prepared
 import store
 from command_processor import RESERVED, CommandProcessor
 from pages import PageStore
+from prepared import Prepared, Tx
 from security import mask, role_of
 from timeutil import humanize
 
@@ -43,15 +45,16 @@ def _request_id() -> str:
     return getattr(g, "request_id", "") if has_request_context() else ""
 
 
-# Statements built once: constructing `.values(...)` per call costs more than the database
-# round trip it describes (the benchmark in bench/ shows it).
-_INSERT = store.messages.insert()
-_FINISH = store.messages.update().where(store.messages.c.id == bindparam("row_id"))
+# Built once and run on the driver (prepared.py): every message pays for these two transactions.
+_FIELDS = ["received_at", "message_sid", "phone", "phone_masked", "body", "outcome", "request_id"]
+_INSERT = Prepared(store.messages.insert().returning(store.messages.c.id), keys=_FIELDS)
+_FINISH = Prepared(
+    store.messages.update().where(store.messages.c.id == bindparam("row_id")),
+    keys=["command", "reply", "segments", "latency_ms", "outcome"],
+)
 
 
-def record(
-    engine, phone: str, outcome: str, sid: str | None = None, body: str | None = None, **fields
-) -> int:
+def record(engine, phone: str, outcome: str, sid: str | None = None, body: str | None = None) -> int:
     """Insert a message row; raise IntegrityError when `sid` was seen before."""
     values = {
         "received_at": store.now(),
@@ -61,14 +64,13 @@ def record(
         "body": body,
         "outcome": outcome,
         "request_id": _request_id(),
-        **fields,
     }
-    with engine.begin() as conn:
-        return _insert(conn, values)
+    with prepared.write(engine) as tx:
+        return _insert(tx, values)
 
 
-def _insert(conn, values: dict) -> int:
-    return conn.execute(_INSERT, values).inserted_primary_key[0]
+def _insert(tx: Tx, values: dict) -> int:
+    return _INSERT.run(tx, values)[0][0]
 
 
 def _finish(engine, row_id: int, reply: Reply, started: float, phone: str, pages: list[str] | None) -> None:
@@ -82,10 +84,10 @@ def _finish(engine, row_id: int, reply: Reply, started: float, phone: str, pages
         "latency_ms": latency,
         "outcome": reply.outcome,
     }
-    with engine.begin() as conn:
+    with prepared.write(engine) as tx:
         if pages is not None:
-            PageStore.save_in(conn, phone, pages)
-        conn.execute(_FINISH, values)
+            PageStore.save_in(tx, phone, pages)
+        _FINISH.run(tx, values)
     metrics.COMMANDS.labels(reply.command or "none", reply.outcome).inc()
     metrics.REPLY_LATENCY.observe(latency / 1000)
 
@@ -108,12 +110,12 @@ def handle(services, phone: str, sid: str, body: str) -> Reply:
     values = dict(received_at=store.now(), message_sid=sid or None, phone=phone, phone_masked=mask(phone))
     values.update(body=body, outcome="processing", request_id=_request_id())
     try:
-        with engine.begin() as conn:
-            row_id = _insert(conn, values)
+        with prepared.write(engine) as tx:
+            row_id = _insert(tx, values)
             # Counted in the same transaction as the stored message when the counters live in
             # the database: a retry (duplicate MessageSid) rolls back before it counts.
             if keyword is None and limiter.in_database:
-                decision = limiter.hit(phone, conn)
+                decision = limiter.hit(phone, tx)
     except IntegrityError:
         return _duplicate(services, phone, sid, body)
     if keyword is None and decision is None:

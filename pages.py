@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 
+import prepared
 import store
 from composer import Page
+from prepared import Prepared, Tx
 
 # A continuation older than this is stale data; MORE then says there is nothing left.
 PAGE_TTL = 3600.0
 
-# Built once: it runs on every reply.
-_DELETE = delete(store.reply_pages).where(store.reply_pages.c.phone == bindparam("p_phone"))
+# Built once: the delete runs on every reply (a miss costs SQLite one index probe, no write).
+_DELETE = Prepared(delete(store.reply_pages).where(store.reply_pages.c.phone == bindparam("p_phone")))
+_INSERT = Prepared(store.reply_pages.insert(), keys=["phone", "pages", "next_page", "created_at"])
 
 
 class PageStore:
@@ -24,19 +27,16 @@ class PageStore:
 
     def save(self, phone: str, pages: list[str]) -> None:
         """Keep pages[1:] for MORE (pages[0] is being sent now); one list per phone."""
-        with self.engine.begin() as conn:
-            self.save_in(conn, phone, pages)
+        with prepared.write(self.engine) as tx:
+            self.save_in(tx, phone, pages)
 
     @staticmethod
-    def save_in(conn: Connection, phone: str, pages: list[str]) -> None:
+    def save_in(tx: Tx, phone: str, pages: list[str]) -> None:
         """`save` inside the caller's transaction (the reply's audit update shares it)."""
-        conn.execute(_DELETE, {"p_phone": phone})
+        _DELETE.run(tx, {"p_phone": phone})
         if len(pages) > 1:
-            conn.execute(
-                store.reply_pages.insert().values(
-                    phone=phone, pages=json.dumps(pages), next_page=1, created_at=store.now()
-                )
-            )
+            values = {"phone": phone, "pages": json.dumps(pages), "next_page": 1, "created_at": store.now()}
+            _INSERT.run(tx, values)
 
     def next(self, phone: str) -> Page | None:
         """The next unsent page, or None."""

@@ -19,13 +19,21 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Connection, Engine, bindparam, case, delete, select
+from sqlalchemy import Engine, bindparam, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
+import prepared
 import store
+from prepared import Prepared, Tx
 from security import mask
 
 logger = logging.getLogger(__name__)
+
+_SELECT = Prepared(
+    select(store.rate_limits.c.count, store.rate_limits.c.expires_at).where(
+        store.rate_limits.c.key == bindparam("k")
+    )
+)
 
 
 class SQLStorage(Storage):
@@ -36,26 +44,26 @@ class SQLStorage(Storage):
     def __init__(self, engine: Engine):
         super().__init__()
         self.engine = engine
-        self._upsert = self._build_upsert(engine.dialect.name)
+        self._upsert = Prepared(self._build_upsert(engine.dialect.name))
         # A transaction of the caller's to count in (see `within`), per thread and request.
-        self._shared: ContextVar[Connection | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
+        self._shared: ContextVar[Tx | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
 
     @contextmanager
-    def within(self, conn: Connection) -> Iterator[None]:
-        """Run the counters inside `conn`'s transaction: one write transaction per message, not two."""
-        token = self._shared.set(conn)
+    def within(self, tx: Tx) -> Iterator[None]:
+        """Run the counters inside `tx`: one write transaction per message, not two."""
+        token = self._shared.set(tx)
         try:
             yield
         finally:
             self._shared.reset(token)
 
-    def _begin(self) -> AbstractContextManager[Connection]:
+    def _begin(self) -> AbstractContextManager[Tx]:
         shared = self._shared.get()
-        return nullcontext(shared) if shared is not None else self.engine.begin()
+        return nullcontext(shared) if shared is not None else prepared.write(self.engine)
 
     @staticmethod
     def _build_upsert(dialect: str):
-        """One INSERT ... ON CONFLICT statement, built once: it runs on every message."""
+        """One INSERT ... ON CONFLICT statement: it runs on every message."""
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -84,24 +92,21 @@ class SQLStorage(Storage):
         """Atomically add `amount`, starting a fresh window when the old one has expired."""
         now = time.time()
         params = {"k": key, "amount": amount, "now": now, "expires": now + expiry}
-        with self._begin() as conn:
-            return int(conn.execute(self._upsert, params).scalar_one())
+        with self._begin() as tx:
+            return int(self._upsert.run(tx, params)[0][0])
 
-    def _row(self, key: str):
-        with self._begin() as conn:
-            return conn.execute(
-                select(store.rate_limits.c.count, store.rate_limits.c.expires_at).where(
-                    store.rate_limits.c.key == key
-                )
-            ).first()
+    def _row(self, key: str) -> tuple[int, float] | None:
+        with self._begin() as tx:
+            rows = _SELECT.run(tx, {"k": key})
+        return (int(rows[0][0]), float(rows[0][1])) if rows else None
 
     def get(self, key: str) -> int:
         row = self._row(key)
-        return int(row.count) if row and row.expires_at > time.time() else 0
+        return row[0] if row and row[1] > time.time() else 0
 
     def get_expiry(self, key: str) -> float:
         row = self._row(key)
-        return float(row.expires_at) if row and row.expires_at > time.time() else time.time()
+        return row[1] if row and row[1] > time.time() else time.time()
 
     def check(self) -> bool:
         return store.ping(self.engine)
@@ -142,16 +147,16 @@ class RateLimiter:
         """True when the counters live in the store (and can share its transactions)."""
         return isinstance(self.storage, SQLStorage)
 
-    def hit(self, phone: str, conn: Connection | None = None) -> Decision:
+    def hit(self, phone: str, tx: Tx | None = None) -> Decision:
         """Count one message from `phone` and say whether it may go through.
 
-        With `conn` (only when `in_database`), the counting joins that open transaction.
+        With `tx` (only when `in_database`), the counting joins that open transaction.
         Fails open: an on-call engineer locked out of Operator because the counter store is down
         is worse than a few uncounted messages from an authorized number.
         """
         try:
-            if conn is not None and isinstance(self.storage, SQLStorage):
-                with self.storage.within(conn):
+            if tx is not None and isinstance(self.storage, SQLStorage):
+                with self.storage.within(tx):
                     return self._hit(phone)
             return self._hit(phone)
         except (StorageError, self.storage.base_exceptions) as exc:
