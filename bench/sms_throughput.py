@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +35,17 @@ import requests
 from twilio.request_validator import RequestValidator
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.live_server import base_env  # noqa: E402
+from tests.processes import running  # noqa: E402
+from tests.servers import free_port  # noqa: E402
+
 TOKEN = "bench-token-" + uuid.uuid4().hex
 NUMBER = "+15555550100"
 RATE_LIMIT = "1000000 per minute"
 # CPUs that other processes may use during a round for it to count as quiet.
 QUIET = 0.25
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -60,20 +58,12 @@ class Server:
 @contextmanager
 def serve(name: str, app: str, workers: int, tmp: Path) -> Iterator[Server]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
-    for line in (REPO / ".env.example").read_text().splitlines():
-        var, sep, _ = line.partition("=")
-        if sep and not var.startswith("#"):
-            env[var.strip()] = ""
-    env.update(
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = base_env(
+        tmp,
         TWILIO_AUTH_TOKEN=TOKEN,
         AUTHORIZED_NUMBERS=f"{NUMBER}:admin",
         RATE_LIMIT=RATE_LIMIT,
-        DATABASE_URL=f"sqlite:///{tmp}/operator.db",
-        LOG_DIR=str(tmp / "logs"),
-        LOG_LEVEL="INFO",
-        PROXY_HOPS="0",
-        SMS_MAX_SEGMENTS="1",
         WEB_CONCURRENCY=str(workers),
         PORT=str(port),
         PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'bench'}",
@@ -88,27 +78,9 @@ def serve(name: str, app: str, workers: int, tmp: Path) -> Iterator[Server]:
         f"127.0.0.1:{port}",
         app,
     ]
-    tmp.mkdir(parents=True, exist_ok=True)
-    with open(tmp / "gunicorn.log", "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"{app} did not start; see {tmp / 'gunicorn.log'}")
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{app} not ready after 60s")
-            time.sleep(0.1)
+    with running(cmd, url + "/healthz", tmp / "gunicorn.log", 60, cwd=tmp, env=env) as proc:
         yield Server(name, url + "/sms", proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def drive(url: str, threads: int, seconds: float) -> tuple[float, int, int]:

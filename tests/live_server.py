@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import requests
 from twilio.request_validator import RequestValidator
 
+from tests.processes import running
 from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,31 +51,10 @@ def gunicorn(tmp: Path, env: dict[str, str], workers: int = 4, timeout: float = 
     # Loopback only in tests: the command-line bind overrides production.py's 0.0.0.0.
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "production.py"), "-b", f"127.0.0.1:{port}"]
     cmd.append("app:create_app()")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-        _wait_for_workers(Path(env["LOG_DIR"]) / "operator.log", workers, deadline)
+    with running(cmd, url + "/healthz", log_path, timeout, cwd=tmp, env=env):
+        _wait_for_workers(Path(env["LOG_DIR"]) / "operator.log", workers, time.monotonic() + timeout)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _wait_for_workers(log: Path, workers: int, deadline: float) -> None:
