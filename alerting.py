@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, delete, select, update
 
-import alert_store
 import config_file
-import paging
 import store
+from incidents import paging
+from incidents import store as alert_store
 from rules import Rule, number, parse_rules
 from timeutil import humanize
 

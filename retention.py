@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, or_, select
 
-import alert_store
 import sms
 import store
+from incidents import store as alert_store
 
 logger = logging.getLogger(__name__)
 

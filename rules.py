@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import E164, ConfigError, Settings
-from paging import recipients
+from incidents.paging import recipients
 from timeutil import parse_duration
 
 OPS: dict[str, Callable[[float, float], bool]] = {

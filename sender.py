@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Column, Engine, Float, String, Table, case, select, update
 
-import alert_store
 import metrics
 import sms
 import store
 from config import Settings
+from incidents import store as alert_store
 from rate_limiter import RateLimiter
 from security import mask
 

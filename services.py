@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-import alert_store  # noqa: F401 - defines its tables on store.metadata
 import alerting  # noqa: F401 - defines its tables on store.metadata
 import sender  # noqa: F401 - defines its tables on store.metadata
 import sms  # noqa: F401 - defines its tables on store.metadata
 import store
 from config import Settings
+from incidents import store as alert_store  # noqa: F401 - defines its tables on store.metadata
 from monitors import BaseMonitor, build_monitors
 from pages import PageStore
 from rate_limiter import RateLimiter, make_storage

@@ -16,9 +16,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-import alert_intake
 import metrics
-from alert_sources import Incoming, PayloadError, parse_alertmanager, parse_datadog
+from incidents import intake as alert_intake
+from incidents.sources import Incoming, PayloadError, parse_alertmanager, parse_datadog
 from security import same_secret
 
 logger = logging.getLogger(__name__)

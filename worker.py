@@ -20,10 +20,9 @@ import click
 from flask import current_app
 
 import alerting
-import escalation
-import reminders
 import retention
 from config import ConfigError
+from incidents import escalation, reminders
 from leader import make_leader
 from rate_limiter import RateLimiter
 from sender import Sender

@@ -16,9 +16,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from alert_sources import parse_alertmanager  # noqa: E402
 from app import create_app  # noqa: E402
 from config import Settings  # noqa: E402
+from incidents.sources import parse_alertmanager  # noqa: E402
 
 ALERTS = 1000
 RUNS = 7

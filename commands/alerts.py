@@ -12,14 +12,14 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, select
 
-import alert_store
 import alerting
-import paging
 import store
 import textargs
-from alert_store import Alert
-from alertmanager import Alertmanager, AlertmanagerError
 from command_processor import CommandError, Context, command
+from incidents import paging
+from incidents import store as alert_store
+from incidents.alertmanager import Alertmanager, AlertmanagerError
+from incidents.store import Alert
 from security import allows, mask
 from textargs import Target
 from timeutil import humanize

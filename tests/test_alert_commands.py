@@ -7,8 +7,8 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-import alert_store
 import store
+from incidents import store as alert_store
 from sms import outbox
 from tests.conftest import ADMIN, RESPONDER, VIEWER, Phone, with_settings
 from tests.servers import free_port

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-import alert_store
 import alerting
 import sms
+from incidents import store as alert_store
 from monitors import BaseMonitor, MonitorError
 from rules import parse_rules
 from tests.conftest import ADMIN, RESPONDER, Phone

@@ -1,6 +1,6 @@
 """End to end with real binaries: Prometheus rule -> Alertmanager -> Operator -> outbox, and back.
 
-Also covers alertmanager.py (the API v2 client) against the real Alertmanager.
+Also covers incidents/alertmanager.py (the API v2 client) against the real Alertmanager.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-import alert_store
-from alertmanager import Alertmanager, AlertmanagerError
 from app import create_app
+from incidents import store as alert_store
+from incidents.alertmanager import Alertmanager, AlertmanagerError
 from sms import outbox
 from tests.alertmanager_server import Switch, alertmanager, prometheus, serving, wait_for
 from tests.conftest import ADMIN, RESPONDER, Phone, with_settings
@@ -140,6 +140,6 @@ def test_the_client_reports_alertmanager_errors_in_words(stack):
 
 
 def _seconds(stamp: str) -> float:
-    from alert_sources import parse_time
+    from incidents.sources import parse_time
 
     return parse_time(stamp)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-import alert_store
-import escalation
 import store
 from app import create_app
+from incidents import escalation
+from incidents import store as alert_store
 from sms import outbox
 from tests.conftest import with_settings
 

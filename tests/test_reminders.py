@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import alert_store
-import escalation
-import reminders
 import sms
 import store
+from incidents import escalation, reminders
+from incidents import store as alert_store
 from rate_limiter import RateLimiter
 from sender import Sender
 from tests.conftest import ADMIN, RESPONDER, VIEWER, Phone, with_settings

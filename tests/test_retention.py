@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, update
 
-import alert_store
-import escalation
-import reminders
 import retention
 import sms
 import store
 import worker
+from incidents import escalation, reminders
+from incidents import store as alert_store
 from tests.conftest import ADMIN, RESPONDER
 from tests.servers import fresh_postgres_database
 

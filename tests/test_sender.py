@@ -9,9 +9,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-import alert_store
 import sms
 import store
+from incidents import store as alert_store
 from rate_limiter import RateLimiter
 from sender import Sender, reserve_slot
 from services import build_services

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-import alert_store
-import escalation
 import store
-from alert_sources import PayloadError, parse_alertmanager, parse_datadog
 from app import create_app
+from incidents import escalation
+from incidents import store as alert_store
+from incidents.sources import PayloadError, parse_alertmanager, parse_datadog
 from sms import outbox
 from tests.conftest import ADMIN, RESPONDER, VIEWER, with_settings
 from tests.servers import fresh_postgres_database

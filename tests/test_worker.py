@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-import alert_store
 import alerting
 import sms
 import store
 from config import Settings
+from incidents import store as alert_store
 from services import build_services
 from tests.conftest import ADMIN, TOKEN
 from tests.fakes.twilio_api import FakeTwilio

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-import alert_store
 import alerting
-import paging
 import store
+from incidents import paging
+from incidents import store as alert_store
 
 logger = logging.getLogger(__name__)
 

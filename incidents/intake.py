@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, text
 
-import alert_store
-import paging
 import store
-from alert_sources import Incoming
 from config import Settings
+from incidents import paging
+from incidents import store as alert_store
+from incidents.sources import Incoming
 
 logger = logging.getLogger(__name__)
 

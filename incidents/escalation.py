@@ -11,9 +11,9 @@ import logging
 
 from sqlalchemy import Connection, func, select, update
 
-import alert_store
-import paging
 import store
+from incidents import paging
+from incidents import store as alert_store
 from timeutil import humanize
 
 logger = logging.getLogger(__name__)

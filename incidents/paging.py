@@ -1,6 +1,6 @@
 """Who gets paged and the texts that page them, the same for every alert source.
 
-Rules (alerting.py), webhooks (alert_intake.py), escalation, the reminder job and the `resolve`
+Rules (alerting.py), webhooks (incidents/intake.py), escalation, the reminder job and the `resolve`
 command all queue their texts here, inside the caller's transaction, so the recipient choice,
 the "quiet" rules, the reminder schedule and the recovery audience are decided in one place.
 """
@@ -12,11 +12,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, update
 
-import alert_store
 import composer
 import sms
 import store
 from config import Settings
+from incidents import store as alert_store
 from security import mask
 from timeutil import humanize
 

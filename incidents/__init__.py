@@ -1,0 +1,5 @@
+"""Alerts as incidents: records, webhook intake, paging, reminders, escalation, Alertmanager silences.
+
+Every source (threshold rules, Alertmanager, Datadog) ends up as the same records here, so the
+phone commands and the texts work the same for all of them.
+"""
