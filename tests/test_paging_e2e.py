@@ -8,7 +8,6 @@ sends the texts to the local Twilio Messages API fake; acks come in as signed SM
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -23,9 +22,9 @@ from app import create_app
 from tests.alertmanager_server import Switch, alertmanager, prometheus, serving, wait_for
 from tests.conftest import ADMIN, RESPONDER, TOKEN, VIEWER, Phone, with_settings
 from tests.fakes.twilio_api import FakeTwilio
+from tests.live_server import base_env
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = Path(__file__).parent / "payloads"
 AM_TOKEN = "e2e-paging-token-7c1d"
 BOSS = "+15555550170"
@@ -43,12 +42,12 @@ rules:
 
 def worker_env(tmp_path: Path, settings, fake: FakeTwilio, **extra: str) -> dict[str, str]:
     """The worker's environment: the same store and numbers as the web app, Twilio at the fake."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMS_", "ALERT_", "REDIS"))}
+    # Every documented variable blanked first, so a local .env or shell export cannot leak in.
+    env = base_env(tmp_path)
     config = tmp_path / "operator.yml"
     if not config.exists():
         config.write_text("rules: []\n")
     env.update(
-        PYTHONPATH=str(ROOT),
         TWILIO_AUTH_TOKEN=TOKEN,
         TWILIO_ACCOUNT_SID=settings.twilio_account_sid,
         TWILIO_FROM_NUMBER=settings.twilio_from_number,

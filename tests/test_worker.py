@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -21,10 +19,10 @@ from incidents import store as alert_store
 from services import build_services
 from tests.conftest import ADMIN, TOKEN
 from tests.fakes.twilio_api import FakeTwilio
+from tests.live_server import base_env
 from tests.servers import fresh_postgres_database
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 SID = "AC" + "1" * 32
 RULES = """
 rules:
@@ -46,9 +44,9 @@ def fake():
 
 
 def environment(tmp_path, fake, database_url, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMS_", "ALERT_", "REDIS"))}
+    # Every documented variable blanked first, so a local .env or shell export cannot leak in.
+    env = base_env(tmp_path)
     env.update(
-        PYTHONPATH=str(ROOT),
         TWILIO_AUTH_TOKEN=TOKEN,
         TWILIO_ACCOUNT_SID=SID,
         TWILIO_FROM_NUMBER="+15005550006",
