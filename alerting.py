@@ -9,27 +9,37 @@ from __future__ import annotations
 
 import logging
 import time
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, delete, select, update
 
-import config_file
-import store
-from incidents import paging
-from incidents import store as alert_store
-from rules import Rule, number, parse_rules
-from timeutil import humanize
+from core import db
+from core.timeutil import humanize
+from incidents import paging, records
+from incidents.records import Alert, Source, Status
+from incidents.rules import Rule, number, parse_rules
+from monitors import MONITORS
+from outbox.queue import Kind
+from services import Services
 
 logger = logging.getLogger(__name__)
 
-STATES = ("ok", "pending", "firing", "resolved", "nodata")
-SOURCE = "rule"
+
+class RuleState(StrEnum):
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    NODATA = "nodata"
+
+
 FAILURES_BEFORE_NOTICE = 3
 MAX_BACKOFF = 900.0
 
 rule_states = Table(
     "rule_states",
-    store.metadata,
+    db.metadata,
     Column("rule", String(64), primary_key=True),
     Column("state", String(16), nullable=False),
     Column("since", Float),  # when the current breach began (pending and firing)
@@ -44,18 +54,28 @@ rule_states = Table(
 )
 
 
-def load_rules(services: Any) -> list[Rule]:
+def load_rules(services: Services) -> list[Rule]:
     """The validated rules of the YAML file; ConfigError names the rule and the problem."""
-    from monitors import MONITORS
-
-    section = config_file.load(services.settings).get("rules")
+    section = services.settings.file.get("rules")
     return parse_rules(section, services.settings, services.monitors, MONITORS)
+
+
+def is_firing(conn: Connection, rule: str) -> bool:
+    """Whether the rule's last evaluation found it breached (it stays so after a manual resolve)."""
+    t = rule_states.c
+    return conn.execute(select(t.state).where(t.rule == rule)).scalar() == RuleState.FIRING
+
+
+def states(conn: Connection) -> list[tuple[str, str]]:
+    """(rule, state) of every rule evaluated so far, for /metrics."""
+    t = rule_states.c
+    return [(r.rule, r.state) for r in conn.execute(select(t.rule, t.state))]
 
 
 class Evaluator:
     """Evaluates every rule once per tick; run by exactly one worker (see leader.py)."""
 
-    def __init__(self, services: Any, rules: list[Rule], worker_id: str = ""):
+    def __init__(self, services: Services, rules: list[Rule], worker_id: str = ""):
         self.services, self.rules, self.worker_id = services, rules, worker_id
         self.settings, self.engine = services.settings, services.engine
         self.forget_removed_rules()
@@ -89,7 +109,7 @@ class Evaluator:
     def _state(self, conn: Connection, rule: Rule) -> dict[str, Any]:
         row = conn.execute(select(rule_states).where(rule_states.c.rule == rule.name)).first()
         if row is None:
-            return {"rule": rule.name, "state": "ok", "since": None, "alert_id": None, "next_eval_at": 0.0,
+            return {"rule": rule.name, "state": RuleState.OK, "since": None, "alert_id": None, "next_eval_at": 0.0,
                     "failures": 0, "notice_sent": 0}  # fmt: skip
         return dict(row._mapping)
 
@@ -97,53 +117,51 @@ class Evaluator:
         values.update(evaluated_by=self.worker_id)
         updated = conn.execute(update(rule_states).where(rule_states.c.rule == rule.name).values(**values))
         if not updated.rowcount:
-            conn.execute(rule_states.insert().values(rule=rule.name, **{"state": "ok", **values}))
+            conn.execute(rule_states.insert().values(rule=rule.name, **{"state": RuleState.OK, **values}))
 
     def _apply(self, rule: Rule, value: float, now: float) -> None:
         with self.engine.begin() as conn:
             state = self._state(conn, rule)
             current, since, alert_id = state["state"], state["since"], state["alert_id"]
-            alert = alert_store.get(conn, alert_id) if alert_id else None
-            if current == "nodata":
-                current = "firing" if alert and alert.status == "firing" else "ok"
+            alert = records.get(conn, alert_id) if alert_id else None
+            if current == RuleState.NODATA:
+                current = RuleState.FIRING if alert and alert.status == Status.FIRING else RuleState.OK
             common = dict(value=value, evaluated_at=now, next_eval_at=now, failures=0, notice_sent=0,
                           last_error=None)  # fmt: skip
             if not rule.breached(value):
-                if current == "firing" and alert and alert.status == "firing":
+                if current == RuleState.FIRING and alert and alert.status == Status.FIRING:
                     self._resolve(conn, rule, alert, value, now)
-                    self._save(conn, rule, state="resolved", since=None, **common)
+                    self._save(conn, rule, state=RuleState.RESOLVED, since=None, **common)
                 else:
-                    self._save(conn, rule, state="ok", since=None, **common)
+                    self._save(conn, rule, state=RuleState.OK, since=None, **common)
                 return
-            if current == "firing" and alert and alert.status == "firing":
+            if current == RuleState.FIRING and alert and alert.status == Status.FIRING:
                 self._remind(conn, rule, alert, value, now)
-                self._save(conn, rule, state="firing", **common)
+                self._save(conn, rule, state=RuleState.FIRING, **common)
                 return
-            if current == "firing" and alert:
+            if current == RuleState.FIRING and alert:
                 # Closed by hand (`resolve 7`) while still breached: it stays closed, with no
                 # reminders, until the rule goes ok; the next breach after that is a new incident.
-                self._save(conn, rule, state="firing", **common)
+                self._save(conn, rule, state=RuleState.FIRING, **common)
                 return
-            since = since if current == "pending" and since else now
+            since = since if current == RuleState.PENDING and since else now
             if now - since < rule.for_:
-                self._save(conn, rule, state="pending", since=since, **common)
+                self._save(conn, rule, state=RuleState.PENDING, since=since, **common)
                 return
             alert = self._fire(conn, rule, value, since, now)
-            self._save(conn, rule, state="firing", since=since, alert_id=alert.id, **common)
+            self._save(conn, rule, state=RuleState.FIRING, since=since, alert_id=alert.id, **common)
 
-    def _fire(
-        self, conn: Connection, rule: Rule, value: float, since: float, now: float
-    ) -> alert_store.Alert:
+    def _fire(self, conn: Connection, rule: Rule, value: float, since: float, now: float) -> Alert:
         text = rule.render(value, humanize(now - since))
-        reopened = alert_store.reopen_flapping(conn, SOURCE, rule.name, now, self.settings.recovery_delay)
+        reopened = records.reopen_flapping(conn, Source.RULE, rule.name, now, self.settings.recovery_delay)
         if reopened is not None:
             # Back before its recovery notice went out: the same incident, not a new page.
-            alert_store.set_fields(conn, reopened.id, summary=text)
+            records.set_fields(conn, reopened.id, summary=text)
             logger.info("rule %s flapped back to firing before its RESOLVED went out: #%d reopened",
                         rule.name, reopened.id)  # fmt: skip
             return reopened
         labels = {"monitor": rule.monitor, "query": rule.query}
-        alert, opened = alert_store.fire(conn, SOURCE, rule.name, rule.name, summary=text,
+        alert, opened = records.fire(conn, Source.RULE, rule.name, rule.name, summary=text,
                                          severity=rule.severity, labels=labels, started_at=since)  # fmt: skip
         if opened:
             paging.page(conn, alert, f"ALERT #{alert.id}: {text}", list(rule.recipients), self.settings, now)
@@ -151,20 +169,16 @@ class Evaluator:
                            rule.op, number(rule.threshold))  # fmt: skip
         return alert
 
-    def _remind(
-        self, conn: Connection, rule: Rule, alert: alert_store.Alert, value: float, now: float
-    ) -> None:
-        alert_store.set_fields(conn, alert.id, last_seen=now)
+    def _remind(self, conn: Connection, rule: Rule, alert: Alert, value: float, now: float) -> None:
+        records.seen(conn, alert.id, now)
         if not paging.reminder_due(alert, rule.repeat, now):
             return
         age = humanize(now - alert.started_at)
         text = f"STILL FIRING {age}: #{alert.id} {rule.render(value, age)}"
         paging.remind(conn, alert, text, list(rule.recipients), self.settings, now)
 
-    def _resolve(
-        self, conn: Connection, rule: Rule, alert: alert_store.Alert, value: float, now: float
-    ) -> None:
-        closed = alert_store.close(conn, alert.id, at=now)
+    def _resolve(self, conn: Connection, rule: Rule, alert: Alert, value: float, now: float) -> None:
+        closed = records.close(conn, alert.id, at=now)
         age = humanize(now - alert.started_at)
         text = f"RESOLVED after {age}: #{alert.id} {rule.name} now {number(value)}"
         paging.send_recovery(conn, closed, self.settings, text=text, now=now)
@@ -180,8 +194,8 @@ class Evaluator:
             if notice:
                 retry = humanize(delay)
                 paging.notify(conn, rule.recipients, f"Cannot evaluate rule {rule.name}: {error}. Retrying "
-                              f"every {retry} or so; it cannot alert until then.", "notice", self.settings)  # fmt: skip
-            self._save(conn, rule, state="nodata", evaluated_at=now, next_eval_at=now + delay,
+                              f"every {retry} or so; it cannot alert until then.", Kind.NOTICE, self.settings)  # fmt: skip
+            self._save(conn, rule, state=RuleState.NODATA, evaluated_at=now, next_eval_at=now + delay,
                        failures=failures, notice_sent=1 if notice else state["notice_sent"],
                        last_error=error[:500])  # fmt: skip
         logger.warning("rule %s: no data (%s), failure %d, next try in %.0fs", rule.name, error, failures,
@@ -191,8 +205,8 @@ class Evaluator:
         """Rules gone from the file: close their incidents quietly and drop their state."""
         names = [r.name for r in self.rules]
         with self.engine.begin() as conn:
-            for alert in alert_store.firing(conn):
-                if alert.source == SOURCE and alert.key not in names:
+            for alert in records.firing(conn):
+                if alert.source == Source.RULE and alert.key not in names:
                     logger.info("rule %s was removed: closing alert #%d", alert.key, alert.id)
-                    alert_store.close(conn, alert.id)
+                    records.close(conn, alert.id)
             conn.execute(delete(rule_states).where(rule_states.c.rule.not_in(names)))

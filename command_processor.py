@@ -18,97 +18,28 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from conversation.vocabulary import (
+    FILLER,
+    HOW_TO,
+    IF_WORDS,
+    INTENTS,
+    NEGATION,
+    OPENERS,
+    PHRASES,
+    QUESTION,
+    RESERVED,
+    SOFT,
+    Word,
+    stems,
+    tokens,
+    words_of,
+)
 from security import allows
+from services import Services
 
 logger = logging.getLogger(__name__)
 
-# Twilio handles these itself (opt-out / opt-in); they must never be commands.
-RESERVED = frozenset("stop stopall unsubscribe cancel end quit start unstop optout optin revoke".split())
-
-# Words that carry no meaning for matching ("how's the cpu looking?" -> "cpu").
-FILLER = frozenset(
-    """a an the is are was were be been being am do does did how hows how's what whats what's
-    whats's which who where when why can could would should will please pls plz me my our us
-    we i i'm im you your it its it's for of on in at to from with about any anything some show
-    tell give get check see look looking looks doing going state like right now currently
-    current latest today ok okay hey hi hello there is there's yo just quick quickly again
-    and or but so then this that these those up there's has have had let let's lets lemme
-    gimme need want wanna know find list display pull fetch print send um uh hmm er well
-    actually also still really kindly operator bot guys team dude mate man buddy sir
-    much many lot very whole overall tail""".split()
-)
-# Words before an action that turn it into a question about the alert ("was 12 acked?").
-QUESTION = frozenset(
-    """is are was were has have had did does who whos who's why how what whats what's when
-    which whether isn't isnt wasn't wasnt hasn't hasnt didn't didnt doesn't doesnt should""".split()
-)
-# Words before an action that call it off ("don't ack 12", "never mind the snooze").
-NEGATION = frozenset("don't dont not never cancel nvm nevermind undo abort".split())
-# Several words that mean one ("new relic", "on it"): rewritten before matching.
-PHRASES = {
-    "new relic": "apps",
-    "next page": "more",
-    "go on": "more",
-    "keep going": "more",
-    "never mind": "nvm",
-    "forget it": "nvm",
-    "do not": "dont",
-    "slow queries": "db",
-    "long queries": "db",
-    "running queries": "db",
-    "cancel it": "nvm",
-    "cancel that": "nvm",
-    "cancel this": "nvm",
-}
-for _verb in ("cancel", "end", "remove", "lift", "expire", "delete", "undo", "stop", "drop"):
-    for _object in ("silence", "silencing", "the silence", "that silence", "this silence"):
-        PHRASES[f"{_verb} {_object}"] = "unsilence"
-# Whole messages that take the last page ("on it" = I have it: ack).
-INTENTS = {
-    "on it": "ack",
-    "i'm on it": "ack",
-    "im on it": "ack",
-    "i am on it": "ack",
-    "looking into it": "ack",
-    "investigating": "ack",
-    "i'll take it": "ack",
-    "ill take it": "ack",
-    "taking it": "ack",
-    "go ahead": "yes",
-    "do it": "yes",
-    "yes do it": "yes",
-    "don't": "no",
-    "dont": "no",
-    "don't do it": "no",
-    "dont do it": "no",
-    "what can you do": "help",
-    "what do you do": "help",
-    "how does this work": "help",
-    "what can i do": "help",
-    "what can i ask": "help",
-    "what can i say": "help",
-    "what is this": "help",
-    "what are you": "help",
-    "who are you": "help",
-    "are you there": "help",
-    "you there": "help",
-    "anyone there": "help",
-    "is this working": "help",
-    "ping": "help",
-    "test": "help",
-    "testing": "help",
-}
-# Words around an intent that change nothing ("ok, on it", "go ahead please").
-_SOFT = frozenset("ok okay k alright please pls plz thanks thx just now then so sure cool".split())
-
-# Words that open a message without changing what it asks ("hey, is 12 acked?").
-_OPENERS = frozenset("hey hi hello ok okay so and but um uh hmm well quick question operator yo".split())
-_HOW_TO = frozenset("do can should to would does".split())
-_IF = frozenset(("if", "whether"))
-_TOKEN = re.compile(r"[^\s,;]+")
-_EDGE_PUNCT = "!?.,;:'\"()[]{}<>`~*_¿¡"
 _GLUED = re.compile(r"([a-z]{3,})#?(\d{1,12})")
 # "Liked "Reply YES to ack 3 alerts"": an iPhone or Android reaction, quoting our own text.
 _REACTION = re.compile(
@@ -133,7 +64,7 @@ class Context:
     args: list[str]
     # The text after the command word, as typed (for raw PromQL, quoted search words).
     rest: str
-    services: Any
+    services: Services
     text: str = ""
     command: str = ""
     # False when the command word came mid-sentence ("cpu close to limit"): an action then needs
@@ -148,7 +79,7 @@ class Command:
     aliases: tuple[str, ...] = ()
     role: str = "viewer"
     # Words that select this command anywhere in a sentence; a callable gets the services.
-    keywords: Iterable[str] | Callable[[Any], Iterable[str]] = ()
+    keywords: Iterable[str] | Callable[[Services], Iterable[str]] = ()
     hidden: bool = False
     # How a word of this command counts in a sentence:
     # leading: only as the first meaningful word ("yes", "no": too common elsewhere);
@@ -164,7 +95,7 @@ class Command:
     def help(self) -> str:
         return (self.func.__doc__ or self.name).strip().splitlines()[0]
 
-    def keywords_for(self, services: Any) -> Iterable[str]:
+    def keywords_for(self, services: Services) -> Iterable[str]:
         return self.keywords(services) if callable(self.keywords) else self.keywords
 
 
@@ -178,7 +109,7 @@ class Registry:
         name: str,
         aliases: Iterable[str] = (),
         role: str = "viewer",
-        keywords: Iterable[str] | Callable[[Any], Iterable[str]] = (),
+        keywords: Iterable[str] | Callable[[Services], Iterable[str]] = (),
         hidden: bool = False,
         **flags: bool,
     ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
@@ -202,43 +133,6 @@ class Registry:
 
 registry = Registry()
 command = registry.command
-
-
-@dataclass(frozen=True)
-class Word:
-    """One word as matched (lower-cased, surrounding punctuation gone) and where it was typed."""
-
-    text: str
-    start: int
-    end: int
-
-
-def words_of(text: str) -> list[Word]:
-    """The words of `text` with their positions; commas and semicolons separate words too."""
-    found = []
-    for match in _TOKEN.finditer(text):
-        clean = match.group().strip(_EDGE_PUNCT).lower()
-        if clean:
-            found.append(Word(clean, match.start(), match.end()))
-    return found
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-cased words with surrounding punctuation removed."""
-    return [w.text for w in words_of(text)]
-
-
-def stems(word: str) -> list[str]:
-    """The word and its plain forms: 'silenced' -> silence, 'acking' -> ack, 'alerts' -> alert."""
-    forms = [word]
-    if len(word) > 3:
-        if word.endswith("s"):
-            forms += [word[:-1], word[:-2]] if word.endswith("es") else [word[:-1]]
-        if word.endswith("ed"):
-            forms += [word[:-1], word[:-2]]
-        if word.endswith("ing"):
-            forms += [word[:-3], word[:-3] + "e"]
-    return [f for f in forms if f == word or len(f) >= 3]
 
 
 def distance(a: str, b: str, limit: int) -> int:
@@ -276,7 +170,7 @@ class CommandProcessor:
     question about the alert ("was 12 acked?") or is called off ("don't ack 12" -> no).
     """
 
-    def __init__(self, services: Any, reg: Registry = registry):
+    def __init__(self, services: Services, reg: Registry = registry):
         self.services = services
         self.registry = reg
 
@@ -345,7 +239,7 @@ class CommandProcessor:
         return text
 
     def _intent(self, texts: list[str]) -> Command | None:
-        core = " ".join(t for t in texts if t not in _SOFT)
+        core = " ".join(t for t in texts if t not in SOFT)
         name = self.registry.words.get(INTENTS.get(core, ""))
         return self.registry.commands[name] if name else None
 
@@ -445,15 +339,15 @@ class CommandProcessor:
         if cmd.role == "viewer" or index is None:
             return cmd, index
         before = set(texts[:index])
-        opening = [t for t in texts[:index] if t not in _OPENERS][:2]
-        how_to = opening[:1] == ["how"] and opening[1:] and opening[1] in _HOW_TO
+        opening = [t for t in texts[:index] if t not in OPENERS][:2]
+        how_to = opening[:1] == ["how"] and opening[1:] and opening[1] in HOW_TO
         what_is = opening[:1] == ["what"] and opening[1:2] in (["does"], ["do"], ["is"])
         if how_to or (what_is and not texts[index].endswith(_PAST)):
             # "how do I snooze?", "what does ack do?" want the help line, not the alerts.
             name = self.registry.words.get("help")
             return (self.registry.commands[name], None) if name else (cmd, index)
         asked = text.rstrip().endswith("?") and texts[index].endswith(_PAST)
-        if (opening and opening[0] in QUESTION) or before & _IF or asked:
+        if (opening and opening[0] in QUESTION) or before & IF_WORDS or asked:
             describer = self._describer()
             return (describer, index) if describer else (cmd, index)
         if before & NEGATION:
@@ -526,7 +420,7 @@ class CommandProcessor:
         words = tokens(self._first_line(text))
         if self._intent(words) is cmd:
             return True
-        first = next((w for w in words if w not in FILLER and w not in _SOFT and w not in _OPENERS), "")
+        first = next((w for w in words if w not in FILLER and w not in SOFT and w not in OPENERS), "")
         return self._word(first) is cmd
 
     def unknown(self, text: str) -> str:

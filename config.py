@@ -1,22 +1,30 @@
-"""Settings read once from the environment into a frozen object.
+"""Settings read once from the environment, and the optional YAML file, into a frozen object.
 
 The entry point loads `.env` (python-dotenv) and calls `Settings.from_env(os.environ)`; nothing
-else reads the environment. A bad value raises `ConfigError` naming the variable.
+else reads the environment or the file. A bad value raises `ConfigError` naming the variable.
+The YAML file (`OPERATOR_CONFIG`, else ./operator.yml when present) is parsed here once and kept
+as `Settings.file`; each feature validates its own section and raises ConfigError naming it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlparse
 
+import yaml
 from limits import parse_many
 
-from timeutil import parse_duration
+from core.timeutil import parse_duration
 
 ROLES = ("viewer", "responder", "admin")
 DEFAULT_ROLE = "responder"
+# Roles that are paged; viewers only ask.
+PAGE_ROLES = ("responder", "admin")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
@@ -36,14 +44,18 @@ class Settings:
     # phone number (E.164) -> role
     authorized: Mapping[str, str] = field(default_factory=dict)
     database_url: str = "sqlite:///var/operator.db"
+    # Off: the schema is only changed by `flask --app app db upgrade`; start refuses an old one.
+    migrate_on_start: bool = True
     redis_url: str = ""
     rate_limit: str = "10 per 5 minutes"
     log_dir: str = "logs"
     log_level: str = "INFO"
     sms_emoji: bool = False
     sms_max_segments: int = 1
-    # monitors
+    # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database.
     operator_config: str = ""
+    file: Mapping[str, Any] = field(default_factory=dict)
+    # monitors
     prometheus_url: str = ""
     monitor_db_url: str = ""
     newrelic_api_key: str = ""
@@ -87,6 +99,13 @@ class Settings:
     def first_authorized(self) -> str:
         return next(iter(self.authorized), "")
 
+    @property
+    def pager_numbers(self) -> list[str]:
+        """ALERT_RECIPIENTS, else every authorized responder and admin (viewers only ask)."""
+        if self.alert_recipients:
+            return list(self.alert_recipients)
+        return [number for number, role in self.authorized.items() if role in PAGE_ROLES]
+
 
 def _parse(env: Mapping[str, str]) -> dict:
     def get(name: str, default: str = "") -> str:
@@ -114,6 +133,7 @@ def _parse(env: Mapping[str, str]) -> dict:
     region = get("NEWRELIC_REGION", "us").lower()
     if region not in ("us", "eu"):
         raise ConfigError(f"NEWRELIC_REGION must be us or eu, not {region!r}")
+    path = get("OPERATOR_CONFIG") or (DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else "")
     log_level = get("LOG_LEVEL", "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}")
@@ -126,13 +146,15 @@ def _parse(env: Mapping[str, str]) -> dict:
         proxy_hops=_int("PROXY_HOPS", get("PROXY_HOPS", "0"), 0, 10),
         authorized=_authorized(get("AUTHORIZED_NUMBERS")),
         database_url=get("DATABASE_URL") or "sqlite:///var/operator.db",
+        migrate_on_start=_bool("MIGRATE_ON_START", get("MIGRATE_ON_START", "true")),
         redis_url=get("REDIS_URL"),
         rate_limit=limit,
         log_dir=get("LOG_DIR") or "logs",
         log_level=log_level,
         sms_emoji=_bool("SMS_EMOJI", get("SMS_EMOJI", "false")),
         sms_max_segments=_int("SMS_MAX_SEGMENTS", get("SMS_MAX_SEGMENTS", "1"), 1, 10),
-        operator_config=get("OPERATOR_CONFIG"),
+        operator_config=path,
+        file=MappingProxyType(load_file(path)) if path else MappingProxyType({}),
         prometheus_url=_url("PROMETHEUS_URL", get("PROMETHEUS_URL")),
         monitor_db_url=get("MONITOR_DB_URL"),
         newrelic_api_key=get("NEWRELIC_API_KEY"),
@@ -164,6 +186,30 @@ def _parse(env: Mapping[str, str]) -> dict:
         escalate_after=_seconds("ESCALATE_AFTER", get("ESCALATE_AFTER", "0"), allow_zero=True),
         escalation_numbers=_phones("ESCALATION_NUMBERS", get("ESCALATION_NUMBERS")),
     )
+
+
+DEFAULT_FILE = "operator.yml"
+FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database")
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """The parsed YAML file as a dict of sections."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as exc:
+        raise ConfigError(f"OPERATOR_CONFIG: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"OPERATOR_CONFIG: {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"OPERATOR_CONFIG: {path} must be a mapping of sections")
+    unknown = sorted(str(k) for k in set(data) - set(FILE_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"OPERATOR_CONFIG: {path} has unknown section(s) {', '.join(unknown)}; "
+            f"known: {', '.join(FILE_SECTIONS)}"
+        )
+    return data
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:

@@ -1,7 +1,7 @@
 """Per-number rate limits shared by every worker and host, via the `limits` library.
 
 Counters live in Redis when REDIS_URL is set, otherwise in the database through `SQLStorage`,
-a `limits` storage backed by the store's `rate_limits` table. Both go through the same
+a `limits` storage backed by the `rate_limits` table, which this module owns. Both go through the same
 FixedWindowRateLimiter, so the arithmetic is the library's, not ours.
 """
 
@@ -19,20 +19,23 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Engine, bindparam, case, delete, select
+from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import ReturningInsert
 
-import prepared
-import store
-from prepared import Prepared, Tx
+from core import db
 from security import mask
 
 logger = logging.getLogger(__name__)
 
-_SELECT = Prepared(
-    select(store.rate_limits.c.count, store.rate_limits.c.expires_at).where(
-        store.rate_limits.c.key == bindparam("k")
-    )
+# Fixed-window counters for the `limits` library when no Redis is configured.
+rate_limits = Table(
+    "rate_limits",
+    db.metadata,
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 
@@ -44,36 +47,30 @@ class SQLStorage(Storage):
     def __init__(self, engine: Engine):
         super().__init__()
         self.engine = engine
-        self._upsert = Prepared(self._build_upsert(engine.dialect.name))
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         # A transaction of the caller's to count in (see `within`), per thread and request.
-        self._shared: ContextVar[Tx | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
+        self._shared: ContextVar[Connection | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
 
     @contextmanager
-    def within(self, tx: Tx) -> Iterator[None]:
-        """Run the counters inside `tx`: one write transaction per message, not two."""
-        token = self._shared.set(tx)
+    def within(self, conn: Connection) -> Iterator[None]:
+        """Run the counters inside `conn`'s transaction: one write transaction per message, not two."""
+        token = self._shared.set(conn)
         try:
             yield
         finally:
             self._shared.reset(token)
 
-    def _begin(self) -> AbstractContextManager[Tx]:
+    def _begin(self) -> AbstractContextManager[Connection]:
         shared = self._shared.get()
-        return nullcontext(shared) if shared is not None else prepared.write(self.engine)
+        return nullcontext(shared) if shared is not None else self.engine.begin()
 
-    @staticmethod
-    def _build_upsert(dialect: str):
-        """One INSERT ... ON CONFLICT statement: it runs on every message."""
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        table = store.rate_limits
-        now, amount, expires = bindparam("now"), bindparam("amount"), bindparam("expires")
+    def _upsert(self, key: str, amount: int, now: float, expires: float) -> ReturningInsert[tuple[int]]:
+        """One INSERT ... ON CONFLICT: a fresh window when the old one has expired, else a count."""
+        table = rate_limits
         expired = table.c.expires_at <= now
         return (
-            insert(table)
-            .values(key=bindparam("k"), count=amount, expires_at=expires)
+            self._insert(table)
+            .values(key=key, count=amount, expires_at=expires)
             .on_conflict_do_update(
                 index_elements=[table.c.key],
                 set_={
@@ -91,14 +88,14 @@ class SQLStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Atomically add `amount`, starting a fresh window when the old one has expired."""
         now = time.time()
-        params = {"k": key, "amount": amount, "now": now, "expires": now + expiry}
-        with self._begin() as tx:
-            return int(self._upsert.run(tx, params)[0][0])
+        with self._begin() as conn:
+            return int(conn.execute(self._upsert(key, amount, now, now + expiry)).scalar_one())
 
     def _row(self, key: str) -> tuple[int, float] | None:
-        with self._begin() as tx:
-            rows = _SELECT.run(tx, {"k": key})
-        return (int(rows[0][0]), float(rows[0][1])) if rows else None
+        t = rate_limits.c
+        with self._begin() as conn:
+            row = conn.execute(select(t.count, t.expires_at).where(t.key == key)).first()
+        return (int(row[0]), float(row[1])) if row else None
 
     def get(self, key: str) -> int:
         row = self._row(key)
@@ -109,15 +106,15 @@ class SQLStorage(Storage):
         return row[1] if row and row[1] > time.time() else time.time()
 
     def check(self) -> bool:
-        return store.ping(self.engine)
+        return db.ping(self.engine)
 
     def reset(self) -> int | None:
         with self.engine.begin() as conn:
-            return conn.execute(delete(store.rate_limits)).rowcount
+            return conn.execute(delete(rate_limits)).rowcount
 
     def clear(self, key: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(store.rate_limits).where(store.rate_limits.c.key == key))
+            conn.execute(delete(rate_limits).where(rate_limits.c.key == key))
 
 
 def make_storage(redis_url: str, engine: Engine) -> Storage:
@@ -147,16 +144,16 @@ class RateLimiter:
         """True when the counters live in the store (and can share its transactions)."""
         return isinstance(self.storage, SQLStorage)
 
-    def hit(self, phone: str, tx: Tx | None = None) -> Decision:
+    def hit(self, phone: str, conn: Connection | None = None) -> Decision:
         """Count one message from `phone` and say whether it may go through.
 
-        With `tx` (only when `in_database`), the counting joins that open transaction.
+        With `conn` (only when `in_database`), the counting joins its open transaction.
         Fails open: an on-call engineer locked out of Operator because the counter store is down
         is worse than a few uncounted messages from an authorized number.
         """
         try:
-            if tx is not None and isinstance(self.storage, SQLStorage):
-                with self.storage.within(tx):
+            if conn is not None and isinstance(self.storage, SQLStorage):
+                with self.storage.within(conn):
                     return self._hit(phone)
             return self._hit(phone)
         except (StorageError, self.storage.base_exceptions) as exc:

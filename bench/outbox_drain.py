@@ -15,10 +15,11 @@ from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import sms  # noqa: E402
 from config import Settings  # noqa: E402
+from incidents import records
+from outbox import backends, queue
+from outbox.sender import Sender  # noqa: E402
 from rate_limiter import RateLimiter  # noqa: E402
-from sender import Sender  # noqa: E402
 from services import build_services  # noqa: E402
 from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
 
@@ -35,9 +36,9 @@ def drain(settings: Settings, count: int) -> tuple[float, list[float]]:
     start_index = len(fake.messages)
     with svc.engine.begin() as conn:
         for i in range(count):
-            sms.enqueue(conn, TO, f"bench text {i}", "reply", settings)
+            queue.enqueue(conn, TO, f"bench text {i}", "reply", settings)
     storm = RateLimiter(svc.limiter.storage, settings.alert_limits, "alerts")
-    sender = Sender(svc.engine, settings, sms.make_backend(settings, 5), storm, "bench")
+    sender = Sender(svc.engine, settings, backends.make_backend(settings, 5), storm, records, "bench")
     started = time.perf_counter()
     while len(fake.messages) - start_index < count:
         if not sender.step():
@@ -62,7 +63,7 @@ def main() -> None:
     FAKE = FakeTwilio(settings.twilio_account_sid, settings.twilio_auth_token).start()
     settings = replace(settings, twilio_api_url=FAKE.url)
 
-    backend = sms.make_backend(settings, 5)
+    backend = backends.make_backend(settings, 5)
     started = time.perf_counter()
     for i in range(COUNT):
         backend.send(TO, f"baseline text {i}", "")

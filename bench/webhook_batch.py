@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from app import create_app  # noqa: E402
 from config import Settings  # noqa: E402
-from incidents.sources import parse_alertmanager  # noqa: E402
+from incidents.sources.alertmanager import parse_alertmanager  # noqa: E402
 
 ALERTS = 1000
 RUNS = 7

@@ -1,44 +1,41 @@
 """alerts, ack, snooze, silence, unsilence, resolve, yes/no: handling alerts from the phone.
 
-Every alert source (rules, Alertmanager, Datadog) shares the records in alert_store, so these
+Every alert source (rules, Alertmanager, Datadog) shares the records in incidents.records, so these
 commands work the same for all of them. An id is optional where it makes sense: a bare `ack`
 means the last alert texted to you. Actions on many alerts ask "Reply YES" first.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
 import alerting
-import store
-import textargs
 from command_processor import CommandError, Context, command
-from incidents import paging
-from incidents import store as alert_store
-from incidents.alertmanager import Alertmanager, AlertmanagerError
-from incidents.store import Alert
+from conversation import arguments, pending
+from conversation.arguments import Target
+from core import db
+from core.timeutil import humanize
+from incidents import paging, records
+from incidents.records import Alert, Source, Status
+from incidents.silences import Alertmanager, AlertmanagerError
 from security import allows, mask
-from textargs import Target
-from timeutil import humanize
 
-CONFIRM_WINDOW = 300.0
 MAX_SNOOZE = 7 * 86400.0
 MAX_SILENCE = 30 * 86400.0
 
 
 def parse_target(args: list[str], wants_duration: bool = False) -> Target:
-    """Ids, all and a duration from the words (textargs); a number that cannot be used is refused."""
-    target = textargs.parse_target(args, wants_duration)
+    """Ids, all and a duration from the words (conversation.arguments); a number that cannot be used is refused."""
+    target = arguments.parse_target(args, wants_duration)
     if target.problem:
         raise CommandError(target.problem)
     return target
 
 
 def _ago(seconds: float) -> str:
-    return humanize(store.now() - seconds)
+    return humanize(db.now() - seconds)
 
 
 def closed_text(alert: Alert) -> str:
@@ -69,10 +66,10 @@ def _line(alert: Alert, now: float) -> str:
 
 
 def _detail(alert: Alert) -> str:
-    if alert.status != "firing":
+    if alert.status != Status.FIRING:
         lasted = humanize((alert.resolved_at or alert.last_seen) - alert.started_at)
         return f"{closed_text(alert)}, after {lasted}."
-    now = store.now()
+    now = db.now()
     where = f" on {alert.places.replace(',', ', ')}" if alert.places else ""
     parts = [
         f"#{alert.id} {alert.transition or 'FIRING'} {alert.name} for {humanize(now - alert.started_at)}{where}"
@@ -87,7 +84,7 @@ def _detail(alert: Alert) -> str:
 def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
     """The alerts named by ids, or the last one texted to this phone; CommandError when none."""
     if not target.ids:
-        last = alert_store.last_sent_to(conn, ctx.phone)
+        last = records.last_sent_to(conn, ctx.phone)
         if last is None:
             raise CommandError("No alert was texted to you yet. Text ALERTS for open ones.")
         if not ctx.leading:
@@ -96,7 +93,7 @@ def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
         return [last]
     found = []
     for alert_id in dict.fromkeys(target.ids):
-        alert = alert_store.get(conn, alert_id)
+        alert = records.get(conn, alert_id)
         if alert is None:
             raise CommandError(f"No alert #{alert_id}. Text ALERTS for open ones.")
         found.append(alert)
@@ -131,18 +128,15 @@ def alerts_(ctx: Context) -> str:
     with ctx.services.engine.connect() as conn:
         if target.ids:
             return " | ".join(_detail(a) for a in _fetch(conn, ctx, target))
-        now = store.now()
+        now = db.now()
         if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
-            rows = conn.execute(
-                select(alert_store.alerts).order_by(alert_store.alerts.c.id.desc()).limit(10)
-            ).all()
-            recent = [Alert.from_row(r) for r in rows]
+            recent = records.recent(conn, 10)
             if not recent:
                 return "No alerts yet."
-            return "\n".join(_line(a, now) if a.status == "firing" else closed_text(a) for a in recent)
-        open_alerts = alert_store.firing(conn)
+            return "\n".join(_line(a, now) if a.status == Status.FIRING else closed_text(a) for a in recent)
+        open_alerts = records.firing(conn)
         if not open_alerts:
-            last = alert_store.latest(conn)
+            last = records.latest(conn)
             return "No open alerts." + (f" Last: {closed_text(last)}." if last else "")
         lines = [_line(a, now) for a in reversed(open_alerts)]
         return f"{len(open_alerts)} open:\n" + "\n".join(lines)
@@ -150,16 +144,12 @@ def alerts_(ctx: Context) -> str:
 
 def ask(conn: Connection, ctx: Context, action: dict, question: str) -> str:
     """Store `action` (with "op", and "role" it needs) until this phone's YES; returns the question."""
-    t = store.confirmations
-    conn.execute(delete(t).where(t.c.phone == ctx.phone))
-    conn.execute(
-        t.insert().values(phone=ctx.phone, action=json.dumps(action), expires_at=store.now() + CONFIRM_WINDOW)
-    )
+    pending.ask(conn, ctx.phone, action)
     return f"Reply YES to {question} (within 5 min)."
 
 
 def _ack(conn: Connection, alert: Alert, phone: str) -> str:
-    if alert.status != "firing":
+    if alert.status != Status.FIRING:
         return closed_text(alert) + "; nothing to ack"
     if alert.acked_at:
         who = "you" if alert.acked_by == phone else mask(alert.acked_by or "")
@@ -169,17 +159,17 @@ def _ack(conn: Connection, alert: Alert, phone: str) -> str:
 
 
 def _mark_acked(conn: Connection, alert_id: int, phone: str) -> None:
-    """Acked: no more reminders or escalation for it (alert_store.Alert.quiet)."""
-    alert_store.set_fields(conn, alert_id, acked_by=phone, acked_at=store.now())
+    """Acked: no more reminders or escalation for it (records.Alert.quiet)."""
+    records.ack(conn, alert_id, phone, db.now())
 
 
 def _mark_snoozed(conn: Connection, alert_id: int, seconds: float) -> None:
     """Snoozed: no reminders or escalation until then; a reminder when it ends if still firing."""
-    alert_store.set_fields(conn, alert_id, snoozed_until=store.now() + seconds)
+    records.snooze(conn, alert_id, db.now() + seconds)
 
 
 def _unacked(conn: Connection) -> list[Alert]:
-    return [a for a in alert_store.firing(conn) if not a.acked_at]
+    return [a for a in records.firing(conn) if not a.acked_at]
 
 
 @command("ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder")
@@ -188,12 +178,12 @@ def ack(ctx: Context) -> str:
     target = parse_target(ctx.args)
     with ctx.services.engine.begin() as conn:
         if target.all or ctx.text.strip().lower().startswith("ackall"):
-            pending = _unacked(conn)
-            if not pending:
+            unacked = _unacked(conn)
+            if not unacked:
                 return "Nothing to ack: no open alert is unacknowledged."
-            if len(pending) == 1:
-                return _ack(conn, pending[0], ctx.phone) + "."
-            ids = [a.id for a in pending]
+            if len(unacked) == 1:
+                return _ack(conn, unacked[0], ctx.phone) + "."
+            ids = [a.id for a in unacked]
             return ask(conn, ctx, {"op": "ack", "ids": ids}, f"ack {len(ids)} alerts ({_ids(ids)})")
         return ". ".join(_ack(conn, a, ctx.phone) for a in _fetch(conn, ctx, target)) + "."
 
@@ -204,7 +194,7 @@ def _ids(ids: list[int]) -> str:
 
 
 def _snooze(conn: Connection, alert: Alert, seconds: float) -> str:
-    if alert.status != "firing":
+    if alert.status != Status.FIRING:
         return closed_text(alert) + "; nothing to snooze"
     _mark_snoozed(conn, alert.id, seconds)
     return f"Snoozed #{alert.id} {alert.name} for {humanize(seconds)}"
@@ -225,17 +215,17 @@ def snooze(ctx: Context) -> str:
     seconds = _duration(target, "snooze", MAX_SNOOZE)
     with ctx.services.engine.begin() as conn:
         if target.all:
-            pending = alert_store.firing(conn)
-            if not pending:
+            open_alerts = records.firing(conn)
+            if not open_alerts:
                 return "No open alerts to snooze."
-            ids = [a.id for a in pending]
+            ids = [a.id for a in open_alerts]
             action = {"op": "snooze", "ids": ids, "seconds": seconds}
             return ask(conn, ctx, action, f"snooze {len(ids)} alerts for {humanize(seconds)}")
         return ". ".join(_snooze(conn, a, seconds) for a in _fetch(conn, ctx, target)) + "."
 
 
 def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
-    if alert.source != "alertmanager":
+    if alert.source != Source.ALERTMANAGER:
         raise CommandError(
             f"#{alert.id} comes from {alert.source}, not Alertmanager. Try 'snooze {alert.id} 2h' instead."
         )
@@ -252,10 +242,10 @@ def silence(ctx: Context) -> str:
     seconds = _duration(target, "silence", MAX_SILENCE)
     with ctx.services.engine.connect() as conn:
         alert = _one(conn, ctx, target, "silence")
-    if alert.status != "firing":
+    if alert.status != Status.FIRING:
         return closed_text(alert) + "; nothing to silence."
     client = _alertmanager(ctx, alert)
-    now = store.now()
+    now = db.now()
     comment = f"Operator #{alert.id} {alert.name}: silenced by SMS for {humanize(seconds)}"
     try:
         if alert.silence_id:
@@ -264,7 +254,7 @@ def silence(ctx: Context) -> str:
     except AlertmanagerError as exc:
         raise CommandError(f"Could not silence #{alert.id}: {exc}. Nothing changed.") from None
     with ctx.services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert.id, silence_id=silence_id, silenced_until=now + seconds)
+        records.silenced(conn, alert.id, silence_id, now + seconds)
     return f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}. 'unsilence {alert.id}' ends it."
 
 
@@ -275,7 +265,7 @@ def unsilence(ctx: Context) -> str:
     with ctx.services.engine.connect() as conn:
         alert = _one(conn, ctx, target, "unsilence")
     if not alert.silence_id:
-        state = closed_text(alert) + ". It" if alert.status != "firing" else f"#{alert.id}"
+        state = closed_text(alert) + ". It" if alert.status != Status.FIRING else f"#{alert.id}"
         return f"{state} has no silence from Operator."
     client = _alertmanager(ctx, alert)
     try:
@@ -283,7 +273,7 @@ def unsilence(ctx: Context) -> str:
     except AlertmanagerError as exc:
         raise CommandError(f"Could not unsilence #{alert.id}: {exc}.") from None
     with ctx.services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert.id, silence_id=None, silenced_until=None)
+        records.unsilenced(conn, alert.id)
     note = "" if known else " (Alertmanager had already dropped it)"
     return f"Silence on #{alert.id} {alert.name} expired{note}."
 
@@ -294,11 +284,11 @@ def resolve(ctx: Context) -> str:
     target = parse_target(ctx.args)
     with ctx.services.engine.begin() as conn:
         alert = _one(conn, ctx, target, "resolve")
-        if alert.status != "firing":
+        if alert.status != Status.FIRING:
             return closed_text(alert) + "."
-        closed = alert_store.close(conn, alert.id, by=ctx.phone)
+        closed = records.close(conn, alert.id, by=ctx.phone)
         told = paging.send_recovery(conn, closed, ctx.services.settings, by=ctx.phone, delay=False)
-        breached = alert.source == alerting.SOURCE and _rule_breached(conn, alert.key)
+        breached = alert.source == Source.RULE and alerting.is_firing(conn, alert.key)
     others = f" Told {told} other{'s' if told != 1 else ''}." if told else ""
     # A rule still over its threshold stays closed until it clears; the next breach pages anew.
     still = " Still breached: it pages again after it clears and breaches anew." if breached else ""
@@ -306,28 +296,11 @@ def resolve(ctx: Context) -> str:
     return f"Resolved #{alert.id} {alert.name} after {lasted}.{others}{still}"
 
 
-def _rule_breached(conn: Connection, rule: str) -> bool:
-    t = alerting.rule_states
-    return conn.execute(select(t.c.state).where(t.c.rule == rule)).scalar() == "firing"
-
-
-def _confirmed(conn: Connection, phone: str) -> dict | None:
-    """Take this phone's pending question if it is still fresh (one YES acts once)."""
-    t = store.confirmations
-    row = conn.execute(select(t).where(t.c.phone == phone)).first()
-    if row is None:
-        return None
-    taken = conn.execute(delete(t).where(t.c.phone == phone, t.c.expires_at == row.expires_at)).rowcount
-    if not taken or row.expires_at < store.now():
-        return None
-    return json.loads(row.action)
-
-
 def _confirm_alerts(ctx: Context, conn: Connection, action: dict) -> str:
     results = []
     for alert_id in action["ids"]:
-        alert = alert_store.get(conn, alert_id)
-        if alert is None or alert.status != "firing":
+        alert = records.get(conn, alert_id)
+        if alert is None or alert.status != Status.FIRING:
             continue
         if action["op"] == "ack" and not alert.acked_at:
             _mark_acked(conn, alert.id, ctx.phone)
@@ -357,7 +330,7 @@ CONFIRMATIONS: dict[str, Callable[[Context, Connection, dict], str]] = {
 def yes(ctx: Context) -> str:
     """yes: confirm the question Operator just asked (within 5 minutes)."""
     with ctx.services.engine.begin() as conn:
-        action = _confirmed(conn, ctx.phone)
+        action = pending.take(conn, ctx.phone)
         handler = CONFIRMATIONS.get((action or {}).get("op", ""))
         if action is None or handler is None:
             return "Nothing to confirm: a YES counts within 5 minutes of the question."
@@ -373,7 +346,5 @@ def yes(ctx: Context) -> str:
 def no(ctx: Context) -> str:
     """no: drop the question Operator just asked."""
     with ctx.services.engine.begin() as conn:
-        dropped = conn.execute(
-            delete(store.confirmations).where(store.confirmations.c.phone == ctx.phone)
-        ).rowcount
+        dropped = pending.drop(conn, ctx.phone)
     return "OK, nothing done." if dropped else "Nothing to cancel."

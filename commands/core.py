@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from command_processor import FILLER, CommandError, Context, command, registry, stems
+from command_processor import CommandError, Context, command, registry
+from conversation import continuations
+from conversation.vocabulary import FILLER, stems
 from monitors import check_all
 
 # Words that mean "how is everything?" anywhere in a sentence ("any problems?", "are we ok?").
@@ -49,11 +51,11 @@ def status(ctx: Context) -> str:
 
 @command("more", aliases=("next", "m", "continue", "cont"), weak=True)
 def more(ctx: Context) -> str:
-    """more: the next page of the last long reply."""
-    page = ctx.services.pages.next(ctx.phone)
-    if page is None:
+    """more: the next part of the last long reply."""
+    part = continuations.take_next(ctx.services.engine, ctx.phone)
+    if part is None:
         return "Nothing more to show. Text HELP for commands."
-    return page
+    return part
 
 
 @command("thanks", aliases=THANKS_WORDS, hidden=True, fallback=True)

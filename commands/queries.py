@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 
-from command_processor import FILLER, CommandError, Context, command
+from command_processor import CommandError, Context, command
+from conversation.vocabulary import FILLER
 from monitors import BaseMonitor, Result, cached_query, query_all
 from monitors.cache import age_suffix
 from monitors.logs import parse_search

@@ -1,6 +1,6 @@
 """Parsed webhook alerts -> deduplicated records and the texts they cause, in the caller's transaction.
 
-The caller (webhooks.py) opens one transaction around `ingest`, so an event is either stored
+The caller (incidents.webhooks) opens one transaction around `ingest`, so an event is either stored
 with its records and outbox rows, or not at all (and the sender's retry tries again).
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, text
 
-import store
 from config import Settings
-from incidents import paging
-from incidents import store as alert_store
-from incidents.sources import Incoming
+from core import db
+from incidents import paging, records
+from incidents.records import Alert
+from incidents.sources import Incoming, Source, Status
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ class IngestResult:
     texts: int
 
 
-def page(conn: Connection, alert: alert_store.Alert, word: str, settings: Settings) -> int:
+def page(conn: Connection, alert: Alert, word: str, settings: Settings) -> int:
     """Queue one page for `alert` to every recipient; returns the count."""
     body = paging.page_text(alert, word, paging.budget(settings))
-    return paging.page(conn, alert, body, paging.recipients(settings), settings)
+    return paging.page(conn, alert, body, settings.pager_numbers, settings)
 
 
 def _seen(conn: Connection, keys: list[str]) -> set[str]:
-    events = alert_store.alert_events
+    events = records.alert_events
     seen: set[str] = set()
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -63,7 +63,7 @@ def ingest(conn: Connection, incoming: list[Incoming], settings: Settings) -> In
         groups[(item.source, item.record_key)].append(item)
     _lock(conn, (f"{source}:{key}" for source, key in groups))
     seen = _seen(conn, list({i.event_key for i in incoming}))
-    now, texts, ids, rows = store.now(), 0, [], []
+    now, texts, ids, rows = db.now(), 0, [], []
     for (source, key), items in groups.items():
         fresh = []
         for item in items:
@@ -78,7 +78,7 @@ def ingest(conn: Connection, incoming: list[Incoming], settings: Settings) -> In
             {"event_key": i.event_key, "alert_id": alert and alert.id, "received_at": now} for i in fresh
         )
     if rows:
-        conn.execute(alert_store.alert_events.insert(), rows)
+        conn.execute(records.alert_events.insert(), rows)
     return IngestResult(len(incoming), len(rows), tuple(ids), texts)
 
 
@@ -90,28 +90,26 @@ def _apply(
     fresh: list[Incoming],
     settings: Settings,
     now: float,
-) -> tuple[alert_store.Alert | None, int]:
+) -> tuple[Alert | None, int]:
     """One record's events -> (the record, texts queued)."""
-    firing = [i for i in items if i.status == "firing"]
+    firing = [i for i in items if i.status == Status.FIRING]
     truncated = max(i.truncated for i in items)
-    still_firing = firing or (truncated and any(i.group_status == "firing" for i in items))
-    current = alert_store.find_firing(conn, source, key)
+    still_firing = firing or (truncated and any(i.group_status == Status.FIRING for i in items))
+    current = records.find_firing(conn, source, key)
     if not fresh:
         if current is not None:
-            alert_store.set_fields(conn, current.id, last_seen=now)
+            records.set_fields(conn, current.id, last_seen=now)
         return current, 0
     if not still_firing:
         if current is None:
             return None, 0  # resolved before we ever saw it fire: nothing to tell anyone
         ends = [i.ended_at for i in items if i.ended_at and current.started_at <= i.ended_at <= now]
-        closed = alert_store.close(conn, current.id, max(ends, default=now))
+        closed = records.close(conn, current.id, max(ends, default=now))
         return closed, paging.send_recovery(conn, closed, settings)
     lead = firing[0] if firing else items[0]
     # Firing again before its RESOLVED went out: the same incident, and no new page for it.
-    reopened = current is None and alert_store.reopen_flapping(
-        conn, source, key, now, settings.recovery_delay
-    )
-    alert, opened = alert_store.fire(
+    reopened = current is None and records.reopen_flapping(conn, source, key, now, settings.recovery_delay)
+    alert, opened = records.fire(
         conn,
         source,
         key,
@@ -124,17 +122,17 @@ def _apply(
         started_at=min((i.started_at for i in firing if i.started_at), default=None),
     )
     places = sorted({i.place for i in firing if i.place})
-    fresh_firing = [i for i in fresh if i.status == "firing"]
+    fresh_firing = [i for i in fresh if i.status == Status.FIRING]
     word = (fresh_firing[-1] if fresh_firing else lead).transition
     renotify = word == "RENOTIFY"
     if renotify:  # a reminder from Datadog, not a new state; our own reminders handle repeats
         word = "FIRING" if opened else alert.transition
     # Alertmanager sends a group again only when something in it changed; a reopened flap is not news.
-    changed = (source == "alertmanager" and not reopened) or word != alert.transition
-    alert_store.set_fields(
+    changed = (source == Source.ALERTMANAGER and not reopened) or word != alert.transition
+    records.set_fields(
         conn, alert.id, size=len(firing) + truncated, places=",".join(places)[:2000], transition=word
     )
-    alert = alert_store.get(conn, alert.id)
+    alert = records.get(conn, alert.id)
     if not fresh_firing:
         return alert, 0
     # A page for a new incident; for an open one only when something new fires (Alertmanager) or

@@ -1,6 +1,6 @@
 """Who gets paged and the texts that page them, the same for every alert source.
 
-Rules (alerting.py), webhooks (incidents/intake.py), escalation, the reminder job and the `resolve`
+Rules (alerting.py), webhooks (incidents.intake), escalation, the reminder job and the `resolve`
 command all queue their texts here, inside the caller's transaction, so the recipient choice,
 the "quiet" rules, the reminder schedule and the recovery audience are decided in one place.
 """
@@ -10,27 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
-import composer
-import sms
-import store
 from config import Settings
-from incidents import store as alert_store
+from conversation import composer
+from core import db
+from core.timeutil import humanize
+from incidents import records
+from incidents.records import Alert, Status
+from outbox import queue
+from outbox.queue import Kind
 from security import mask
-from timeutil import humanize
 
 logger = logging.getLogger(__name__)
-
-# Roles that are paged; viewers only ask.
-PAGE_ROLES = ("responder", "admin")
-
-
-def recipients(settings: Settings) -> list[str]:
-    """ALERT_RECIPIENTS, else every authorized responder and admin (viewers only ask)."""
-    if settings.alert_recipients:
-        return list(settings.alert_recipients)
-    return [number for number, role in settings.authorized.items() if role in PAGE_ROLES]
 
 
 def budget(settings: Settings, prefix: str = "") -> int:
@@ -42,7 +34,7 @@ def _fits(text_: str, room: int) -> bool:
     return composer.length_units(composer.normalize(text_)) <= room
 
 
-def page_text(alert: alert_store.Alert, word: str, room: int) -> str:
+def page_text(alert: Alert, word: str, room: int) -> str:
     """'FIRING 3 HighCPU web-1,web-2 +1 #12: summary', the id always inside `room`."""
     count = f" {alert.size}" if alert.size > 1 else ""
     tail = f" #{alert.id}"
@@ -73,7 +65,7 @@ def notify(
     conn: Connection,
     numbers: Iterable[str],
     text: str,
-    kind: str,
+    kind: Kind,
     settings: Settings,
     alert_id: int | None = None,
     not_before: float | None = None,
@@ -81,14 +73,14 @@ def notify(
     """Queue `text` for each number; returns how many were queued."""
     count = 0
     for number in numbers:
-        sms.enqueue(conn, number, text, kind, settings, alert_id=alert_id, not_before=not_before)
+        queue.enqueue(conn, number, text, kind, settings, alert_id=alert_id, not_before=not_before)
         count += 1
     return count
 
 
 def page(
     conn: Connection,
-    alert: alert_store.Alert,
+    alert: Alert,
     text: str,
     numbers: list[str],
     settings: Settings,
@@ -98,14 +90,14 @@ def page(
     if not numbers:
         logger.warning("alert #%s has nobody to page: set ALERT_RECIPIENTS or responder numbers", alert.id)
         return 0
-    notify(conn, numbers, text, "alert", settings, alert.id)
-    alert_store.set_fields(conn, alert.id, last_notified_at=store.now() if now is None else now)
+    notify(conn, numbers, text, Kind.ALERT, settings, alert.id)
+    records.notified(conn, alert.id, db.now() if now is None else now)
     return len(numbers)
 
 
-def reminder_due(alert: alert_store.Alert, repeat: float, now: float) -> bool:
+def reminder_due(alert: Alert, repeat: float, now: float) -> bool:
     """A reminder is due `repeat` after the last text, or when a snooze taken since then ends."""
-    if not repeat or alert.status != "firing" or alert.quiet(now):
+    if not repeat or alert.status != Status.FIRING or alert.quiet(now):
         return False
     last = alert.last_notified_at or alert.opened_at or alert.started_at
     if (alert.snoozed_until or 0) > last:
@@ -114,35 +106,30 @@ def reminder_due(alert: alert_store.Alert, repeat: float, now: float) -> bool:
 
 
 def remind(
-    conn: Connection, alert: alert_store.Alert, text: str, numbers: list[str], settings: Settings, now: float
+    conn: Connection, alert: Alert, text: str, numbers: list[str], settings: Settings, now: float
 ) -> int:
     """Queue a reminder, replacing an older one still waiting (Twilio down, storm limits)."""
-    o = sms.outbox.c
-    conn.execute(
-        update(sms.outbox)
-        .where(o.alert_id == alert.id, o.kind == "reminder", o.status == "queued")
-        .values(status="dropped", error_message="replaced by a newer reminder")
-    )
-    alert_store.set_fields(conn, alert.id, last_notified_at=now)
-    return notify(conn, numbers, text, "reminder", settings, alert.id)
+    queue.drop_queued(conn, alert.id, Kind.REMINDER, "replaced by a newer reminder")
+    records.notified(conn, alert.id, now)
+    return notify(conn, numbers, text, Kind.REMINDER, settings, alert.id)
 
 
-def reminder_text(alert: alert_store.Alert, settings: Settings, now: float) -> str:
+def reminder_text(alert: Alert, settings: Settings, now: float) -> str:
     """'STILL FIRING 4h: 3 HighCPU web-1,web-2 +1 #12: CPU above 90%'."""
     word = f"STILL {alert.transition or 'FIRING'} {humanize(now - alert.started_at)}:"
     return page_text(alert, word, budget(settings))
 
 
-def recovery_text(alert: alert_store.Alert, by: str | None = None) -> str:
+def recovery_text(alert: Alert, by: str | None = None) -> str:
     """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by +1555***0101 after ...')."""
-    lasted = humanize((alert.resolved_at or store.now()) - alert.started_at)
+    lasted = humanize((alert.resolved_at or db.now()) - alert.started_at)
     who = f" by {mask(by)}" if by else ""
     return f"RESOLVED{who} after {lasted} {alert.name} #{alert.id}"
 
 
 def send_recovery(
     conn: Connection,
-    alert: alert_store.Alert,
+    alert: Alert,
     settings: Settings,
     text: str | None = None,
     by: str | None = None,
@@ -152,8 +139,10 @@ def send_recovery(
     """Queue the recovery notice to everyone paged for `alert` (except `by`); returns the count.
 
     Delayed by RECOVERY_DELAY: if the alert fires again meanwhile, the notice is dropped and the
-    incident reopened (alert_store.reopen_flapping), so a flapping alert does not text each flip.
+    incident reopened (records.reopen_flapping), so a flapping alert does not text each flip.
     """
-    not_before = (store.now() if now is None else now) + (settings.recovery_delay if delay else 0)
-    numbers = [n for n in alert_store.paged_numbers(conn, alert.id) if n != by]
-    return notify(conn, numbers, text or recovery_text(alert, by), "recovery", settings, alert.id, not_before)
+    not_before = (db.now() if now is None else now) + (settings.recovery_delay if delay else 0)
+    numbers = [n for n in queue.numbers_paged(conn, alert.id) if n != by]
+    return notify(
+        conn, numbers, text or recovery_text(alert, by), Kind.RECOVERY, settings, alert.id, not_before
+    )

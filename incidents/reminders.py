@@ -11,36 +11,25 @@ own `repeat` (alerting.py). The leading worker runs `run(services)` as a periodi
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from sqlalchemy import select
-
-import alerting
-import store
-from incidents import paging
-from incidents import store as alert_store
+from core import db
+from incidents import paging, records
+from services import Services
 
 logger = logging.getLogger(__name__)
 
 
-def run(services: Any, now: float | None = None) -> int:
+def run(services: Services, now: float | None = None) -> int:
     """Queue the reminders that are due; returns how many alerts were reminded."""
     settings = services.settings
     repeat = settings.alert_repeat
-    numbers = paging.recipients(settings)
+    numbers = settings.pager_numbers
     if not repeat or not numbers:
         return 0
-    now = store.now() if now is None else now
-    a = alert_store.alerts.c
+    now = db.now() if now is None else now
     reminded = 0
     with services.engine.begin() as conn:
-        rows = conn.execute(
-            select(alert_store.alerts)
-            .where(a.status == "firing", a.source != alerting.SOURCE, alert_store.loud(now))
-            .order_by(a.id)
-        ).all()
-        for row in rows:
-            alert = alert_store.Alert.from_row(row)
+        for alert in records.loud_webhook_alerts(conn, now):
             if paging.reminder_due(alert, repeat, now):
                 paging.remind(conn, alert, paging.reminder_text(alert, settings, now), numbers, settings, now)
                 reminded += 1

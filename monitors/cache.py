@@ -18,9 +18,9 @@ from dataclasses import asdict
 
 from sqlalchemy import Column, Engine, Float, String, Table, Text, delete, select
 
-import store
+from core import db
+from core.timeutil import humanize
 from monitors.base_monitor import Result
-from timeutil import humanize
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ KEY_PREFIX = "operator:monitor-cache:"
 
 monitor_cache = Table(
     "monitor_cache",
-    store.metadata,
+    db.metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
@@ -116,7 +116,7 @@ class MonitorCache:
 
     def _store(self) -> Engine:
         if self._engine is None:
-            self._engine = store.make_engine(self.database_url)
+            self._engine = db.make_engine(self.database_url)
         if not self._table_ready:
             monitor_cache.create(self._engine, checkfirst=True)
             self._table_ready = True

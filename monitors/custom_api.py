@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import config_file
 from config import ConfigError, Settings
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import HttpClient, auth_refused, clip
@@ -87,7 +86,7 @@ class CustomApiMonitor(BaseMonitor):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CustomApiMonitor:
-        endpoints = parse_endpoints(config_file.load(settings).get("api"))
+        endpoints = parse_endpoints(settings.file.get("api"))
         return cls(settings.custom_api_url, settings.custom_api_token, settings.monitor_timeout, endpoints)
 
     def fetch(self, endpoint: Endpoint | None) -> tuple[Any, float]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from config import Settings
+from core.timeutil import humanize
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import clip
-from timeutil import humanize
 
 logger = logging.getLogger(__name__)
 

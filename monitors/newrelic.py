@@ -6,7 +6,6 @@ import logging
 import re
 from typing import Any
 
-import config_file
 from config import ConfigError, Settings
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import HttpClient, auth_refused, clip
@@ -63,7 +62,7 @@ class NewRelicMonitor(BaseMonitor):
         account = settings.newrelic_account_id
         if account and not account.isdigit():
             raise ConfigError(f"NEWRELIC_ACCOUNT_ID must be the numeric account id, not {account!r}")
-        queries = parse_nrql(config_file.load(settings).get("nrql"))
+        queries = parse_nrql(settings.file.get("nrql"))
         return cls(settings.newrelic_api_key, account, settings.newrelic_region,
                    settings.newrelic_api_url, settings.monitor_timeout, queries)  # fmt: skip
 

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import config_file
 from config import ConfigError, Settings
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import HttpClient, auth_refused, clip
@@ -84,7 +83,7 @@ class PrometheusMonitor(BaseMonitor):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrometheusMonitor:
-        queries = parse_queries(config_file.load(settings).get("queries"))
+        queries = parse_queries(settings.file.get("queries"))
         return cls(settings.prometheus_url, settings.monitor_timeout, queries)
 
     def resolve(self, word: str) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from app import create_app
-from config import Settings
+from config import Settings, load_file
 
 TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN = "+15555550100"
@@ -51,6 +51,11 @@ def services(app):
 
 def with_settings(settings: Settings, **changes) -> Settings:
     return replace(settings, **changes)
+
+
+def from_file(path) -> dict:
+    """The settings of an operator.yml at `path`, read the way Settings.from_env reads it."""
+    return {"operator_config": str(path), "file": load_file(str(path))}
 
 
 def sign(url: str, params: dict, token: str = TOKEN) -> str:

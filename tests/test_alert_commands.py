@@ -7,9 +7,10 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-import store
-from incidents import store as alert_store
-from sms import outbox
+from conversation import pending
+from core import db
+from incidents import records
+from outbox.queue import outbox
 from tests.conftest import ADMIN, RESPONDER, VIEWER, Phone, with_settings
 from tests.servers import free_port
 
@@ -66,15 +67,15 @@ def fire_datadog(client) -> int:
     return response.json["alerts"][0]
 
 
-def alert(services, alert_id: int) -> alert_store.Alert:
+def alert(services, alert_id: int) -> records.Alert:
     with services.engine.connect() as conn:
-        return alert_store.get(conn, alert_id)
+        return records.get(conn, alert_id)
 
 
 def age(services, alert_id: int, **seconds_ago: float) -> None:
     """Move an alert's timestamps into the past, as if time had passed."""
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert_id, **{k: store.now() - v for k, v in seconds_ago.items()})
+        records.set_fields(conn, alert_id, **{k: db.now() - v for k, v in seconds_ago.items()})
 
 
 @pytest.fixture
@@ -217,7 +218,7 @@ def test_a_yes_after_five_minutes_does_nothing(responder, client, services):
     fire(client, "B")
     responder.text("ack all")
     with services.engine.begin() as conn:
-        conn.execute(update(store.confirmations).values(expires_at=store.now() - 1))
+        conn.execute(update(pending.confirmations).values(expires_at=db.now() - 1))
     assert responder.text("yes").startswith("Nothing to confirm")
     assert alert(services, 1).acked_at is None
 
@@ -287,7 +288,7 @@ def test_snooze_holds_reminders_for_the_given_time(responder, client, services, 
     fire(client, "HighCPU")
     reply = responder.text(words)
     assert reply.startswith("Snoozed #1 HighCPU for ")
-    assert alert(services, 1).snoozed_until == pytest.approx(store.now() + seconds, abs=5)
+    assert alert(services, 1).snoozed_until == pytest.approx(db.now() + seconds, abs=5)
 
 
 def test_a_bare_snooze_applies_to_the_last_alert_texted(responder, client, services):
@@ -313,7 +314,7 @@ def test_snooze_all_asks_first(responder, client, services):
     fire(client, "B")
     assert responder.text("snooze all 1h") == "Reply YES to snooze 2 alerts for 1h (within 5 min)."
     assert responder.text("y") == "Snoozed for 1h 2 alerts: #1,#2."
-    assert alert(services, 2).snoozed_until > store.now() + 3000
+    assert alert(services, 2).snoozed_until > db.now() + 3000
 
 
 # --- silence / unsilence without a reachable Alertmanager ----------------------------------
@@ -372,11 +373,11 @@ def test_resolve_records_who_closed_it(responder, client, services):
 def test_a_silence_shows_only_until_it_ends(phone, client, services):
     fire(client, "HighCPU")
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, 1, silence_id="5d2b", silenced_until=store.now() + 3600)
+        records.set_fields(conn, 1, silence_id="5d2b", silenced_until=db.now() + 3600)
     assert phone.text("alerts").endswith("(silenced)")
     assert "silenced in Alertmanager" in phone.text("alerts 1")
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, 1, silenced_until=store.now() - 1)
+        records.set_fields(conn, 1, silenced_until=db.now() - 1)
     assert "silenced" not in phone.text("alerts") and "silenced" not in phone.text("alerts 1")
 
 

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select, update
 
 import alerting
-import sms
-from incidents import store as alert_store
+from incidents import records
+from incidents.rules import parse_rules
 from monitors import BaseMonitor, MonitorError
-from rules import parse_rules
+from outbox import queue
 from tests.conftest import ADMIN, RESPONDER, Phone
 
 T0 = 1_900_000_000.0  # a fixed clock: every evaluation gets its time explicitly
@@ -57,7 +57,7 @@ def evaluator(services, **overrides) -> alerting.Evaluator:
 
 
 def texts(services, to=ADMIN) -> list[tuple[str, str]]:
-    o = sms.outbox.c
+    o = queue.outbox.c
     with services.engine.connect() as conn:
         rows = conn.execute(select(o.kind, o.body, o.status).where(o.to_number == to).order_by(o.id)).all()
     return [(r.kind, r.body) for r in rows if r.status != "dropped"]
@@ -94,7 +94,7 @@ def test_a_breach_pages_once_reminds_at_the_repeat_interval_and_resolves(service
     assert state(services) == "resolved"
     assert texts(services)[-1] == ("recovery", "RESOLVED after 50m: #1 high_cpu now 45")
     with services.engine.connect() as conn:
-        alert = alert_store.get(conn, 1)
+        alert = records.get(conn, 1)
     assert alert.status == "resolved" and alert.source == "rule" and alert.key == "high_cpu"
     assert len(texts(services)) == 3
 
@@ -118,10 +118,10 @@ def test_a_flapping_rule_texts_once_when_it_fires_and_once_when_it_settles(servi
         dial.reading = reading
         ev.tick(T0 + minute * 30)
     assert [k for k, _ in texts(services)] == ["alert", "recovery"]
-    o = sms.outbox.c
+    o = queue.outbox.c
     with services.engine.connect() as conn:
         dropped = conn.scalar(select(o.id).where(o.status == "dropped").limit(1))
-        alerts = conn.execute(select(alert_store.alerts)).all()
+        alerts = conn.execute(select(records.alerts)).all()
     assert dropped is not None
     assert len(alerts) == 1, "flips within RECOVERY_DELAY reopen the same incident"
 
@@ -132,7 +132,7 @@ def test_a_recovery_notice_waits_for_the_recovery_delay(services, dial):
     ev.tick(T0)
     dial.reading = 10
     ev.tick(T0 + 60)
-    o = sms.outbox.c
+    o = queue.outbox.c
     with services.engine.connect() as conn:
         not_before = conn.scalar(select(o.not_before).where(o.kind == "recovery"))
     assert not_before == T0 + 60 + services.settings.recovery_delay
@@ -191,7 +191,7 @@ def test_a_rule_removed_from_the_file_closes_its_alert_quietly(services, dial):
     evaluator(services, **{"for": 0}).tick(T0)
     alerting.Evaluator(services, [], "w")
     with services.engine.connect() as conn:
-        assert alert_store.firing(conn) == []
+        assert records.firing(conn) == []
         assert conn.execute(select(alerting.rule_states)).all() == []
 
 
@@ -202,9 +202,9 @@ def _evaluated_at(services):
 
 def now_clock() -> float:
     """Tests that also text commands use the real clock: acks and snoozes are stamped with it."""
-    import store
+    from core import db
 
-    return store.now()
+    return db.now()
 
 
 @pytest.mark.parametrize("words", ["ack 1", "snooze 1 2h"])
@@ -255,10 +255,10 @@ def test_a_recovery_goes_only_to_people_the_page_reached(services, dial):
     ev = evaluator(services, **{"for": 0})
     dial.reading = 95
     ev.tick(T0)
-    o = sms.outbox.c
+    o = queue.outbox.c
     with services.engine.begin() as conn:
         conn.execute(
-            update(sms.outbox).where(o.to_number == RESPONDER).values(status="failed", error_code="21211")
+            update(queue.outbox).where(o.to_number == RESPONDER).values(status="failed", error_code="21211")
         )
     dial.reading = 10
     ev.tick(T0 + 600)
@@ -272,7 +272,7 @@ def test_a_reminder_still_waiting_is_replaced_by_the_next(services, dial):
     ev.tick(T0)
     ev.tick(T0 + 1800)
     ev.tick(T0 + 3600)
-    o = sms.outbox.c
+    o = queue.outbox.c
     with services.engine.connect() as conn:
         rows = conn.execute(select(o.body, o.status).where(o.kind == "reminder", o.to_number == ADMIN)).all()
     assert [(r.body[:16], r.status) for r in rows] == [

@@ -14,9 +14,9 @@ import requests
 from sqlalchemy import select
 
 from app import create_app
-from incidents import store as alert_store
-from incidents.alertmanager import Alertmanager, AlertmanagerError
-from sms import outbox
+from incidents import records
+from incidents.silences import Alertmanager, AlertmanagerError
+from outbox.queue import outbox
 from tests.alertmanager_server import Switch, alertmanager, prometheus, serving, wait_for
 from tests.conftest import ADMIN, RESPONDER, Phone, with_settings
 from tests.servers import free_port
@@ -36,9 +36,9 @@ class Stack:
         with self.services.engine.connect() as conn:
             return conn.execute(select(outbox).where(outbox.c.kind == kind).order_by(outbox.c.id)).all()
 
-    def alert(self, alert_id: int) -> alert_store.Alert:
+    def alert(self, alert_id: int) -> records.Alert:
         with self.services.engine.connect() as conn:
-            return alert_store.get(conn, alert_id)
+            return records.get(conn, alert_id)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from app import STORE_DOWN
+from inbound.routes import STORE_DOWN
 from tests.apps import app_with
 from tests.conftest import STRANGER, Phone, reply_text, with_settings
 from tests.servers import POSTGRES_ADMIN_URL, free_port, fresh_postgres_database

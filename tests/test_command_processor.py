@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import commands  # noqa: F401 - registers the real commands
-from command_processor import RESERVED, CommandError, CommandProcessor, Registry, tokens
+from command_processor import CommandError, CommandProcessor, Registry
+from conversation.vocabulary import RESERVED, tokens
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-import composer
-from composer import TWILIO_MAX_CHARS, fit, is_gsm7, length_units, normalize, paginate, segments
+from conversation import composer
+from conversation.composer import TWILIO_MAX_CHARS, fit, is_gsm7, length_units, normalize, segments, split
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_it_counts_segments_like_twilio(text, units, count):
 @pytest.mark.parametrize("length", [1, 100, 159, 160])
 def test_a_text_that_fits_is_one_page_unchanged(length):
     text = "x" * length
-    assert paginate(text) == [text]
+    assert split(text) == [text]
 
 
 @pytest.mark.parametrize("max_segments", [1, 2, 3, 10])
@@ -102,7 +102,7 @@ def test_every_page_fits_the_budget_and_nothing_is_lost(max_segments, length, al
     }[alphabet]
     joiner = "" if alphabet == "no-spaces" else " "
     text = normalize(joiner.join(rng.choice(pieces) for _ in range(length)), emoji=emoji)[:length].strip()
-    pages = paginate(text, max_segments, emoji)
+    pages = split(text, max_segments, emoji)
     assert all(segments(page) <= max_segments for page in pages)
     assert all(len(page) <= TWILIO_MAX_CHARS for page in pages)
     if len(pages) > 1:
@@ -120,12 +120,12 @@ def test_every_page_fits_the_budget_and_nothing_is_lost(max_segments, length, al
 
 def test_a_long_reply_is_cut_at_a_word_boundary():
     text = " ".join(f"word{i}" for i in range(60))
-    first = paginate(text)[0].rsplit("... (", 1)[0]
+    first = split(text)[0].rsplit("... (", 1)[0]
     assert first.split()[-1] in text.split()
 
 
 def test_the_page_count_grows_to_two_digits_without_overflowing():
-    pages = paginate("y" * 2000)
+    pages = split("y" * 2000)
     assert len(pages) >= 10
     assert all(segments(p) == 1 for p in pages)
     assert pages[9].endswith(f"... (10/{len(pages)}) Reply MORE")
@@ -138,4 +138,4 @@ def test_fit_returns_one_page_without_a_more_prompt():
 
 
 def test_a_page_marks_itself_as_already_cut():
-    assert isinstance(composer.Page("x"), str)
+    assert isinstance(composer.Part("x"), str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-import sms
+from outbox import queue
 from tests.conftest import ADMIN, sign
 
 URL = "http://localhost/sms/status"
@@ -14,10 +14,10 @@ URL = "http://localhost/sms/status"
 @pytest.fixture
 def sent(services):
     with services.engine.begin() as conn:
-        outbox_id = sms.enqueue(conn, ADMIN, "ALERT #1: cpu", "alert", services.settings)
+        outbox_id = queue.enqueue(conn, ADMIN, "ALERT #1: cpu", "alert", services.settings)
         conn.execute(
-            update(sms.outbox)
-            .where(sms.outbox.c.id == outbox_id)
+            update(queue.outbox)
+            .where(queue.outbox.c.id == outbox_id)
             .values(status="sent", provider_sid="SM" + "a" * 32, delivery_status="queued")
         )
     return "SM" + "a" * 32
@@ -33,7 +33,7 @@ def report(client, sid, status, error_code=None, signature=None):
 
 def row(services):
     with services.engine.connect() as conn:
-        return conn.execute(select(sms.outbox)).one()
+        return conn.execute(select(queue.outbox)).one()
 
 
 def test_it_records_each_step_up_to_delivered(client, services, sent):
@@ -71,7 +71,7 @@ def test_a_report_it_cannot_use_is_acknowledged_and_ignored(client, services, se
 
 def test_metrics_count_outbox_depth_failures_and_delivery_outcomes(client, services, sent):
     with services.engine.begin() as conn:
-        sms.enqueue(conn, ADMIN, "waiting", "alert", services.settings)
+        queue.enqueue(conn, ADMIN, "waiting", "alert", services.settings)
     report(client, sent, "undelivered", "30003")
     body = client.get("/metrics").get_data(as_text=True)
     assert "operator_outbox_depth 1.0" in body

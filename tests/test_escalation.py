@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-import store
 from app import create_app
-from incidents import escalation
-from incidents import store as alert_store
-from sms import outbox
+from core import db
+from incidents import escalation, records
+from outbox.queue import outbox
 from tests.conftest import with_settings
 
 BOSS, DEPUTY = "+15555550170", "+15555550171"
@@ -22,8 +21,8 @@ def settings(settings):
 
 def open_alert(services, name: str = "HighCPU", minutes_ago: float = 20, **fields) -> int:
     with services.engine.begin() as conn:
-        alert, _ = alert_store.fire(conn, "alertmanager", name, name, labels={"alertname": name})
-        alert_store.set_fields(conn, alert.id, opened_at=store.now() - minutes_ago * 60, **fields)
+        alert, _ = records.fire(conn, "alertmanager", name, name, labels={"alertname": name})
+        records.set_fields(conn, alert.id, opened_at=db.now() - minutes_ago * 60, **fields)
         return alert.id
 
 
@@ -65,12 +64,12 @@ def test_a_young_or_resolved_alert_is_not_escalated(services):
     open_alert(services, "Young", minutes_ago=5)
     old = open_alert(services, "Old")
     with services.engine.begin() as conn:
-        alert_store.close(conn, old)
+        records.close(conn, old)
     assert escalation.run(services) == 0
 
 
 def test_an_expired_snooze_escalates_again(services):
-    open_alert(services, snoozed_until=store.now() - 1)
+    open_alert(services, snoozed_until=db.now() - 1)
     assert escalation.run(services) == 1
 
 

@@ -13,9 +13,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import inspect, select
 
-import composer
-import store
 from app import create_app
+from conversation import composer
+from inbound import audit
 from tests.conftest import ADMIN, RESPONDER, STRANGER, VIEWER, Phone, reply_text, with_settings
 from tests.fakes.loki import FakeLoki
 from tests.prometheus_server import prometheus
@@ -167,7 +167,7 @@ def test_sql_looking_text_is_stored_as_text_and_runs_nothing(hostile_app):
         _answer(hostile_app, VIEWER, body)
     assert {"messages", "alerts"} <= set(inspect(services.engine).get_table_names())
     with services.engine.connect() as conn:
-        bodies = [r.body for r in conn.execute(select(store.messages.c.body))]
+        bodies = [r.body for r in conn.execute(select(audit.messages.c.body))]
     assert "'; DROP TABLE messages; --" in bodies
     assert alert(services, 1).status == "firing"
 

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select
 
-import store
-from composer import segments
+from conversation.composer import segments
+from inbound import audit
 from monitors.system import SystemMonitor
 from tests.apps import app_with
 from tests.conftest import ADMIN, RESPONDER, STRANGER, VIEWER, Phone, reply_text, with_settings
@@ -18,7 +18,7 @@ from tests.conftest import ADMIN, RESPONDER, STRANGER, VIEWER, Phone, reply_text
 
 def messages(app) -> list:
     with app.extensions["operator"].engine.connect() as conn:
-        return conn.execute(select(store.messages).order_by(store.messages.c.id)).all()
+        return conn.execute(select(audit.messages).order_by(audit.messages.c.id)).all()
 
 
 def test_an_authorized_message_is_recorded_with_every_field(app, phone):

@@ -5,7 +5,7 @@ import pytest
 from app import create_app
 from config import ConfigError
 from monitors.custom_api import CustomApiMonitor, dig, parse_endpoints
-from tests.conftest import Phone, with_settings
+from tests.conftest import Phone, from_file, with_settings
 from tests.fakes.custom_api import TOKEN, FakeCustomApi
 
 CONFIG = """
@@ -37,7 +37,7 @@ def api_phone(fake, settings, tmp_path):
     config = tmp_path / "operator.yml"
     config.write_text(CONFIG)
     app = create_app(
-        with_settings(settings, custom_api_url=fake.url, custom_api_token=TOKEN, operator_config=str(config))
+        with_settings(settings, custom_api_url=fake.url, custom_api_token=TOKEN, **from_file(config))
     )
     yield Phone(app.test_client())
     app.extensions["operator"].close()

@@ -7,7 +7,7 @@ import pytest
 from app import create_app
 from config import ConfigError
 from monitors.newrelic import NewRelicMonitor, parse_nrql
-from tests.conftest import VIEWER, Phone, with_settings
+from tests.conftest import VIEWER, Phone, from_file, with_settings
 from tests.fakes.newrelic import ACCOUNT_ID, API_KEY, FakeNewRelic, payload
 
 ERRORS_NRQL = "SELECT count(*) FROM TransactionError FACET appName SINCE 30 minutes ago"
@@ -42,7 +42,7 @@ def nr_phone(fake, settings, tmp_path):
         newrelic_api_key=API_KEY,
         newrelic_account_id=str(ACCOUNT_ID),
         newrelic_api_url=fake.url,
-        operator_config=str(config),
+        **from_file(config),
     )
     app = create_app(changed)
     yield Phone(app.test_client())

@@ -5,7 +5,7 @@ import pytest
 from app import create_app
 from config import ConfigError
 from monitors.prometheus import BUILTIN, Named, PrometheusMonitor, format_result, parse_queries
-from tests.conftest import VIEWER, Phone, with_settings
+from tests.conftest import VIEWER, Phone, from_file, with_settings
 from tests.fakes.loopback import FakeServer
 from tests.prometheus_server import RECORDED, RECORDED_VALUE, prometheus
 from tests.servers import free_port
@@ -28,7 +28,7 @@ def monitor(prom):
 def prom_phone(prom, settings, tmp_path):
     config = tmp_path / "operator.yml"
     config.write_text(f"queries:\n  answer: '{RECORDED}'\n  scrape: {{query: 'up', order: asc}}\n")
-    app = create_app(with_settings(settings, prometheus_url=prom.url, operator_config=str(config)))
+    app = create_app(with_settings(settings, prometheus_url=prom.url, **from_file(config)))
     yield Phone(app.test_client())
     app.extensions["operator"].close()
 

@@ -7,7 +7,7 @@ import pytest
 from monitors import MONITORS, build_monitors, check_all
 from monitors.custom_api import CustomApiMonitor
 from monitors.loki import LokiMonitor
-from tests.conftest import Phone, with_settings
+from tests.conftest import Phone, from_file, with_settings
 from tests.fakes.custom_api import TOKEN, FakeCustomApi
 from tests.fakes.loki import FakeLoki
 from tests.fakes.newrelic import FakeNewRelic
@@ -77,7 +77,7 @@ def test_the_example_config_file_is_valid_for_every_monitor(settings):
     example = Path(__file__).resolve().parent.parent / "operator.yml.example"
     configured = with_settings(
         settings,
-        operator_config=str(example),
+        **from_file(example),
         prometheus_url="http://127.0.0.1:9",
         newrelic_api_key="k",
         newrelic_account_id="1",

@@ -12,17 +12,18 @@ import re
 import pytest
 
 import commands  # noqa: F401 - registers the real commands
-import composer
-from command_processor import FILLER, CommandProcessor
+from command_processor import CommandProcessor
 from commands.queries import SYNONYMS, search_words
+from conversation import composer
+from conversation.arguments import parse_target
+from conversation.vocabulary import FILLER
+from core.timeutil import humanize
 from monitors.prometheus import ALIASES
 from tests.conftest import RESPONDER, VIEWER, Phone, with_settings
 from tests.fakes.loki import FakeLoki
 from tests.prometheus_server import prometheus
 from tests.servers import free_port
 from tests.test_alert_commands import TOKEN, alert, fire
-from textargs import parse_target
-from timeutil import humanize
 
 ALERT_ACTIONS = ("ack", "snooze", "silence", "unsilence", "resolve", "alerts")
 

@@ -11,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from app import STORE_DOWN
+from inbound.routes import STORE_DOWN
 from tests.conftest import ADMIN, RESPONDER, STRANGER, TOKEN, reply_text
 from tests.live_server import REPO, SignedClient, base_env, gunicorn
 from tests.servers import fresh_postgres_database, redis_or_skip

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import store
+from core import db
 from rate_limiter import RateLimiter, SQLStorage, make_storage
 from tests.servers import free_port, fresh_postgres_database, redis_or_skip
 
@@ -25,8 +25,8 @@ def storage(request, tmp_path):
         url = f"sqlite:///{tmp_path}/limits.db"
     else:
         url, drop = fresh_postgres_database()
-    engine = store.make_engine(url)
-    store.init_db(engine)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
     yield make_storage("", engine)
     engine.dispose()
     if drop:
@@ -85,8 +85,8 @@ def test_counters_survive_a_new_limiter_on_the_same_store(storage):
 
 
 def test_the_sql_storage_expires_a_window_in_the_database(tmp_path):
-    engine = store.make_engine(f"sqlite:///{tmp_path}/x.db")
-    store.init_db(engine)
+    engine = db.make_engine(f"sqlite:///{tmp_path}/x.db")
+    db.upgrade(engine)
     storage = SQLStorage(engine)
     assert storage.incr("k", 1) == 1
     assert storage.incr("k", 1) == 2

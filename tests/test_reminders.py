@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import sms
-import store
-from incidents import escalation, reminders
-from incidents import store as alert_store
+from core import db
+from incidents import escalation, records, reminders
+from outbox import backends, queue
+from outbox.sender import Sender
 from rate_limiter import RateLimiter
-from sender import Sender
 from tests.conftest import ADMIN, RESPONDER, VIEWER, Phone, with_settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -45,17 +44,17 @@ def post(client, name: str) -> int:
 
 def paged_at(services, alert_id: int, hours_ago: float) -> float:
     """Pretend the alert started and was last texted `hours_ago`; returns 'now' for the job."""
-    now = store.now()
+    now = db.now()
     with services.engine.begin() as conn:
         then = now - hours_ago * HOUR
-        alert_store.set_fields(conn, alert_id, started_at=then, opened_at=then, last_notified_at=then)
+        records.set_fields(conn, alert_id, started_at=then, opened_at=then, last_notified_at=then)
     return now
 
 
 def texts(services, kind: str) -> list:
-    o = sms.outbox.c
+    o = queue.outbox.c
     with services.engine.connect() as conn:
-        return conn.execute(select(sms.outbox).where(o.kind == kind).order_by(o.id)).all()
+        return conn.execute(select(queue.outbox).where(o.kind == kind).order_by(o.id)).all()
 
 
 def test_a_firing_group_gets_one_reminder_per_recipient_after_the_repeat_interval(client, services):
@@ -83,8 +82,8 @@ def test_a_datadog_alert_is_reminded_with_its_state_word(client, services):
 
 def test_rule_alerts_are_left_to_the_rules_own_repeat(services):
     with services.engine.begin() as conn:
-        alert, _ = alert_store.fire(conn, "rule", "high_cpu", "high_cpu", summary="CPU 91%")
-        alert_store.set_fields(conn, alert.id, last_notified_at=store.now() - 10 * HOUR)
+        alert, _ = records.fire(conn, "rule", "high_cpu", "high_cpu", summary="CPU 91%")
+        records.set_fields(conn, alert.id, last_notified_at=db.now() - 10 * HOUR)
     assert reminders.run(services) == 0
 
 
@@ -106,7 +105,7 @@ def test_a_silence_stops_reminders_until_it_ends(client, services):
     alert_id = post(client, "alertmanager_firing")
     now = paged_at(services, alert_id, 5)
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert_id, silence_id="5d2b", silenced_until=now + 2 * HOUR)
+        records.set_fields(conn, alert_id, silence_id="5d2b", silenced_until=now + 2 * HOUR)
     assert reminders.run(services, now) == 0 and escalation.run(services, now) == 0
     assert reminders.run(services, now + 2 * HOUR + 1) == 1, "due since long ago: reminded when it ends"
 
@@ -115,7 +114,7 @@ def test_a_snoozed_alert_is_reminded_when_the_snooze_ends(client, services):
     alert_id = post(client, "alertmanager_firing")
     now = paged_at(services, alert_id, 1)
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert_id, snoozed_until=now + 1800)
+        records.set_fields(conn, alert_id, snoozed_until=now + 1800)
     assert reminders.run(services, now + 1799) == 0
     assert reminders.run(services, now + 1801) == 1
     assert reminders.run(services, now + 1900) == 0, "then back to the repeat interval"
@@ -133,7 +132,9 @@ def test_a_reminder_still_waiting_is_replaced_not_stacked(client, services):
 def test_reminders_obey_the_storm_limits(client, services):
     alert_id = post(client, "alertmanager_firing")
     storm = RateLimiter(services.limiter.storage, "1 per hour", "alerts")
-    sender = Sender(services.engine, services.settings, sms.make_backend(services.settings), storm, "w1")
+    sender = Sender(
+        services.engine, services.settings, backends.make_backend(services.settings), storm, records, "w1"
+    )
     sender.step()
     reminders.run(services, paged_at(services, alert_id, 4))
     sender.step()

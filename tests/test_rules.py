@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from config import ConfigError
+from incidents.rules import Num, parse_rules
 from monitors import MONITORS
-from rules import Num, parse_rules
 from tests.conftest import ADMIN, RESPONDER, with_settings
 
 ISSUE_EXAMPLE = """

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-import store
+from inbound import audit
+from rate_limiter import rate_limits
 from security import allows, mask, mask_numbers, role_of, same_secret
 from tests.apps import app_with
 from tests.conftest import ADMIN, STRANGER, TOKEN, reply_text, with_settings
@@ -36,16 +37,16 @@ def post(
 
 
 def rows(app, outcome: str | None = None) -> list:
-    query = select(store.messages)
+    query = select(audit.messages)
     if outcome:
-        query = query.where(store.messages.c.outcome == outcome)
+        query = query.where(audit.messages.c.outcome == outcome)
     with app.extensions["operator"].engine.connect() as conn:
         return conn.execute(query).all()
 
 
 def rate_counters(app) -> int:
     with app.extensions["operator"].engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(store.rate_limits)).scalar_one()
+        return conn.execute(select(func.count()).select_from(rate_limits)).scalar_one()
 
 
 def test_a_correctly_signed_request_runs_the_command(app, client):

@@ -9,11 +9,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-import sms
-import store
-from incidents import store as alert_store
+from core import db
+from incidents import records
+from outbox import backends, queue
+from outbox.sender import Sender, reserve_slot
 from rate_limiter import RateLimiter
-from sender import Sender, reserve_slot
 from services import build_services
 from tests.conftest import ADMIN, RESPONDER, with_settings
 from tests.fakes.twilio_api import FakeTwilio
@@ -29,8 +29,8 @@ def fake(settings):
 
 def make_sender(services, worker_id="w1", limits="100 per minute", **kwargs) -> Sender:
     storm = RateLimiter(services.limiter.storage, limits, "alerts")
-    return Sender(services.engine, services.settings, sms.make_backend(services.settings, 1), storm,
-                  worker_id, **kwargs)  # fmt: skip
+    return Sender(services.engine, services.settings, backends.make_backend(services.settings, 1), storm,
+                  records, worker_id, **kwargs)  # fmt: skip
 
 
 @pytest.fixture
@@ -42,17 +42,17 @@ def twilio_services(settings, fake):
     svc.close()
 
 
-def queue(services, count=1, to=ADMIN, kind="alert", alert_id=None, body="text {i}", **kwargs) -> list[int]:
+def queue_texts(services, count=1, to=ADMIN, kind="alert", alert_id=None, body="text {i}", **kwargs) -> list[int]:
     with services.engine.begin() as conn:
         return [
-            sms.enqueue(conn, to, body.format(i=i), kind, services.settings, alert_id=alert_id, **kwargs)
+            queue.enqueue(conn, to, body.format(i=i), kind, services.settings, alert_id=alert_id, **kwargs)
             for i in range(count)
         ]
 
 
 def rows(services):
     with services.engine.connect() as conn:
-        return conn.execute(select(sms.outbox).order_by(sms.outbox.c.id)).all()
+        return conn.execute(select(queue.outbox).order_by(queue.outbox.c.id)).all()
 
 
 def drain(sender, until, timeout=20.0):
@@ -64,7 +64,7 @@ def drain(sender, until, timeout=20.0):
 
 
 def test_it_sends_queued_texts_and_records_the_twilio_sid(twilio_services, fake):
-    queue(twilio_services, 3)
+    queue_texts(twilio_services, 3)
     make_sender(twilio_services).step()
     assert fake.bodies() == ["text 0", "text 1", "text 2"]
     sent = rows(twilio_services)
@@ -75,7 +75,7 @@ def test_it_sends_queued_texts_and_records_the_twilio_sid(twilio_services, fake)
 
 def test_a_permanent_failure_is_marked_failed_and_never_retried(twilio_services, fake):
     fake.mode = "21211"
-    queue(twilio_services)
+    queue_texts(twilio_services)
     sender = make_sender(twilio_services)
     for _ in range(3):
         sender.step()
@@ -87,7 +87,7 @@ def test_a_permanent_failure_is_marked_failed_and_never_retried(twilio_services,
 
 def test_an_opted_out_recipient_is_logged_as_an_error(twilio_services, fake, caplog):
     fake.mode = "21610"
-    queue(twilio_services)
+    queue_texts(twilio_services)
     with caplog.at_level(logging.ERROR):
         make_sender(twilio_services).step()
     assert rows(twilio_services)[0].error_code == "21610"
@@ -97,7 +97,7 @@ def test_an_opted_out_recipient_is_logged_as_an_error(twilio_services, fake, cap
 
 @pytest.mark.parametrize("outage", ["500", "20429", "hang", "down"])
 def test_every_text_is_delivered_once_twilio_is_back(twilio_services, fake, outage):
-    queue(twilio_services, 5)
+    queue_texts(twilio_services, 5)
     sender = make_sender(twilio_services, retry_base=0.2, retry_cap=1.0)
     if outage == "down":
         fake.stop()
@@ -123,7 +123,7 @@ def test_a_text_older_than_sms_max_age_is_given_up(settings, fake):
     )
     try:
         fake.mode = "500"
-        queue(svc)
+        queue_texts(svc)
         sender = make_sender(svc, retry_base=2.0)
         sender.step()
         [row] = rows(svc)
@@ -134,7 +134,7 @@ def test_a_text_older_than_sms_max_age_is_given_up(settings, fake):
 
 
 def test_a_row_abandoned_by_a_dead_sender_is_taken_after_its_lease(twilio_services, fake):
-    queue(twilio_services, 2)
+    queue_texts(twilio_services, 2)
     dead = make_sender(twilio_services, "dead", lease=30)
     assert len(dead.claim()) == 2
     other = make_sender(twilio_services, "other", lease=30)
@@ -153,11 +153,11 @@ def test_shared_pacing_spaces_texts_by_segments_per_second(services):
 
 def test_a_recovery_notice_is_dropped_when_its_alert_fires_again(twilio_services, fake):
     with twilio_services.engine.begin() as conn:
-        alert, _ = alert_store.fire(conn, "alertmanager", "fp1", "db-cpu")
-        alert_store.close(conn, alert.id)
-    queue(twilio_services, kind="recovery", alert_id=alert.id, body="RESOLVED db-cpu")
+        alert, _ = records.fire(conn, "alertmanager", "fp1", "db-cpu")
+        records.close(conn, alert.id)
+    queue_texts(twilio_services, kind="recovery", alert_id=alert.id, body="RESOLVED db-cpu")
     with twilio_services.engine.begin() as conn:
-        alert_store.fire(conn, "alertmanager", "fp1", "db-cpu")
+        records.fire(conn, "alertmanager", "fp1", "db-cpu")
     make_sender(twilio_services).step()
     assert fake.bodies() == []
     assert rows(twilio_services)[0].status == "dropped"
@@ -172,14 +172,14 @@ def test_a_storm_of_200_alerts_becomes_the_stepped_limit_plus_digests(twilio_ser
     def storm(start: int) -> None:
         with twilio_services.engine.begin() as conn:
             for i in range(start, start + 100):
-                alert, _ = alert_store.fire(conn, "alertmanager", f"fp{i}", f"svc-{i}")
-                sms.enqueue(conn, ADMIN, f"ALERT #{alert.id}: svc-{i}", "alert", twilio_services.settings,
+                alert, _ = records.fire(conn, "alertmanager", f"fp{i}", f"svc-{i}")
+                queue.enqueue(conn, ADMIN, f"ALERT #{alert.id}: svc-{i}", "alert", twilio_services.settings,
                             alert_id=alert.id)  # fmt: skip
 
     storm(0)
     sender.step()
     storm(100)
-    queue(twilio_services, to=ADMIN, kind="reply", body="status: all fine")
+    queue_texts(twilio_services, to=ADMIN, kind="reply", body="status: all fine")
 
     def settled() -> bool:
         return all(r.status not in ("queued", "sending") and (r.status != "folded" or r.digest_id)
@@ -205,7 +205,7 @@ def test_two_senders_on_postgresql_never_send_the_same_row(settings, fake):
         )
     )
     try:
-        queue(svc, 120, kind="reply")
+        queue_texts(svc, 120, kind="reply")
         senders = [make_sender(svc, f"w{i}") for i in range(3)]
         for s in senders:
             s.batch = 5
@@ -222,7 +222,7 @@ def test_two_senders_on_postgresql_never_send_the_same_row(settings, fake):
         bodies = fake.bodies()
         assert sorted(bodies) == sorted(f"text {i}" for i in range(120))
         assert len({r.claimed_by for r in rows(svc)}) > 1
-        assert store.is_postgres(svc.engine)
+        assert db.is_postgres(svc.engine)
     finally:
         svc.close()
         drop()
@@ -245,11 +245,11 @@ def test_a_reminder_or_escalation_taken_over_while_it_waited_is_dropped(
     twilio_services, fake, kind, change, reason
 ):
     with twilio_services.engine.begin() as conn:
-        alert, _ = alert_store.fire(conn, "alertmanager", "fp1", "db-cpu")
-    queue(twilio_services, kind=kind, alert_id=alert.id, body="STILL FIRING db-cpu")
-    queue(twilio_services, kind="alert", alert_id=alert.id, body="FIRING db-cpu")
+        alert, _ = records.fire(conn, "alertmanager", "fp1", "db-cpu")
+    queue_texts(twilio_services, kind=kind, alert_id=alert.id, body="STILL FIRING db-cpu")
+    queue_texts(twilio_services, kind="alert", alert_id=alert.id, body="FIRING db-cpu")
     with twilio_services.engine.begin() as conn:
-        alert_store.set_fields(conn, alert.id, **change)
+        records.set_fields(conn, alert.id, **change)
     make_sender(twilio_services).step()
     assert fake.bodies() == ["FIRING db-cpu"], "the first page still goes"
     assert (rows(twilio_services)[0].status, rows(twilio_services)[0].error_message) == ("dropped", reason)
@@ -257,8 +257,8 @@ def test_a_reminder_or_escalation_taken_over_while_it_waited_is_dropped(
 
 def test_a_reminder_goes_once_an_expired_snooze_or_silence_is_over(twilio_services, fake):
     with twilio_services.engine.begin() as conn:
-        alert, _ = alert_store.fire(conn, "alertmanager", "fp1", "db-cpu")
-        alert_store.set_fields(conn, alert.id, snoozed_until=1.0, silence_id="old", silenced_until=1.0)
-    queue(twilio_services, kind="reminder", alert_id=alert.id, body="STILL FIRING db-cpu")
+        alert, _ = records.fire(conn, "alertmanager", "fp1", "db-cpu")
+        records.set_fields(conn, alert.id, snoozed_until=1.0, silence_id="old", silenced_until=1.0)
+    queue_texts(twilio_services, kind="reminder", alert_id=alert.id, body="STILL FIRING db-cpu")
     make_sender(twilio_services).step()
     assert fake.bodies() == ["STILL FIRING db-cpu"]

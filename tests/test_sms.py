@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-import sms
+from outbox import backends, queue
 from tests.conftest import ADMIN, with_settings
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -25,8 +25,8 @@ def twilio_settings(settings, fake):
 
 
 def test_the_twilio_client_posts_the_text_with_a_status_callback(twilio_settings, fake):
-    backend = sms.make_backend(twilio_settings, timeout=2)
-    accepted = backend.send(ADMIN, "ALERT #1: cpu 91", sms.status_callback_url(twilio_settings))
+    backend = backends.make_backend(twilio_settings, timeout=2)
+    accepted = backend.send(ADMIN, "ALERT #1: cpu 91", backends.status_callback_url(twilio_settings))
     assert accepted.sid.startswith("SM") and accepted.status == "queued"
     [sent] = fake.messages
     assert (sent.to, sent.from_, sent.body) == (ADMIN, "+15005550006", "ALERT #1: cpu 91")
@@ -35,10 +35,10 @@ def test_the_twilio_client_posts_the_text_with_a_status_callback(twilio_settings
 
 
 def test_wrong_credentials_are_retried_rather_than_losing_the_page(twilio_settings, fake):
-    backend = sms.make_backend(with_settings(twilio_settings, twilio_auth_token="wrong-token-123"), 2)
+    backend = backends.make_backend(with_settings(twilio_settings, twilio_auth_token="wrong-token-123"), 2)
     with pytest.raises(Exception) as caught:
         backend.send(ADMIN, "hello", "")
-    failure = sms.classify(caught.value)
+    failure = backends.classify(caught.value)
     assert (failure.code, failure.temporary) == ("20003", True)
 
 
@@ -57,10 +57,10 @@ def test_twilio_failures_are_sorted_into_temporary_and_permanent(
     twilio_settings, fake, mode, code, temporary
 ):
     fake.mode = mode
-    backend = sms.make_backend(twilio_settings, timeout=1)
+    backend = backends.make_backend(twilio_settings, timeout=1)
     with pytest.raises(Exception) as caught:
         backend.send(ADMIN, "hello", "")
-    failure = sms.classify(caught.value)
+    failure = backends.classify(caught.value)
     assert (failure.code, failure.temporary) == (code, temporary)
     assert fake.messages == []
 
@@ -68,25 +68,25 @@ def test_twilio_failures_are_sorted_into_temporary_and_permanent(
 def test_an_unreachable_provider_is_a_temporary_failure(twilio_settings, fake):
     fake.stop()
     with pytest.raises(Exception) as caught:
-        sms.make_backend(twilio_settings, timeout=1).send(ADMIN, "hello", "")
-    assert sms.classify(caught.value).code == "connection"
-    assert sms.classify(caught.value).temporary
+        backends.make_backend(twilio_settings, timeout=1).send(ADMIN, "hello", "")
+    assert backends.classify(caught.value).code == "connection"
+    assert backends.classify(caught.value).temporary
 
 
 def test_the_console_backend_is_used_without_twilio_credentials(settings):
-    assert sms.make_backend(settings).name == "console"
-    accepted = sms.make_backend(settings).send(ADMIN, "hi", "")
+    assert backends.make_backend(settings).name == "console"
+    accepted = backends.make_backend(settings).send(ADMIN, "hi", "")
     assert accepted.status == "sent"
 
 
 def test_no_status_callback_is_requested_without_a_public_url(settings):
-    assert sms.status_callback_url(settings) == ""
+    assert backends.status_callback_url(settings) == ""
 
 
 def test_enqueue_stores_a_gsm7_text_cut_to_one_segment(services):
     with services.engine.begin() as conn:
-        outbox_id = sms.enqueue(conn, ADMIN, "CPU “hot” — " + "x" * 400, "alert", services.settings)
+        outbox_id = queue.enqueue(conn, ADMIN, "CPU “hot” — " + "x" * 400, "alert", services.settings)
     with services.engine.connect() as conn:
-        row = conn.execute(select(sms.outbox).where(sms.outbox.c.id == outbox_id)).one()
+        row = conn.execute(select(queue.outbox).where(queue.outbox.c.id == outbox_id)).one()
     assert row.status == "queued" and row.segments == 1
     assert row.body.startswith('CPU "hot" - xxx') and row.body.endswith("...")

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-import store
 from app import create_app
-from incidents import escalation
-from incidents import store as alert_store
-from incidents.sources import PayloadError, parse_alertmanager, parse_datadog
-from sms import outbox
+from core import db
+from incidents import escalation, records
+from incidents.sources import PayloadError
+from incidents.sources.alertmanager import parse_alertmanager
+from incidents.sources.datadog import parse_datadog
+from outbox.queue import outbox
 from tests.conftest import ADMIN, RESPONDER, VIEWER, with_settings
 from tests.servers import fresh_postgres_database
 
@@ -61,10 +62,10 @@ def texts(services, kind: str | None = None) -> list:
         return conn.execute(query).all()
 
 
-def records(services) -> list[alert_store.Alert]:
+def stored_alerts(services) -> list[records.Alert]:
     with services.engine.connect() as conn:
-        rows = conn.execute(select(alert_store.alerts).order_by(alert_store.alerts.c.id)).all()
-        return [alert_store.Alert.from_row(r) for r in rows]
+        rows = conn.execute(select(records.alerts).order_by(records.alerts.c.id)).all()
+        return [records.Alert.from_row(r) for r in rows]
 
 
 def many(count: int, group_key: str = '{}:{alertname="Flood"}') -> dict:
@@ -186,7 +187,7 @@ def test_a_firing_group_is_one_record_and_one_text_per_responder(client, service
     response = post_am(client, payload("alertmanager_firing"))
     assert response.status_code == 200
     assert response.json["status"] == "ok" and response.json["new"] == 3
-    [alert] = records(services)
+    [alert] = stored_alerts(services)
     assert (alert.source, alert.status, alert.size, alert.name) == ("alertmanager", "firing", 3, "HighCPU")
     sent = texts(services)
     assert sorted(t.to_number for t in sent) == sorted([ADMIN, RESPONDER])  # viewers are not paged
@@ -213,7 +214,7 @@ def test_ha_duplicates_and_group_resends_never_text_twice(client, services, seco
     post_am(client, payload("alertmanager_firing"))
     response = post_am(client, payload(second))
     assert response.status_code == 200 and response.json["new"] == 0
-    assert len(texts(services)) == 2 and len(records(services)) == 1
+    assert len(texts(services)) == 2 and len(stored_alerts(services)) == 1
 
 
 def test_it_never_dedups_on_summary_text(client, services):
@@ -223,7 +224,7 @@ def test_it_never_dedups_on_summary_text(client, services):
     second["alerts"][0]["fingerprint"] = "ffff000000000000"
     post_am(client, first)
     post_am(client, second)
-    assert len(records(services)) == 2 and len(texts(services)) == 4
+    assert len(stored_alerts(services)) == 2 and len(texts(services)) == 4
 
 
 def test_a_new_alert_joining_the_group_texts_again_unless_acked(client, services):
@@ -233,20 +234,20 @@ def test_a_new_alert_joining_the_group_texts_again_unless_acked(client, services
     post_am(client, grown)
     assert [t.body for t in texts(services)][-1] == "FIRING 3 Flood host-0,host-1,host-2 #1: flood"
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, 1, acked_by=ADMIN, acked_at=store.now())
+        records.set_fields(conn, 1, acked_by=ADMIN, acked_at=db.now())
     post_am(client, many(4))
     assert len(texts(services)) == 4
-    assert records(services)[0].size == 4
+    assert stored_alerts(services)[0].size == 4
 
 
 def test_resolution_texts_everyone_paged_after_the_recovery_delay(client, services, settings):
     post_am(client, payload("alertmanager_firing"))
     with services.engine.begin() as conn:
-        alert_store.set_fields(conn, 1, opened_at=store.now() - 3600)
+        records.set_fields(conn, 1, opened_at=db.now() - 3600)
     assert escalation.run(services) == 1
-    before = store.now()
+    before = db.now()
     post_am(client, payload("alertmanager_resolved"))
-    [alert] = records(services)
+    [alert] = stored_alerts(services)
     assert alert.status == "resolved"
     notices = texts(services, "recovery")
     assert sorted(t.to_number for t in notices) == sorted([ADMIN, RESPONDER, ESCALATION])
@@ -266,7 +267,7 @@ def test_a_group_firing_again_before_its_resolved_went_out_is_the_same_incident(
     post_am(client, payload("alertmanager_firing"))
     post_am(client, payload("alertmanager_resolved"))
     assert post_am(client, refired()).status_code == 200
-    [alert] = records(services)
+    [alert] = stored_alerts(services)
     assert alert.status == "firing" and alert.resolved_at is None
     assert [t.kind for t in texts(services)] == ["alert", "alert", "recovery", "recovery"], "no second page"
     assert {t.status for t in texts(services, "recovery")} == {"dropped"}
@@ -277,40 +278,40 @@ def test_a_group_firing_again_after_its_resolved_went_out_is_a_new_page(client, 
     post_am(client, payload("alertmanager_resolved"))
     with services.engine.begin() as conn:
         conn.execute(outbox.update().where(outbox.c.kind == "recovery").values(status="sent"))
-        alert_store.set_fields(conn, 1, resolved_at=store.now() - 3600)
+        records.set_fields(conn, 1, resolved_at=db.now() - 3600)
     post_am(client, refired())
-    assert [a.status for a in records(services)] == ["resolved", "firing"]
+    assert [a.status for a in stored_alerts(services)] == ["resolved", "firing"]
     assert texts(services)[-1].body == "FIRING 3 HighCPU web-1,web-2,web-3 #2"
 
 
 def test_a_group_resolved_by_sms_pages_again_when_it_fires_anew(client, services):
     post_am(client, payload("alertmanager_firing"))
     with services.engine.begin() as conn:
-        alert_store.close(conn, 1, by=RESPONDER)
+        records.close(conn, 1, by=RESPONDER)
     post_am(client, payload("alertmanager_firing"))  # a re-send of what was closed: a duplicate
-    assert len(records(services)) == 1
+    assert len(stored_alerts(services)) == 1
     post_am(client, refired())
-    assert [a.status for a in records(services)] == ["resolved", "firing"]
+    assert [a.status for a in stored_alerts(services)] == ["resolved", "firing"]
     assert texts(services)[-1].body == "FIRING 3 HighCPU web-1,web-2,web-3 #2"
 
 
 def test_a_resolved_notification_for_an_unknown_group_texts_nobody(client, services):
     assert post_am(client, payload("alertmanager_resolved")).status_code == 200
-    assert texts(services) == [] and records(services) == []
+    assert texts(services) == [] and stored_alerts(services) == []
 
 
 def test_the_prometheus_path_is_the_same_handler(client, services):
     assert post_am(client, payload("alertmanager_firing"), path="/webhook/prometheus").status_code == 200
-    assert len(records(services)) == 1
+    assert len(stored_alerts(services)) == 1
 
 
 def test_a_batch_of_a_thousand_alerts_is_stored_with_one_text_per_recipient(client, services):
     response = post_am(client, many(1000))
     assert response.status_code == 200 and response.json["new"] == 1000
-    [alert] = records(services)
+    [alert] = stored_alerts(services)
     assert alert.size == 1000
     with services.engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(alert_store.alert_events)) == 1000
+        assert conn.scalar(select(func.count()).select_from(records.alert_events)) == 1000
     sent = texts(services)
     assert len(sent) == 2 and sent[0].segments == 1
     assert sent[0].body.startswith("FIRING 1000 Flood host-0,") and "#1" in sent[0].body
@@ -330,7 +331,7 @@ def test_it_refuses_alertmanager_calls_without_the_token(client, services, heade
     response = client.post("/webhook/alertmanager", json=payload("alertmanager_firing"), headers=headers)
     assert response.status_code == 401
     assert response.json["status"] == "error"
-    assert records(services) == []
+    assert stored_alerts(services) == []
 
 
 def test_basic_auth_works_when_a_user_and_password_are_set(settings):
@@ -381,7 +382,7 @@ def test_a_store_failure_answers_503_so_the_sender_retries(client, services):
         conn.execute(text("DROP TABLE alert_events"))
     response = post_am(client, payload("alertmanager_firing"))
     assert response.status_code == 503 and response.json["status"] == "error"
-    assert texts(services) == [] and records(services) == []  # nothing half-stored
+    assert texts(services) == [] and stored_alerts(services) == []  # nothing half-stored
 
 
 def test_a_database_that_went_away_answers_503(settings):
@@ -411,7 +412,7 @@ def test_an_ha_pair_delivering_at_once_texts_once_on_postgresql(settings):
     services = app.extensions["operator"]
     try:
         assert statuses == [200] * 6
-        assert len(records(services)) == 1 and len(texts(services)) == 2
+        assert len(stored_alerts(services)) == 1 and len(texts(services)) == 2
     finally:
         services.close()
         drop()
@@ -427,7 +428,7 @@ def test_a_datadog_incident_pages_on_warn_and_trigger_then_recovers(client, serv
     assert bodies[0].startswith("WARN Payment API error rate high web-1 #1")
     assert bodies[1].startswith("FIRING Payment API error rate high web-1 #1")
     assert bodies[2] == "RESOLVED after 28m Payment API error rate high #1"
-    assert records(services)[0].status == "resolved"
+    assert stored_alerts(services)[0].status == "resolved"
 
 
 def test_a_datadog_retry_and_renotify_do_not_text_again(client, services):
@@ -447,7 +448,7 @@ def test_datadogs_default_payload_is_tolerated(client, services):
     post_dd(client, payload("datadog_default_triggered"))
     post_dd(client, payload("datadog_default_no_data"))
     post_dd(client, payload("datadog_default_recovered"))
-    disk, heartbeat = records(services)
+    disk, heartbeat = stored_alerts(services)
     assert (disk.name, disk.status, heartbeat.status, heartbeat.transition) == (
         "Disk almost full",
         "resolved",
@@ -460,13 +461,13 @@ def test_datadogs_default_payload_is_tolerated(client, services):
 def test_a_datadog_transition_that_is_not_an_alert_state_is_acknowledged_and_ignored(client, services):
     response = post_dd(client, payload("datadog_custom_triggered") | {"transition": "Muted"})
     assert response.status_code == 200 and response.json["received"] == 0
-    assert records(services) == []
+    assert stored_alerts(services) == []
 
 
 @pytest.mark.parametrize("token", ["", "wrong", AM_TOKEN])
 def test_it_refuses_datadog_calls_without_its_token(client, services, token):
     assert post_dd(client, payload("datadog_custom_triggered"), token=token).status_code == 401
-    assert records(services) == []
+    assert stored_alerts(services) == []
 
 
 def test_viewers_are_never_paged(client, services):
@@ -509,7 +510,7 @@ def test_hostile_values_are_stored_trimmed_on_postgresql_not_refused_forever(set
     try:
         response = post_am(app.test_client(), body)
         assert response.status_code == 200, response.json
-        [alert] = records(services)
+        [alert] = stored_alerts(services)
         assert alert.name.startswith("Ax") and len(alert.name) <= 255 and len(alert.severity) <= 32
         assert all(t.segments == 1 and "... host-0,host-1 #1: flood" in t.body for t in texts(services))
     finally:

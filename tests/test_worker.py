@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import create_engine, select
 
 import alerting
-import sms
-import store
 from config import Settings
-from incidents import store as alert_store
+from core import db
+from incidents import records
+from outbox import queue
 from services import build_services
 from tests.conftest import ADMIN, TOKEN
 from tests.fakes.twilio_api import FakeTwilio
@@ -92,14 +92,14 @@ def enqueue(url: str, count: int) -> None:
     svc = build_services(Settings(twilio_auth_token=TOKEN, database_url=url, log_dir="/tmp"))
     with svc.engine.begin() as conn:
         for i in range(count):
-            sms.enqueue(conn, ADMIN, f"page {i:02d}", "reply", svc.settings)
+            queue.enqueue(conn, ADMIN, f"page {i:02d}", "reply", svc.settings)
     svc.close()
 
 
 def outbox_rows(url: str):
-    engine = store.make_engine(url)
+    engine = db.make_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(select(sms.outbox).order_by(sms.outbox.c.id)).all()
+        rows = conn.execute(select(queue.outbox).order_by(queue.outbox.c.id)).all()
     engine.dispose()
     return rows
 
@@ -165,9 +165,9 @@ def test_a_restarted_worker_keeps_the_incident_without_paging_again(tmp_path, fa
         assert stop(second) == 0
     [page] = fake.bodies()
     assert page.startswith("ALERT #1: cpu ") and page.endswith("% >= 0%")
-    engine = store.make_engine(url)
+    engine = db.make_engine(url)
     with engine.connect() as conn:
-        assert [a.id for a in alert_store.firing(conn)] == [1]
+        assert [a.id for a in records.firing(conn)] == [1]
     engine.dispose()
 
 

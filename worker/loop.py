@@ -1,7 +1,7 @@
 """`flask --app app worker`: evaluates alert rules and sends the outbox, outside gunicorn.
 
 Run one or several (on one or many hosts): all of them send, one at a time evaluates rules and
-runs the periodic jobs (escalation, webhook alert reminders, retention; see leader.py).
+runs the periodic jobs (escalation, webhook alert reminders, retention; see worker.leader).
 SIGTERM or Ctrl-C: the text in flight is finished and recorded, claimed but unsent texts go
 back to the queue, and the process exits 0.
 """
@@ -20,14 +20,15 @@ import click
 from flask import current_app
 
 import alerting
-import retention
 from config import ConfigError
-from incidents import escalation, reminders
-from leader import make_leader
+from incidents import escalation, records, reminders
+from incidents.rules import Rule
+from outbox.backends import make_backend
+from outbox.sender import Sender
 from rate_limiter import RateLimiter
-from sender import Sender
 from services import Services
-from sms import make_backend
+from worker import retention
+from worker.leader import make_leader
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +53,14 @@ def periodic_jobs(default_period: float) -> list[tuple[Job, float]]:
 class Worker:
     """The loop: lead (evaluate rules, run jobs) when we hold the lock; always send."""
 
-    def __init__(self, services: Services, rules: list, lease: float = 60.0, send_timeout: float = 10.0,
+    def __init__(self, services: Services, rules: list[Rule], lease: float = 60.0, send_timeout: float = 10.0,
                  poll: float = 0.5):  # fmt: skip
         self.services, self.poll = services, poll
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"[:64]
         self.stop = threading.Event()
         storm = RateLimiter(services.limiter.storage, services.settings.alert_limits, "alerts")
         self.sender = Sender(services.engine, services.settings, make_backend(services.settings, send_timeout),
-                             storm, self.worker_id, lease=lease)  # fmt: skip
+                             storm, records, self.worker_id, lease=lease)  # fmt: skip
         self.evaluator = alerting.Evaluator(services, rules, self.worker_id)
         self.leader = make_leader(services.engine)
         self.jobs = periodic_jobs(min(services.settings.alert_interval, JOB_PERIOD))
@@ -120,7 +121,7 @@ class Worker:
 @click.option("--send-timeout", default=10.0, show_default=True, help="Seconds to wait for the SMS provider.")
 def worker_command(lease: float, send_timeout: float) -> None:
     """Evaluate alert rules and send queued texts until SIGTERM."""
-    services = current_app.extensions["operator"]
+    services: Services = current_app.extensions["operator"]
     try:
         rules = alerting.load_rules(services)
     except ConfigError as exc:

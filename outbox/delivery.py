@@ -11,9 +11,11 @@ import logging
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select, update
 
-import sms
-import store
+from core import db
+from outbox.backends import STATUS_PATH
+from outbox.queue import Delivery, outbox
 from security import is_from_twilio, mask
+from services import Services
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("delivery", __name__)
@@ -35,7 +37,7 @@ OUTCOMES = ("delivered", "undelivered", "failed")
 
 def record(engine: Engine, sid: str, status: str, error_code: str = "") -> bool:
     """Apply one status report to the outbox row with this sid; False when ignored."""
-    o = sms.outbox.c
+    o = outbox.c
     with engine.begin() as conn:
         row = conn.execute(
             select(o.id, o.delivery_status, o.to_number).where(o.provider_sid == sid).with_for_update()
@@ -46,22 +48,22 @@ def record(engine: Engine, sid: str, status: str, error_code: str = "") -> bool:
         if RANK[status] <= RANK.get(row.delivery_status or "", -1):
             logger.info("out-of-order status %s after %s for %s ignored", status, row.delivery_status, sid)
             return False
-        values = {"delivery_status": status, "delivery_updated_at": store.now()}
+        values = {"delivery_status": status, "delivery_updated_at": db.now()}
         if status in OUTCOMES:
-            values["status"] = status
+            values["status"] = Delivery(status)
         if error_code:
             values["error_code"] = error_code
-        conn.execute(update(sms.outbox).where(o.id == row.id).values(**values))
+        conn.execute(update(outbox).where(o.id == row.id).values(**values))
     if status in ("undelivered", "failed"):
         logger.warning("text %s to %s %s (error %s)", sid, mask(row.to_number), status, error_code or "-")
     return True
 
 
-@bp.post(sms.STATUS_PATH)
+@bp.post(STATUS_PATH)
 def status_callback() -> Response:
-    svc = current_app.extensions["operator"]
+    svc: Services = current_app.extensions["operator"]
     if not is_from_twilio(request, svc.settings):
-        logger.warning("rejected %s with a missing or wrong signature", sms.STATUS_PATH)
+        logger.warning("rejected %s with a missing or wrong signature", STATUS_PATH)
         return Response("", status=403)
     sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "")[:64]
     status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").lower()

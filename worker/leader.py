@@ -13,7 +13,7 @@ import os
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
-import store
+from core import db
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class FileLeader:
 
 def make_leader(engine: Engine, fallback_dir: str = "var") -> PostgresLeader | FileLeader:
     """The right lock for the store in use."""
-    if store.is_postgres(engine):
+    if db.is_postgres(engine):
         return PostgresLeader(engine)
     database = make_url(str(engine.url)).database
     if database and database != ":memory:":

@@ -1,4 +1,4 @@
-"""Everything a request or the worker needs, built once per process from Settings."""
+"""What a request or the worker needs, built once per process from Settings."""
 
 from __future__ import annotations
 
@@ -6,14 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-import alerting  # noqa: F401 - defines its tables on store.metadata
-import sender  # noqa: F401 - defines its tables on store.metadata
-import sms  # noqa: F401 - defines its tables on store.metadata
-import store
 from config import Settings
-from incidents import store as alert_store  # noqa: F401 - defines its tables on store.metadata
+from core import db
 from monitors import BaseMonitor, build_monitors
-from pages import PageStore
 from rate_limiter import RateLimiter, make_storage
 
 
@@ -23,7 +18,6 @@ class Services:
     engine: Engine
     monitors: dict[str, BaseMonitor]
     limiter: RateLimiter
-    pages: PageStore
 
     def close(self) -> None:
         for monitor in self.monitors.values():
@@ -32,14 +26,13 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    """Connect to the store (creating/migrating tables) and build the configured parts."""
-    engine = store.make_engine(settings.database_url)
-    store.ensure_db(engine)
+    """Connect to the store (bringing its schema up to date) and build the configured parts."""
+    engine = db.make_engine(settings.database_url)
+    db.ensure_db(engine, settings.migrate_on_start)
     storage = make_storage(settings.redis_url, engine)
     return Services(
         settings=settings,
         engine=engine,
         monitors=build_monitors(settings),
         limiter=RateLimiter(storage, settings.rate_limit, "sms"),
-        pages=PageStore(engine),
     )

@@ -13,16 +13,29 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from prometheus_client import Counter
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-import metrics
-from incidents import intake as alert_intake
-from incidents.sources import Incoming, PayloadError, parse_alertmanager, parse_datadog
+from config import Settings
+from incidents import intake
+from incidents.sources import Incoming, PayloadError, Source
+from incidents.sources.alertmanager import parse_alertmanager
+from incidents.sources.datadog import parse_datadog
 from security import same_secret
+from services import Services
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhook")
+
+WEBHOOK_EVENTS = Counter(
+    "operator_webhook_events_total", "Alert webhook events by source and outcome", ["source", "outcome"]
+)
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["operator"]
+    return services
 
 
 def error(status: int, message: str, **headers: str) -> tuple[Response, int, dict[str, str]]:
@@ -45,7 +58,7 @@ def _basic() -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _alertmanager_auth_ok(settings) -> bool:
+def _alertmanager_auth_ok(settings: Settings) -> bool:
     token = _bearer()
     if settings.alertmanager_token and token:
         return same_secret(token, settings.alertmanager_token)
@@ -68,30 +81,30 @@ def _payload() -> object:
 
 
 def _store(source: str, incoming: list[Incoming]):
-    svc = current_app.extensions["operator"]
+    svc = _services()
     for attempt in (1, 2):
         try:
             with svc.engine.begin() as conn:
-                result = alert_intake.ingest(conn, incoming, svc.settings)
+                result = intake.ingest(conn, incoming, svc.settings)
             break
         except IntegrityError:
             # Another worker stored the same event between our check and insert (an HA pair
             # delivering at once); a second pass sees it and counts it as a duplicate.
             if attempt == 2:
                 logger.exception("%s webhook: could not store after a retry", source)
-                metrics.WEBHOOK_EVENTS.labels(source, "store_error").inc()
+                WEBHOOK_EVENTS.labels(source, "store_error").inc()
                 return error(503, "store conflict; retry")
         except DataError:
             # A value the database refuses is the payload's problem: a retry would fail forever.
             logger.warning("%s webhook: payload has a value the store cannot hold", source, exc_info=True)
-            metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+            WEBHOOK_EVENTS.labels(source, "rejected").inc()
             return error(400, "a value in the payload cannot be stored")
         except SQLAlchemyError:
             logger.exception("%s webhook: store unavailable", source)
-            metrics.WEBHOOK_EVENTS.labels(source, "store_error").inc()
+            WEBHOOK_EVENTS.labels(source, "store_error").inc()
             return error(503, "store unavailable; retry later")
-    metrics.WEBHOOK_EVENTS.labels(source, "new").inc(result.new)
-    metrics.WEBHOOK_EVENTS.labels(source, "duplicate").inc(result.received - result.new)
+    WEBHOOK_EVENTS.labels(source, "new").inc(result.new)
+    WEBHOOK_EVENTS.labels(source, "duplicate").inc(result.received - result.new)
     logger.info(
         "%s webhook: %d alert(s), %d new, records %s, %d text(s) queued",
         source,
@@ -113,16 +126,16 @@ def _handle(source: str, configured: bool, authorized, parse):
     if not configured:
         return error(404, f"the {source} webhook is off: set its token (see README)")
     if not authorized():
-        metrics.WEBHOOK_EVENTS.labels(source, "unauthorized").inc()
+        WEBHOOK_EVENTS.labels(source, "unauthorized").inc()
         logger.warning("%s webhook: missing or wrong credentials from %s", source, request.remote_addr)
         return error(401, "missing or wrong credentials", **{"WWW-Authenticate": 'Bearer realm="operator"'})
     try:
         incoming = parse(_payload())
     except RequestEntityTooLarge:
-        metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+        WEBHOOK_EVENTS.labels(source, "rejected").inc()
         return error(413, "body larger than 1 MiB")
     except PayloadError as exc:
-        metrics.WEBHOOK_EVENTS.labels(source, "rejected").inc()
+        WEBHOOK_EVENTS.labels(source, "rejected").inc()
         logger.warning("%s webhook: rejected payload: %s", source, exc)
         return error(400, str(exc))
     if not incoming:
@@ -134,17 +147,19 @@ def _handle(source: str, configured: bool, authorized, parse):
 @bp.post("/prometheus")
 def alertmanager():
     """Alertmanager's webhook_configs (payload version 4)."""
-    settings = current_app.extensions["operator"].settings
+    settings = _services().settings
     configured = bool(
         settings.alertmanager_token or (settings.alertmanager_user and settings.alertmanager_password)
     )
-    return _handle("alertmanager", configured, lambda: _alertmanager_auth_ok(settings), parse_alertmanager)
+    return _handle(
+        Source.ALERTMANAGER, configured, lambda: _alertmanager_auth_ok(settings), parse_alertmanager
+    )
 
 
 @bp.post("/datadog")
 def datadog():
     """Datadog's Webhooks integration: the README's custom payload, or Datadog's default."""
-    settings = current_app.extensions["operator"].settings
+    settings = _services().settings
 
     def parse(payload: object) -> list[Incoming]:
         event = parse_datadog(payload)
@@ -154,7 +169,9 @@ def datadog():
         return [event]
 
     token = settings.datadog_token
-    return _handle("datadog", bool(token), lambda: bool(_bearer()) and same_secret(_bearer(), token), parse)
+    return _handle(
+        Source.DATADOG, bool(token), lambda: bool(_bearer()) and same_secret(_bearer(), token), parse
+    )
 
 
 @bp.errorhandler(RequestEntityTooLarge)

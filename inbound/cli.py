@@ -1,4 +1,4 @@
-"""`flask --app app <command>`: tools for operators, registered by the app factory."""
+"""`flask --app app sms TEXT`: text a running Operator exactly as Twilio would."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from urllib.parse import urlsplit
 
 import click
 import requests
-from flask import Flask, current_app
+from flask import current_app
 from twilio.request_validator import RequestValidator
 
-import composer
-from monitors.checkup import check_command
-from worker import worker_command
+from conversation import composer
 
 
 @click.command("sms")
@@ -61,9 +59,3 @@ def sms_command(text: str, from_: str, url: str) -> None:
     for body in bodies:
         click.echo(body)
         click.echo(f"[{composer.segments(body)} segment(s), {len(body)} chars, {elapsed * 1000:.0f} ms]")
-
-
-def register_cli(app: Flask) -> None:
-    app.cli.add_command(sms_command)
-    app.cli.add_command(check_command)
-    app.cli.add_command(worker_command)

@@ -1,4 +1,6 @@
-"""Alert rules from the `rules:` section of operator.yml, validated so a mistake stops start-up.
+"""Operator's own alert source: the rules of operator.yml's `rules:` section, validated.
+
+alerting.py evaluates them; this module only turns the YAML into `Rule`s.
 
 Each problem is reported as a ConfigError naming the rule and what is wrong with it.
 """
@@ -13,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import E164, ConfigError, Settings
-from incidents.paging import recipients
-from timeutil import parse_duration
+from core.timeutil import parse_duration
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -94,7 +95,7 @@ def parse_rules(
     if not isinstance(section, list):
         raise ConfigError("rules: must be a list of rules (each starting with '- name: ...')")
     configured, everything = set(monitors), set(known) | set(monitors)
-    default_recipients = tuple(recipients(settings))
+    default_recipients = tuple(settings.pager_numbers)
     rules: list[Rule] = []
     for index, item in enumerate(section, start=1):
         label = f"rule #{index}"

@@ -1,4 +1,4 @@
-"""SMS text rules: GSM-7 safe characters, segment counting, and pages that fit a budget.
+"""SMS text rules: GSM-7 safe characters, segment counting, and parts that fit a budget.
 
 Every text Operator sends (replies and pages alike) passes through here. A single character
 outside GSM-7 switches the whole message to UCS-2, which cuts a segment from 160 to 70
@@ -115,10 +115,10 @@ def capacity(text: str, max_segments: int) -> int:
     return single if max_segments == 1 else multi * max_segments
 
 
-def paginate(text: str, max_segments: int = 1, emoji: bool = False) -> list[str]:
-    """Normalize and split `text` into pages that each fit `max_segments` segments.
+def split(text: str, max_segments: int = 1, emoji: bool = False) -> list[str]:
+    """Normalize and split `text` into parts that each fit `max_segments` segments.
 
-    Every page but the last ends "... (1/3) Reply MORE"; the last ends "(3/3)".
+    Every part but the last ends "... (1/3) Reply MORE"; the last ends "(3/3)".
     """
     text = normalize(text, emoji=emoji).strip()
     budget = capacity(text, max_segments)
@@ -158,13 +158,13 @@ def _split(text: str, room: int) -> list[str]:
 
 
 def fit(text: str, max_segments: int = 1, emoji: bool = False) -> str:
-    """The first page only, for texts that are never continued (alerts)."""
-    pages = paginate(text, max_segments, emoji)
-    if len(pages) == 1:
-        return pages[0]
-    first = pages[0].rsplit("... (", 1)[0]
+    """The first part only, for texts that are never continued (alerts)."""
+    parts = split(text, max_segments, emoji)
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0].rsplit("... (", 1)[0]
     return first + "..."
 
 
-class Page(str):
-    """A page already cut to size (a MORE continuation): sent as is, never re-paginated."""
+class Part(str):
+    """A part already cut to size (a MORE continuation): sent as is, never split again."""

@@ -2,7 +2,7 @@
 
 One place for the alert commands (and anything else taking an id or a length of time), so "snooze
 #12 for half an hour", "mute 12 90 min" and "silence 12 2hrs" mean the same everywhere. Words
-come in already lower-cased with surrounding punctuation stripped (command_processor.tokens).
+come in already lower-cased with surrounding punctuation stripped (conversation.vocabulary.tokens).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from timeutil import parse_duration
+from core.timeutil import parse_duration
 
 # Alert ids are short; a longer number is a typo or an attack, never a row to look up.
 MAX_ID_DIGITS = 12

@@ -16,10 +16,12 @@ from sqlalchemy import (
     Connection,
     Float,
     Integer,
+    Select,
     String,
     Table,
     Text,
     and_,
+    delete,
     func,
     not_,
     or_,
@@ -27,11 +29,14 @@ from sqlalchemy import (
     update,
 )
 
-import store
+from core import db
+from incidents.sources import Source, Status
+from outbox import queue
+from outbox.queue import Kind
 
 alerts = Table(
     "alerts",
-    store.metadata,
+    db.metadata,
     Column("id", Integer, primary_key=True),
     Column("source", String(16), nullable=False),  # rule | alertmanager | datadog
     # Identity within the source: rule name, Alertmanager fingerprint, Datadog alert id.
@@ -65,14 +70,11 @@ alerts = Table(
     Column("silenced_until", Float),
 )
 
-# Kinds of text that tell a person an alert is firing: they make that person "paged" for it.
-PAGE_KINDS = ("alert", "reminder", "escalation", "digest")
-
 # One row per webhook event ever accepted: the unique key is what makes HA pairs, group re-sends
 # and sender retries text only once, across workers and restarts.
 alert_events = Table(
     "alert_events",
-    store.metadata,
+    db.metadata,
     Column("event_key", String(255), primary_key=True),
     Column("alert_id", Integer, index=True),
     Column("received_at", Float, nullable=False, index=True),
@@ -82,7 +84,7 @@ alert_events = Table(
 @dataclass(frozen=True)
 class Alert:
     id: int
-    source: str
+    source: Source
     key: str
     name: str
     summary: str
@@ -90,7 +92,7 @@ class Alert:
     labels: dict[str, str]
     url: str | None
     group_key: str | None
-    status: str
+    status: Status
     started_at: float
     last_seen: float
     resolved_at: float | None
@@ -114,6 +116,8 @@ class Alert:
         data["size"] = data.get("size") or 1
         data["places"] = data.get("places") or ""
         data["transition"] = data.get("transition") or "FIRING"
+        data["status"] = Status(data["status"])
+        data["source"] = Source(data["source"])
         return cls(**data)
 
     def silenced(self, now: float) -> bool:
@@ -140,7 +144,7 @@ def get(conn: Connection, alert_id: int) -> Alert | None:
 def find_firing(conn: Connection, source: str, key: str) -> Alert | None:
     row = conn.execute(
         select(alerts)
-        .where(alerts.c.source == source, alerts.c.key == key, alerts.c.status == "firing")
+        .where(alerts.c.source == source, alerts.c.key == key, alerts.c.status == Status.FIRING)
         .order_by(alerts.c.id.desc())
     ).first()
     return Alert.from_row(row) if row else None
@@ -159,7 +163,7 @@ def fire(
     started_at: float | None = None,
 ) -> tuple[Alert, bool]:
     """Record that (source, key) is firing; returns (alert, True if this opened a new incident)."""
-    now = store.now()
+    now = db.now()
     existing = find_firing(conn, source, key)
     if existing:
         conn.execute(
@@ -178,7 +182,7 @@ def fire(
             labels=json.dumps(labels or {}, sort_keys=True),
             url=url,
             group_key=group_key,
-            status="firing",
+            status=Status.FIRING,
             started_at=started_at or now,
             last_seen=now,
             opened_at=now,
@@ -202,8 +206,8 @@ def close(conn: Connection, alert_id: int, at: float | None = None, by: str | No
     """Resolve a firing alert (`by`: the phone that closed it by hand)."""
     conn.execute(
         update(alerts)
-        .where(alerts.c.id == alert_id, alerts.c.status == "firing")
-        .values(status="resolved", resolved_at=at or store.now(), resolved_by=by)
+        .where(alerts.c.id == alert_id, alerts.c.status == Status.FIRING)
+        .values(status=Status.RESOLVED, resolved_at=at or db.now(), resolved_by=by)
     )
     return get(conn, alert_id)
 
@@ -214,32 +218,44 @@ def reopen_flapping(conn: Connection, source: str, key: str, now: float, window:
     A flapping rule or group is one incident, not a page per flip: the queued recovery notices
     are dropped. An incident someone closed by hand is never reopened (the next breach is new).
     """
-    from sms import outbox
-
     last = conn.execute(
         select(alerts.c.id).where(alerts.c.source == source, alerts.c.key == key).order_by(alerts.c.id.desc())
     ).scalar()
     previous = get(conn, last) if last else None
-    if previous is None or previous.status != "resolved" or previous.resolved_by:
+    if previous is None or previous.status != Status.RESOLVED or previous.resolved_by:
         return None
-    o = outbox.c
-    pending = conn.execute(
-        select(o.id).where(o.alert_id == previous.id, o.kind == "recovery", o.status == "queued").limit(1)
-    ).first()
+    pending = queue.queued_about(conn, previous.id, Kind.RECOVERY)
     recent = previous.resolved_at is not None and now - previous.resolved_at < window
-    if pending is None and not recent:
+    if not pending and not recent:
         return None
-    set_fields(conn, previous.id, status="firing", resolved_at=None, last_seen=now)
-    conn.execute(
-        update(outbox)
-        .where(o.alert_id == previous.id, o.kind == "recovery", o.status == "queued")
-        .values(status="dropped", error_message="alert firing again")
-    )
+    set_fields(conn, previous.id, status=Status.FIRING, resolved_at=None, last_seen=now)
+    queue.drop_queued(conn, previous.id, Kind.RECOVERY, "alert firing again")
     return get(conn, previous.id)
 
 
+def loud_webhook_alerts(conn: Connection, now: float) -> list[Alert]:
+    """Firing alerts from webhooks (rules remind themselves) that nobody acked, snoozed or silenced."""
+    c = alerts.c
+    rows = conn.execute(
+        select(alerts).where(c.status == Status.FIRING, c.source != Source.RULE, loud(now)).order_by(c.id)
+    ).all()
+    return [Alert.from_row(r) for r in rows]
+
+
+def unescalated(conn: Connection, older_than: float, now: float) -> list[Alert]:
+    """Firing alerts nobody acked, snoozed or silenced, opened before `older_than`, not yet escalated."""
+    c = alerts.c
+    opened = func.coalesce(c.opened_at, c.started_at)
+    rows = conn.execute(
+        select(alerts)
+        .where(c.status == Status.FIRING, c.escalated_at.is_(None), loud(now), opened <= older_than)
+        .order_by(c.id)
+    ).all()
+    return [Alert.from_row(r) for r in rows]
+
+
 def firing(conn: Connection) -> list[Alert]:
-    rows = conn.execute(select(alerts).where(alerts.c.status == "firing").order_by(alerts.c.id)).all()
+    rows = conn.execute(select(alerts).where(alerts.c.status == Status.FIRING).order_by(alerts.c.id)).all()
     return [Alert.from_row(r) for r in rows]
 
 
@@ -254,39 +270,89 @@ def latest(conn: Connection) -> Alert | None:
     return Alert.from_row(row) if row else None
 
 
+def recent(conn: Connection, limit: int) -> list[Alert]:
+    """The last `limit` alerts opened, firing or not, newest first."""
+    rows = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).all()
+    return [Alert.from_row(r) for r in rows]
+
+
 def last_sent_to(conn: Connection, phone: str) -> Alert | None:
     """The alert of the latest page (not recovery or notice) queued for `phone`."""
-    from sms import outbox
-
-    row = conn.execute(
-        select(outbox.c.alert_id)
-        .where(
-            outbox.c.to_number == phone,
-            outbox.c.alert_id.is_not(None),
-            outbox.c.kind.in_(PAGE_KINDS),
-        )
-        .order_by(outbox.c.id.desc())
-        .limit(1)
-    ).first()
-    return get(conn, row.alert_id) if row else None
+    alert_id = queue.last_alert_paged(conn, phone)
+    return get(conn, alert_id) if alert_id else None
 
 
-def paged_numbers(conn: Connection, alert_id: int) -> list[str]:
-    """Everyone told this alert fires (pages, reminders, escalations), in first-paged order.
+def seen(conn: Connection, alert_id: int, at: float) -> None:
+    """Its source reported it again (still firing)."""
+    set_fields(conn, alert_id, last_seen=at)
 
-    A text that was dropped or failed never reached its person, so it does not count: nobody
-    gets a RESOLVED for an alert they never heard of. A folded one does (its digest named it).
-    """
-    from sms import outbox
 
-    rows = conn.execute(
-        select(outbox.c.to_number, func.min(outbox.c.id).label("first"))
-        .where(
-            outbox.c.alert_id == alert_id,
-            outbox.c.kind.in_(PAGE_KINDS),
-            outbox.c.status.not_in(("dropped", "failed", "undelivered")),
-        )
-        .group_by(outbox.c.to_number)
-        .order_by("first")
+def ack(conn: Connection, alert_id: int, phone: str, at: float) -> None:
+    set_fields(conn, alert_id, acked_by=phone, acked_at=at)
+
+
+def snooze(conn: Connection, alert_id: int, until: float) -> None:
+    set_fields(conn, alert_id, snoozed_until=until)
+
+
+def silenced(conn: Connection, alert_id: int, silence_id: str, until: float) -> None:
+    """Operator made an Alertmanager silence for this alert, ending at `until`."""
+    set_fields(conn, alert_id, silence_id=silence_id, silenced_until=until)
+
+
+def unsilenced(conn: Connection, alert_id: int) -> None:
+    set_fields(conn, alert_id, silence_id=None, silenced_until=None)
+
+
+def notified(conn: Connection, alert_id: int, at: float) -> None:
+    """A page or reminder went out: the reminder clock starts again."""
+    set_fields(conn, alert_id, last_notified_at=at)
+
+
+def escalate(conn: Connection, alert_id: int, at: float) -> bool:
+    """Claim the alert for escalation; False when another worker (or an earlier run) did."""
+    claimed = conn.execute(
+        update(alerts).where(alerts.c.id == alert_id, alerts.c.escalated_at.is_(None)).values(escalated_at=at)
+    ).rowcount
+    return bool(claimed)
+
+
+def stale(conn: Connection, alert_id: int, kind: str, now: float) -> str | None:
+    """Why a queued text of `kind` about this alert no longer applies (outbox.sender.AlertView)."""
+    alert = get(conn, alert_id)
+    if alert is None:
+        return None
+    if kind == Kind.RECOVERY:
+        again = alert.status == Status.FIRING or find_firing(conn, alert.source, alert.key)
+        return "alert firing again" if again else None
+    if alert.status != Status.FIRING:
+        return "alert resolved"
+    return "alert acked, snoozed or silenced" if alert.quiet(now) else None
+
+
+def firing_names(conn: Connection, alert_ids: list[int]) -> list[str]:
+    """Names of the alerts among `alert_ids` that still fire, in that order, each once."""
+    names: list[str] = []
+    for alert_id in alert_ids:
+        alert = get(conn, alert_id)
+        if alert is not None and alert.status == Status.FIRING and alert.name not in names:
+            names.append(alert.name)
+    return names
+
+
+def prune_events(conn: Connection, before: float, batch: int) -> int:
+    """Delete up to `batch` dedup keys older than `before` whose alert is closed."""
+    e = alert_events.c
+    keys = conn.scalars(
+        select(e.event_key)
+        .where(e.received_at < before, or_(e.alert_id.is_(None), e.alert_id.not_in(firing_ids())))
+        .limit(batch)
     ).all()
-    return [r.to_number for r in rows]
+    if keys:
+        conn.execute(delete(alert_events).where(e.event_key.in_(keys)))
+    return len(keys)
+
+
+def firing_ids() -> Select[tuple[int]]:
+    """A subquery of the ids of firing alerts (what retention keeps the texts of)."""
+    return select(alerts.c.id).where(alerts.c.status == Status.FIRING)

@@ -1,8 +1,7 @@
-"""The one door for outbound SMS: every text to a person is composed and queued here.
+"""Where queued texts go: Twilio's Messages API through the official `Client`, or the log.
 
-`enqueue()` writes to the durable `outbox` table inside the caller's transaction, so an alert and
-the texts it causes are stored together or not at all. The worker process sends the outbox with
-`sender.Sender` through a backend from `make_backend()`; `classify()` decides what is retried.
+`classify()` sorts a failed send into temporary (retried) and permanent (failed for good), with
+Twilio's error code kept for the record.
 """
 
 from __future__ import annotations
@@ -10,79 +9,20 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import requests
-from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-import composer
-import store
 from config import Settings
 from security import mask
 
 logger = logging.getLogger(__name__)
 
-# kind: reply | alert | reminder | recovery | digest | notice | escalation
-outbox = Table(
-    "outbox",
-    store.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("to_number", String(32), nullable=False, index=True),
-    Column("body", Text, nullable=False),
-    Column("segments", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("alert_id", Integer, index=True),
-    # queued | sending | sent | delivered | undelivered | failed | folded | dropped
-    Column("status", String(16), nullable=False, index=True),
-    Column("created_at", Float, nullable=False),
-    Column("not_before", Float, nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("claimed_by", String(64)),
-    Column("claimed_until", Float),
-    Column("provider_sid", String(64), index=True),
-    Column("error_code", String(16)),
-    Column("error_message", Text),
-    Column("sent_at", Float),
-    Column("delivery_updated_at", Float),
-    # Twilio's own status from the StatusCallback (queued, sent, delivered, ...), kept apart from
-    # `status` so a late "queued" callback can never put a sent row back in our queue.
-    Column("delivery_status", String(16)),
-    # The digest row a folded message was summarized in.
-    Column("digest_id", Integer, index=True),
-)
-
-# Kinds that page people and so obey per-recipient storm limits; replies never wait.
-STORM_KINDS = frozenset({"alert", "reminder", "recovery", "notice"})
+# Where Twilio reports delivery (outbox.delivery serves it).
 STATUS_PATH = "/sms/status"
-
-
-def enqueue(
-    conn: Connection,
-    to: str,
-    body: str,
-    kind: str,
-    settings,
-    alert_id: int | None = None,
-    not_before: float | None = None,
-) -> int:
-    """Compose `body` for SMS and queue it for `to`; returns the outbox id."""
-    text = composer.fit(body, settings.sms_max_segments, settings.sms_emoji)
-    created = store.now()
-    return conn.execute(
-        outbox.insert().values(
-            to_number=to,
-            body=text,
-            segments=composer.segments(text),
-            kind=kind,
-            alert_id=alert_id,
-            status="queued",
-            created_at=created,
-            not_before=not_before or created,
-            attempts=0,
-        )
-    ).inserted_primary_key[0]
 
 
 class SendError(Exception):
@@ -97,6 +37,14 @@ class SendError(Exception):
 class Accepted:
     sid: str
     status: str
+
+
+class Backend(Protocol):
+    """Hands one text to a provider; raises on failure (classify() sorts the exception)."""
+
+    name: str
+
+    def send(self, to: str, body: str, status_callback: str) -> Accepted: ...
 
 
 class ConsoleBackend:
@@ -134,7 +82,7 @@ class TwilioBackend:
         return Accepted(message.sid, message.status or "queued")
 
 
-def make_backend(settings: Settings, timeout: float = 10.0) -> ConsoleBackend | TwilioBackend:
+def make_backend(settings: Settings, timeout: float = 10.0) -> Backend:
     """The backend SMS_BACKEND names (console when Twilio credentials are absent)."""
     return TwilioBackend(settings, timeout) if settings.sms_backend == "twilio" else ConsoleBackend()
 

@@ -16,15 +16,17 @@ import logging
 import random
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Column, Engine, Float, String, Table, case, select, update
+from prometheus_client import Counter
+from sqlalchemy import Column, Connection, Engine, Float, String, Table, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-import metrics
-import sms
-import store
 from config import Settings
-from incidents import store as alert_store
+from core import db
+from outbox import queue
+from outbox.backends import Backend, SendError, classify, status_callback_url
+from outbox.queue import Delivery, Kind, outbox
 from rate_limiter import RateLimiter
 from security import mask
 
@@ -32,13 +34,29 @@ logger = logging.getLogger(__name__)
 
 pacing = Table(
     "sms_pacing",
-    store.metadata,
+    db.metadata,
     Column("key", String(64), primary_key=True),
     Column("next_at", Float, nullable=False),
 )
 
+SMS_OPTED_OUT = Counter(
+    "operator_sms_opted_out_total", "Sends refused with 21610: the recipient replied STOP (this process)"
+)
+
 # Texts about an alert that are dropped when the alert changed while they waited (see _stale).
-STALE_KINDS = frozenset({"recovery", "reminder", "escalation"})
+STALE_KINDS = frozenset({Kind.RECOVERY, Kind.REMINDER, Kind.ESCALATION})
+
+
+class AlertView(Protocol):
+    """What the sender asks about the alert behind a text (incidents answers; the worker wires it)."""
+
+    def stale(self, conn: Connection, alert_id: int, kind: str, now: float) -> str | None:
+        """Why a text of `kind` about this alert should no longer go out, or None."""
+
+    def firing_names(self, conn: Connection, alert_ids: list[int]) -> list[str]:
+        """The names of those alerts that still fire, in the order given, each once."""
+
+
 RETRY_BASE = 2.0
 RETRY_CAP = 300.0
 PACING_KEY = "outbound"
@@ -58,11 +76,8 @@ def reserve_slot(engine: Engine, seconds: float, now: float | None = None) -> fl
     return start
 
 
-def _insert_ignore(conn, now: float) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+def _insert_ignore(conn: Connection, now: float) -> None:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(pacing).values(key=PACING_KEY, next_at=now).on_conflict_do_nothing())
 
 
@@ -73,19 +88,21 @@ class Sender:
         self,
         engine: Engine,
         settings: Settings,
-        backend: Any,
+        backend: Backend,
         storm: RateLimiter,
+        alerts: AlertView,
         worker_id: str,
         lease: float = 60.0,
         retry_base: float = RETRY_BASE,
         retry_cap: float = RETRY_CAP,
     ):
         self.engine, self.settings, self.backend, self.storm = engine, settings, backend, storm
+        self.alerts = alerts
         self.worker_id, self.lease = worker_id, lease
         self.retry_base, self.retry_cap = retry_base, retry_cap
         # Small enough that a claimed batch is sent well inside its lease at SMS_RATE.
         self.batch = max(1, min(50, int(settings.sms_rate * lease / 4)))
-        self.callback = sms.status_callback_url(settings)
+        self.callback = status_callback_url(settings)
 
     def step(self, stop: threading.Event | None = None) -> int:
         """Send one batch of due texts and any digests whose window opened; returns rows handled."""
@@ -102,38 +119,38 @@ class Sender:
     def claim(self, now: float | None = None) -> list[Any]:
         """Atomically take up to one batch of due rows (queued, or abandoned past their lease)."""
         now = time.time() if now is None else now
-        o = sms.outbox.c
-        due = ((o.status == "queued") & (o.not_before <= now)) | (
-            (o.status == "sending") & (o.claimed_until < now)
+        o = outbox.c
+        due = ((o.status == Delivery.QUEUED) & (o.not_before <= now)) | (
+            (o.status == Delivery.SENDING) & (o.claimed_until < now)
         )
         with self.engine.begin() as conn:
             ids = conn.scalars(
                 select(o.id)
                 .where(due)
                 # Replies to a person's own command go first: they are waiting for them.
-                .order_by(case((o.kind == "reply", 0), else_=1), o.not_before, o.id)
+                .order_by(case((o.kind == Kind.REPLY, 0), else_=1), o.not_before, o.id)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             ).all()
             if not ids:
                 return []
             conn.execute(
-                update(sms.outbox)
+                update(outbox)
                 .where(o.id.in_(ids))
-                .values(status="sending", claimed_by=self.worker_id, claimed_until=now + self.lease)
+                .values(status=Delivery.SENDING, claimed_by=self.worker_id, claimed_until=now + self.lease)
             )
-            return list(conn.execute(select(sms.outbox).where(o.id.in_(ids)).order_by(o.id)).all())
+            return list(conn.execute(select(outbox).where(o.id.in_(ids)).order_by(o.id)).all())
 
     def release(self, ids: list[int]) -> None:
         """Hand unsent claimed rows back to the queue (clean shutdown)."""
         if not ids:
             return
-        o = sms.outbox.c
+        o = outbox.c
         with self.engine.begin() as conn:
             conn.execute(
-                update(sms.outbox)
-                .where(o.id.in_(ids), o.claimed_by == self.worker_id, o.status == "sending")
-                .values(status="queued", claimed_by=None, claimed_until=None)
+                update(outbox)
+                .where(o.id.in_(ids), o.claimed_by == self.worker_id, o.status == Delivery.SENDING)
+                .values(status=Delivery.QUEUED, claimed_by=None, claimed_until=None)
             )
 
     def process(self, row: Any, stop: threading.Event) -> None:
@@ -148,14 +165,14 @@ class Sender:
         try:
             accepted = self.backend.send(row.to_number, row.body, self.callback)
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-            failure = sms.classify(exc)
+            failure = classify(exc)
             if failure.code == "internal":
                 logger.exception("unexpected error sending outbox #%d", row.id)
             self._failed(row, failure)
             return
         self._finish(
             row,
-            status="sent",
+            status=Delivery.SENT,
             provider_sid=accepted.sid,
             delivery_status=accepted.status,
             sent_at=time.time(),
@@ -168,24 +185,26 @@ class Sender:
         """Expire, drop or fold a row before spending a send on it; 'send' when it should go."""
         now = time.time()
         if now - row.created_at > self.settings.sms_max_age:
-            self._finish(row, status="failed", error_code="expired", error_message="older than SMS_MAX_AGE")
+            self._finish(
+                row, status=Delivery.FAILED, error_code="expired", error_message="older than SMS_MAX_AGE"
+            )
             logger.warning("outbox #%d to %s expired unsent", row.id, mask(row.to_number))
             return "failed"
         stale = self._stale(row, now)
         if stale:
-            self._finish(row, status="dropped", error_message=stale)
+            self._finish(row, status=Delivery.DROPPED, error_message=stale)
             logger.info("outbox #%d (%s) dropped: %s", row.id, row.kind, stale)
             return "dropped"
-        if row.kind in sms.STORM_KINDS and not self.storm.hit(row.to_number).allowed:
-            self._finish(row, status="folded")
+        if row.kind in queue.STORM_KINDS and not self.storm.hit(row.to_number).allowed:
+            self._finish(row, status=Delivery.FOLDED)
             logger.info("outbox #%d folded into a digest for %s", row.id, mask(row.to_number))
             return "folded"
         # Refresh the lease: a row that waited in a batch gets the whole lease for its send.
         with self.engine.begin() as conn:
-            o = sms.outbox.c
+            o = outbox.c
             held = conn.execute(
-                update(sms.outbox)
-                .where(o.id == row.id, o.claimed_by == self.worker_id, o.status == "sending")
+                update(outbox)
+                .where(o.id == row.id, o.claimed_by == self.worker_id, o.status == Delivery.SENDING)
                 .values(claimed_until=now + self.lease)
             ).rowcount
         return "send" if held else "lost"
@@ -200,55 +219,47 @@ class Sender:
         if row.alert_id is None or row.kind not in STALE_KINDS:
             return None
         with self.engine.connect() as conn:
-            alert = alert_store.get(conn, row.alert_id)
-            if alert is None:
-                return None
-            if row.kind == "recovery":
-                again = alert.status == "firing" or alert_store.find_firing(conn, alert.source, alert.key)
-                return "alert firing again" if again else None
-        if alert.status != "firing":
-            return "alert resolved"
-        return "alert acked, snoozed or silenced" if alert.quiet(now) else None
+            return self.alerts.stale(conn, row.alert_id, row.kind, now)
 
-    def _failed(self, row: Any, failure: sms.SendError) -> None:
+    def _failed(self, row: Any, failure: SendError) -> None:
         attempts = row.attempts + 1
         if failure.code == "21610":
-            metrics.SMS_OPTED_OUT.inc()
+            SMS_OPTED_OUT.inc()
             logger.error(
                 "%s has opted out (21610: replied STOP): they cannot be paged until they text START",
                 mask(row.to_number),
             )
         if not failure.temporary:
             logger.warning("outbox #%d failed for good: %s", row.id, failure)
-            self._finish(row, status="failed", attempts=attempts, error_code=failure.code,
+            self._finish(row, status=Delivery.FAILED, attempts=attempts, error_code=failure.code,
                          error_message=failure.message)  # fmt: skip
             return
         delay = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
         retry_at = time.time() + random.uniform(delay / 2, delay)
         if retry_at - row.created_at > self.settings.sms_max_age:
             logger.error("outbox #%d gave up after %d attempts: %s", row.id, attempts, failure)
-            self._finish(row, status="failed", attempts=attempts, error_code=failure.code,
+            self._finish(row, status=Delivery.FAILED, attempts=attempts, error_code=failure.code,
                          error_message=f"gave up after {attempts} attempts: {failure.message}")  # fmt: skip
             return
         logger.warning("outbox #%d attempt %d failed (%s), retry in %.0fs", row.id, attempts, failure,
                        retry_at - time.time())  # fmt: skip
-        self._finish(row, status="queued", attempts=attempts, not_before=retry_at, claimed_by=None,
+        self._finish(row, status=Delivery.QUEUED, attempts=attempts, not_before=retry_at, claimed_by=None,
                      claimed_until=None, error_code=failure.code, error_message=failure.message)  # fmt: skip
 
     def _finish(self, row: Any, **values: Any) -> None:
-        values.setdefault("attempts", row.attempts + (1 if values.get("status") == "sent" else 0))
-        o = sms.outbox.c
+        values.setdefault("attempts", row.attempts + (1 if values.get("status") == Delivery.SENT else 0))
+        o = outbox.c
         with self.engine.begin() as conn:
             conn.execute(
-                update(sms.outbox).where(o.id == row.id, o.claimed_by == self.worker_id).values(**values)
+                update(outbox).where(o.id == row.id, o.claimed_by == self.worker_id).values(**values)
             )
 
     def send_digests(self) -> int:
         """For each recipient with folded texts whose storm window has opened, queue one digest."""
-        o = sms.outbox.c
+        o = outbox.c
         with self.engine.connect() as conn:
             numbers = conn.scalars(
-                select(o.to_number).where(o.status == "folded", o.digest_id.is_(None)).distinct()
+                select(o.to_number).where(o.status == Delivery.FOLDED, o.digest_id.is_(None)).distinct()
             ).all()
         queued = 0
         for number in numbers:
@@ -259,16 +270,15 @@ class Sender:
             with self.engine.begin() as conn:
                 rows = conn.execute(
                     select(o.id, o.alert_id)
-                    .where(o.status == "folded", o.digest_id.is_(None), o.to_number == number)
+                    .where(o.status == Delivery.FOLDED, o.digest_id.is_(None), o.to_number == number)
                     .order_by(o.id)
                     .with_for_update(skip_locked=True)
                 ).all()
                 if not rows:
                     continue
-                digest_id = sms.enqueue(conn, number, digest_text(conn, rows), "digest", self.settings)
-                conn.execute(
-                    update(sms.outbox).where(o.id.in_([r.id for r in rows])).values(digest_id=digest_id)
-                )
+                text = digest_text(self.alerts.firing_names(conn, _alert_ids(rows)), len(rows))
+                digest_id = queue.enqueue(conn, number, text, Kind.DIGEST, self.settings)
+                conn.execute(update(outbox).where(o.id.in_([r.id for r in rows])).values(digest_id=digest_id))
                 queued += 1
         return queued
 
@@ -276,19 +286,16 @@ class Sender:
         return all(self.storm.strategy.test(item, self.storm.namespace, number) for item in self.storm.items)
 
 
-def digest_text(conn: Any, rows: list[Any]) -> str:
+def _alert_ids(rows: list[Any]) -> list[int]:
+    """The alerts behind folded texts, latest first, each once."""
+    return list(dict.fromkeys(r.alert_id for r in reversed(rows) if r.alert_id is not None))
+
+
+def digest_text(names: list[str], folded: int) -> str:
     """ "7 firing: db-cpu, api-5xx, +5. Reply ALERTS" for the alerts behind folded texts."""
-    names: list[str] = []
-    seen: set[int] = set()
-    for row in reversed(rows):
-        if row.alert_id is None or row.alert_id in seen:
-            continue
-        seen.add(row.alert_id)
-        alert = alert_store.get(conn, row.alert_id)
-        if alert is not None and alert.status == "firing" and alert.name not in names:
-            names.append(alert.name)
+    names = list(dict.fromkeys(names))
     if not names:
-        return f"{len(rows)} alert texts held back; none firing now. Reply ALERTS"
+        return f"{folded} alert texts held back; none firing now. Reply ALERTS"
     shown: list[str] = []
     for name in names:
         if len(", ".join([*shown, name])) > 100 and shown:

@@ -1,0 +1,144 @@
+"""The one database: engine set-up, the shared `metadata`, and the schema check on start.
+
+SQLite (one host, the default) or PostgreSQL (several hosts) with the same code. Times are
+stored as UNIX epoch floats so comparisons are the same arithmetic on both databases. Each
+package defines its own tables on `metadata` and is the only code that reads or writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+logger = logging.getLogger(__name__)
+
+metadata = MetaData()
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+# An arbitrary constant shared by every Operator process: "the schema is being migrated".
+MIGRATION_LOCK = 7263001
+_upgrading = threading.Lock()
+
+
+def now() -> float:
+    return time.time()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and write-ahead locking."""
+    parsed = make_url(url)
+    # hide_parameters: a logged database error must not carry message bodies or phone numbers.
+    if parsed.get_backend_name() != "sqlite":
+        connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            hide_parameters=True,
+            connect_args=connect_args,
+        )
+    if parsed.database and parsed.database != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Autocommit at the driver level so our BEGIN IMMEDIATE below is the only transaction
+        # control: a deferred transaction that later writes can fail with "database is locked"
+        # without waiting for the busy timeout.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's execute
+        # machinery around a constant statement costs more than SQLite does.
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (core/migrations); safe from many processes at once."""
+    # One transaction for every revision: SQLite's BEGIN IMMEDIATE (make_engine) or the advisory
+    # lock taken in env.py makes other processes wait, then find nothing left to do. Alembic's
+    # environment is process-global, so threads of one process take turns.
+    with _upgrading, engine.begin() as conn:
+        config = _alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def revision_of(engine: Engine) -> str | None:
+    """The revision the database is at (None before the first)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    return config
+
+
+def ensure_db(engine: Engine, migrate: bool = True) -> bool:
+    """The schema is current (upgraded once per engine and process when `migrate`); False, logged, if not.
+
+    A store that is down at start must not stop the workers from booting: /healthz then says 503
+    and the tables are created on the first request that finds the store back. With `migrate`
+    off (MIGRATE_ON_START=false) an outdated schema waits for `flask --app app db upgrade`.
+    """
+    if engine in _ready:
+        return True
+    try:
+        if migrate:
+            upgrade(engine)
+        elif (current := revision_of(engine)) != head_revision():
+            logger.error(
+                "the store's schema is at revision %s, this code needs %s: run `flask --app app db upgrade`",
+                current,
+                head_revision(),
+            )
+            return False
+    except SQLAlchemyError as exc:
+        logger.error("store unreachable, tables not checked yet: %s", exc.__class__.__name__)
+        return False
+    _ready.add(engine)
+    return True
+
+
+_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def ping(engine: Engine) -> bool:
+    """True when the store answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        logger.warning("store ping failed", exc_info=True)
+        return False

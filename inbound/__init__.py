@@ -1,0 +1,17 @@
+"""Inbound texts: the /sms webhook, the pipeline from a verified request to its reply, the audit.
+
+A text goes: inbound.routes (signature) -> inbound.pipeline (store, limit) -> command_processor
+-> commands -> monitors -> conversation.composer -> inbound.audit.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from inbound.cli import sms_command
+from inbound.routes import bp
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.cli.add_command(sms_command)

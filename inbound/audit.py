@@ -1,0 +1,120 @@
+"""The record of every inbound SMS and what Operator answered: the `messages` table, and counters.
+
+This module owns the table. The row is written before any work (so nothing accepted is lost and a
+Twilio retry of the same MessageSid is recognised), then finished with the command and reply.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from flask import g, has_request_context
+from prometheus_client import Counter, Histogram
+from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, delete, select, update
+
+from core import db
+from security import mask
+
+
+class Outcome(StrEnum):
+    PROCESSING = "processing"  # stored, not answered yet
+    OK = "ok"
+    ERROR = "error"
+    RATE_LIMITED = "rate_limited"
+    DUPLICATE = "duplicate"
+    UNAUTHORIZED = "unauthorized"
+    REJECTED = "rejected"  # bad or missing signature
+
+
+messages = Table(
+    "messages",
+    db.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_at", Float, nullable=False, index=True),
+    # NULL for rows that never reached the idempotency check (rejected, unauthorized, duplicate).
+    Column("message_sid", String(64), unique=True),
+    Column("phone", String(32), nullable=False, index=True),
+    Column("phone_masked", String(32), nullable=False),
+    Column("body", Text),
+    Column("command", String(32)),
+    Column("reply", Text),
+    Column("segments", Integer),
+    Column("latency_ms", Float),
+    Column("outcome", String(16), nullable=False),
+    Column("request_id", String(32)),
+)
+
+COMMANDS = Counter("operator_commands_total", "Inbound SMS by command and outcome", ["command", "outcome"])
+SIGNATURE_REJECTIONS = Counter(
+    "operator_signature_rejections_total", "Requests refused for a missing or wrong signature"
+)
+RATE_LIMITED = Counter("operator_rate_limited_total", "Inbound SMS over the per-number rate limit")
+REPLY_LATENCY = Histogram(
+    "operator_reply_latency_seconds",
+    "Time from a verified request to its reply",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 12, 15),
+)
+
+
+def _request_id() -> str:
+    return str(getattr(g, "request_id", "")) if has_request_context() else ""
+
+
+def start(
+    conn: Connection, phone: str, outcome: Outcome, sid: str | None = None, body: str | None = None
+) -> int:
+    """Insert a message row; IntegrityError when `sid` was seen before."""
+    row_id: int = conn.execute(
+        messages.insert()
+        .values(
+            received_at=db.now(),
+            message_sid=sid or None,
+            phone=phone,
+            phone_masked=mask(phone),
+            body=body,
+            outcome=outcome,
+            request_id=_request_id(),
+        )
+        .returning(messages.c.id)
+    ).scalar_one()
+    return row_id
+
+
+def record(
+    engine: Engine, phone: str, outcome: Outcome, sid: str | None = None, body: str | None = None
+) -> int:
+    """`start` in a transaction of its own (rejected, unauthorized and duplicate messages)."""
+    with engine.begin() as conn:
+        return start(conn, phone, outcome, sid=sid, body=body)
+
+
+def finish(
+    conn: Connection,
+    row_id: int,
+    command: str,
+    reply: str | None,
+    segments: int,
+    latency_ms: float,
+    outcome: Outcome,
+) -> None:
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == row_id)
+        .values(command=command, reply=reply, segments=segments, latency_ms=latency_ms, outcome=outcome)
+    )
+
+
+def first_answer(conn: Connection, sid: str) -> Any:
+    """(reply, received_at) of the first delivery of this MessageSid, or None."""
+    return conn.execute(
+        select(messages.c.reply, messages.c.received_at).where(messages.c.message_sid == sid)
+    ).first()
+
+
+def prune(conn: Connection, before: float, batch: int) -> int:
+    """Delete up to `batch` rows received before `before`."""
+    ids = conn.scalars(select(messages.c.id).where(messages.c.received_at < before).limit(batch)).all()
+    if ids:
+        conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+    return len(ids)

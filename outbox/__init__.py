@@ -1,0 +1,15 @@
+"""Outbound texts: the durable queue, the backends that send, the sender, delivery reports.
+
+Everything that texts a person calls `enqueue` (outbox.queue) inside its own transaction; the
+worker runs `Sender`; Twilio's StatusCallback lands on `outbox.delivery`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from outbox.delivery import bp
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,202 @@
+"""The one door for outbound SMS: every text to a person is composed and queued here.
+
+`enqueue()` writes to the durable `outbox` table inside the caller's transaction, so an alert and
+the texts it causes are stored together or not at all. The worker sends the outbox
+(`outbox.sender`); Twilio's delivery reports come back through `outbox.delivery`. This package is
+the only code that reads or writes the table: others ask the functions below.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
+
+from config import Settings
+from conversation import composer
+from core import db
+
+logger = logging.getLogger(__name__)
+
+
+class Delivery(StrEnum):
+    """Where a queued text is: queued and sending wait, the others are finished."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    FOLDED = "folded"  # held back by the storm limits, named in a digest
+    DROPPED = "dropped"  # no longer true when its turn came (see sender._stale)
+
+
+class Kind(StrEnum):
+    REPLY = "reply"
+    ALERT = "alert"
+    REMINDER = "reminder"
+    RECOVERY = "recovery"
+    DIGEST = "digest"
+    NOTICE = "notice"
+    ESCALATION = "escalation"
+
+
+# Kinds that page people and so obey per-recipient storm limits; replies never wait.
+STORM_KINDS = frozenset({Kind.ALERT, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE})
+# Kinds of text that tell a person an alert is firing: they make that person "paged" for it.
+PAGING_KINDS = (Kind.ALERT, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST)
+FINISHED = (
+    Delivery.SENT, Delivery.DELIVERED, Delivery.UNDELIVERED, Delivery.FAILED, Delivery.FOLDED, Delivery.DROPPED,
+)  # fmt: skip
+# A text that never reached its person: it did not tell them anything.
+NOT_TOLD = (Delivery.DROPPED, Delivery.FAILED, Delivery.UNDELIVERED)
+
+outbox = Table(
+    "outbox",
+    db.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("to_number", String(32), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("alert_id", Integer, index=True),
+    # queued | sending | sent | delivered | undelivered | failed | folded | dropped
+    Column("status", String(16), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("not_before", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", Float),
+    Column("provider_sid", String(64), index=True),
+    Column("error_code", String(16)),
+    Column("error_message", Text),
+    Column("sent_at", Float),
+    Column("delivery_updated_at", Float),
+    # Twilio's own status from the StatusCallback (queued, sent, delivered, ...), kept apart from
+    # `status` so a late "queued" callback can never put a sent row back in our queue.
+    Column("delivery_status", String(16)),
+    # The digest row a folded message was summarized in.
+    Column("digest_id", Integer, index=True),
+)
+
+
+def enqueue(
+    conn: Connection,
+    to: str,
+    body: str,
+    kind: Kind,
+    settings: Settings,
+    alert_id: int | None = None,
+    not_before: float | None = None,
+) -> int:
+    """Compose `body` for SMS and queue it for `to`; returns the outbox id."""
+    text = composer.fit(body, settings.sms_max_segments, settings.sms_emoji)
+    created = db.now()
+    return conn.execute(
+        outbox.insert().values(
+            to_number=to,
+            body=text,
+            segments=composer.segments(text),
+            kind=kind,
+            alert_id=alert_id,
+            status=Delivery.QUEUED,
+            created_at=created,
+            not_before=not_before or created,
+            attempts=0,
+        )
+    ).inserted_primary_key[0]
+
+
+def queued_about(conn: Connection, alert_id: int, kind: Kind) -> bool:
+    """Whether a text of `kind` about this alert still waits to be sent."""
+    o = outbox.c
+    found = conn.execute(
+        select(o.id).where(o.alert_id == alert_id, o.kind == kind, o.status == Delivery.QUEUED).limit(1)
+    ).first()
+    return found is not None
+
+
+def drop_queued(conn: Connection, alert_id: int, kind: Kind, reason: str) -> int:
+    """Drop the still-queued texts of `kind` about this alert; returns how many."""
+    o = outbox.c
+    return conn.execute(
+        update(outbox)
+        .where(o.alert_id == alert_id, o.kind == kind, o.status == Delivery.QUEUED)
+        .values(status=Delivery.DROPPED, error_message=reason)
+    ).rowcount
+
+
+def last_alert_paged(conn: Connection, phone: str) -> int | None:
+    """The alert id of the latest text that paged `phone`, or None."""
+    o = outbox.c
+    return conn.execute(
+        select(o.alert_id)
+        .where(o.to_number == phone, o.alert_id.is_not(None), o.kind.in_(PAGING_KINDS))
+        .order_by(o.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def numbers_paged(conn: Connection, alert_id: int) -> list[str]:
+    """Everyone a text told this alert fires (pages, reminders, escalations), first-paged first.
+
+    A text that was dropped or failed never reached its person, so it does not count: nobody
+    gets a RESOLVED for an alert they never heard of. A folded one does (its digest named it).
+    """
+    o = outbox.c
+    rows = conn.execute(
+        select(o.to_number, func.min(o.id).label("first"))
+        .where(o.alert_id == alert_id, o.kind.in_(PAGING_KINDS), o.status.not_in(NOT_TOLD))
+        .group_by(o.to_number)
+        .order_by("first")
+    ).all()
+    return [r.to_number for r in rows]
+
+
+def counts(conn: Connection) -> dict[str, Any]:
+    """For /metrics: rows by (status, kind), failures by error code, Twilio's delivery outcomes."""
+    o = outbox.c
+    return {
+        "by_status": conn.execute(select(o.status, o.kind, func.count()).group_by(o.status, o.kind)).all(),
+        "failed": conn.execute(
+            select(o.error_code, func.count()).where(o.status == Delivery.FAILED).group_by(o.error_code)
+        ).all(),
+        "delivery": conn.execute(
+            select(o.delivery_status, func.count())
+            .where(o.delivery_status.is_not(None))
+            .group_by(o.delivery_status)
+        ).all(),
+    }
+
+
+def prune(conn: Connection, before: float, keep_alerts: Select[Any], batch: int) -> int:
+    """Delete up to `batch` finished texts created before `before`, except about `keep_alerts`."""
+    o = outbox.c
+    ids = conn.scalars(
+        select(o.id)
+        .where(
+            o.status.in_(FINISHED),
+            o.created_at < before,
+            (o.alert_id.is_(None)) | o.alert_id.not_in(keep_alerts),
+        )
+        .limit(batch)
+    ).all()
+    if ids:
+        conn.execute(delete(outbox).where(o.id.in_(ids)))
+    return len(ids)
