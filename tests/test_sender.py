@@ -42,7 +42,9 @@ def twilio_services(settings, fake):
     svc.close()
 
 
-def queue_texts(services, count=1, to=ADMIN, kind="alert", alert_id=None, body="text {i}", **kwargs) -> list[int]:
+def queue_texts(
+    services, count=1, to=ADMIN, kind="alert", alert_id=None, body="text {i}", **kwargs
+) -> list[int]:
     with services.engine.begin() as conn:
         return [
             queue.enqueue(conn, to, body.format(i=i), kind, services.settings, alert_id=alert_id, **kwargs)

@@ -122,7 +122,10 @@ def test_with_migrations_off_at_start_flask_db_upgrade_brings_the_database_up(tm
     engine = db.make_engine(database_url)
     _create_old_schema(engine)
     settings = Settings(
-        twilio_auth_token="t", database_url=database_url, log_dir=str(tmp_path / "logs"), migrate_on_start=False
+        twilio_auth_token="t",
+        database_url=database_url,
+        log_dir=str(tmp_path / "logs"),
+        migrate_on_start=False,
     )
     app = create_app(settings)
     try:
