@@ -4,7 +4,7 @@ PORT ?= 5000
 # bash for `wait -n` in `run`
 SHELL := /bin/bash
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -23,12 +23,20 @@ run: $(VENV)/.installed .env
 	$(VENV)/bin/flask --app app worker & worker=$$!; \
 	wait -n $$web $$worker
 
+# The full suite, real servers and end-to-end runs included (what CI runs).
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
+# Everything but the end-to-end tests that start real servers and processes: the edit loop.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/pytest -m "not slow"
+
+# Style, types and the direction of imports (contracts in pyproject.toml).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	for script in bench/*.py; do $(PY) $$script || exit 1; done

@@ -57,7 +57,8 @@ rule_states = Table(
 def load_rules(services: Services) -> list[Rule]:
     """The validated rules of the YAML file; ConfigError names the rule and the problem."""
     section = services.settings.file.get("rules")
-    return parse_rules(section, services.settings, services.monitors, MONITORS)
+    numeric = [name for name, (cls, _) in MONITORS.items() if cls.gives_values()]
+    return parse_rules(section, services.settings, services.monitors, MONITORS, numeric)
 
 
 def is_firing(conn: Connection, rule: str) -> bool:

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+from dotenv import load_dotenv
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine
@@ -112,8 +113,6 @@ def _internal_error(exc: InternalServerError) -> Response | tuple[Response, int]
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; with no settings, read `.env` (from the current directory) and the environment."""
     if settings is None:
-        from dotenv import load_dotenv
-
         load_dotenv(os.path.join(os.getcwd(), ".env"))
         settings = Settings.from_env(os.environ)
     configure_logging(settings)

@@ -1,7 +1,7 @@
 """Turns one SMS body into one reply: command registry, word matching, role checks.
 
 Commands register with `@command(...)`; the first docstring line is the help text. A command
-receives a `Context` and returns the reply text (the composer paginates it). It may raise
+receives a `Context` and returns the reply text (the composer splits it into parts). It may raise
 `CommandError` for a clear user-facing refusal; any other exception becomes a short generic reply
 and a logged traceback.
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
@@ -107,10 +107,18 @@ class Settings:
         return [number for number, role in self.authorized.items() if role in PAGE_ROLES]
 
 
-def _parse(env: Mapping[str, str]) -> dict:
-    def get(name: str, default: str = "") -> str:
+def _parse(env: Mapping[str, str]) -> dict[str, Any]:
+    defaults = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+
+    def get(name: str) -> str:
         # An empty line in .env (`ALERT_LIMITS=`) means "use the default", as .env.example reads.
-        return env.get(name, "").strip() or default
+        return env.get(name, "").strip()
+
+    def value(key: str, parse: Callable[..., Any] = _text, *args: Any, **kwargs: Any) -> Any:
+        """Settings.<key> from the variable KEY, parsed; the dataclass default when unset."""
+        name = key.upper()
+        raw = get(name)
+        return parse(name, raw, *args, **kwargs) if raw else defaults[key]
 
     token = get("TWILIO_AUTH_TOKEN")
     if not token:
@@ -126,66 +134,67 @@ def _parse(env: Mapping[str, str]) -> dict:
         raise ConfigError("SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_FROM_NUMBER")
     if from_number:
         _phone("TWILIO_FROM_NUMBER", from_number)
-    limit = get("RATE_LIMIT", "10 per 5 minutes")
-    _limits("RATE_LIMIT", limit)
-    alert_limits = get("ALERT_LIMITS", "1 per minute; 5 per 15 minutes; 12 per hour")
-    _limits("ALERT_LIMITS", alert_limits)
-    region = get("NEWRELIC_REGION", "us").lower()
-    if region not in ("us", "eu"):
-        raise ConfigError(f"NEWRELIC_REGION must be us or eu, not {region!r}")
     path = get("OPERATOR_CONFIG") or (DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else "")
-    log_level = get("LOG_LEVEL", "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}")
     return dict(
         twilio_auth_token=token,
         twilio_account_sid=sid,
-        twilio_webhook_shared_key=get("TWILIO_WEBHOOK_SHARED_KEY"),
+        twilio_webhook_shared_key=value("twilio_webhook_shared_key"),
         twilio_from_number=from_number,
-        public_url=_url("PUBLIC_URL", get("PUBLIC_URL")),
-        proxy_hops=_int("PROXY_HOPS", get("PROXY_HOPS", "0"), 0, 10),
+        public_url=value("public_url", _url),
+        proxy_hops=value("proxy_hops", _int, 0, 10),
         authorized=_authorized(get("AUTHORIZED_NUMBERS")),
-        database_url=get("DATABASE_URL") or "sqlite:///var/operator.db",
-        migrate_on_start=_bool("MIGRATE_ON_START", get("MIGRATE_ON_START", "true")),
-        redis_url=get("REDIS_URL"),
-        rate_limit=limit,
-        log_dir=get("LOG_DIR") or "logs",
-        log_level=log_level,
-        sms_emoji=_bool("SMS_EMOJI", get("SMS_EMOJI", "false")),
-        sms_max_segments=_int("SMS_MAX_SEGMENTS", get("SMS_MAX_SEGMENTS", "1"), 1, 10),
+        database_url=value("database_url"),
+        migrate_on_start=value("migrate_on_start", _bool),
+        redis_url=value("redis_url"),
+        rate_limit=value("rate_limit", _limits),
+        log_dir=value("log_dir"),
+        log_level=value("log_level", _choice, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
+        sms_emoji=value("sms_emoji", _bool),
+        sms_max_segments=value("sms_max_segments", _int, 1, 10),
         operator_config=path,
-        file=MappingProxyType(load_file(path)) if path else MappingProxyType({}),
-        prometheus_url=_url("PROMETHEUS_URL", get("PROMETHEUS_URL")),
-        monitor_db_url=get("MONITOR_DB_URL"),
-        newrelic_api_key=get("NEWRELIC_API_KEY"),
-        newrelic_account_id=get("NEWRELIC_ACCOUNT_ID"),
-        newrelic_region=region,
-        newrelic_api_url=_url("NEWRELIC_API_URL", get("NEWRELIC_API_URL")),
-        custom_api_url=_url("CUSTOM_API_URL", get("CUSTOM_API_URL")),
-        custom_api_token=get("CUSTOM_API_TOKEN"),
-        loki_url=_url("LOKI_URL", get("LOKI_URL")),
-        loki_selector=get("LOKI_SELECTOR") or '{job=~".+"}',
-        log_files=get("LOG_FILES"),
-        monitor_timeout=_seconds("MONITOR_TIMEOUT", get("MONITOR_TIMEOUT", "4")),
-        reply_deadline=_seconds("REPLY_DEADLINE", get("REPLY_DEADLINE", "10")),
-        cache_ttl=_seconds("CACHE_TTL", get("CACHE_TTL", "15"), allow_zero=True),
+        file=MappingProxyType(load_file(path) if path else {}),
+        prometheus_url=value("prometheus_url", _url),
+        monitor_db_url=value("monitor_db_url"),
+        newrelic_api_key=value("newrelic_api_key"),
+        newrelic_account_id=value("newrelic_account_id"),
+        newrelic_region=value("newrelic_region", _choice, ("us", "eu")),
+        newrelic_api_url=value("newrelic_api_url", _url),
+        custom_api_url=value("custom_api_url", _url),
+        custom_api_token=value("custom_api_token"),
+        loki_url=value("loki_url", _url),
+        loki_selector=value("loki_selector"),
+        log_files=value("log_files"),
+        monitor_timeout=value("monitor_timeout", _seconds),
+        reply_deadline=value("reply_deadline", _seconds),
+        cache_ttl=value("cache_ttl", _seconds, allow_zero=True),
         sms_backend=backend,
-        twilio_api_url=_url("TWILIO_API_URL", get("TWILIO_API_URL")),
-        sms_rate=_float("SMS_RATE", get("SMS_RATE", "1")),
-        sms_max_age=_seconds("SMS_MAX_AGE", get("SMS_MAX_AGE", "1h")),
-        alert_recipients=_phones("ALERT_RECIPIENTS", get("ALERT_RECIPIENTS")),
-        alert_interval=_seconds("ALERT_INTERVAL", get("ALERT_INTERVAL", "60")),
-        alert_repeat=_seconds("ALERT_REPEAT", get("ALERT_REPEAT", "4h"), allow_zero=True),
-        alert_limits=alert_limits,
-        recovery_delay=_seconds("RECOVERY_DELAY", get("RECOVERY_DELAY", "2m"), allow_zero=True),
-        alertmanager_url=_url("ALERTMANAGER_URL", get("ALERTMANAGER_URL")),
-        alertmanager_token=get("ALERTMANAGER_TOKEN"),
-        alertmanager_user=get("ALERTMANAGER_USER"),
-        alertmanager_password=get("ALERTMANAGER_PASSWORD"),
-        datadog_token=get("DATADOG_TOKEN"),
-        escalate_after=_seconds("ESCALATE_AFTER", get("ESCALATE_AFTER", "0"), allow_zero=True),
-        escalation_numbers=_phones("ESCALATION_NUMBERS", get("ESCALATION_NUMBERS")),
+        twilio_api_url=value("twilio_api_url", _url),
+        sms_rate=value("sms_rate", _float),
+        sms_max_age=value("sms_max_age", _seconds),
+        alert_recipients=value("alert_recipients", _phones),
+        alert_interval=value("alert_interval", _seconds),
+        alert_repeat=value("alert_repeat", _seconds, allow_zero=True),
+        alert_limits=value("alert_limits", _limits),
+        recovery_delay=value("recovery_delay", _seconds, allow_zero=True),
+        alertmanager_url=value("alertmanager_url", _url),
+        alertmanager_token=value("alertmanager_token"),
+        alertmanager_user=value("alertmanager_user"),
+        alertmanager_password=value("alertmanager_password"),
+        datadog_token=value("datadog_token"),
+        escalate_after=value("escalate_after", _seconds, allow_zero=True),
+        escalation_numbers=value("escalation_numbers", _phones),
     )
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...], upper: bool = False) -> str:
+    value = value.upper() if upper else value.lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
+    return value
 
 
 DEFAULT_FILE = "operator.yml"
@@ -260,7 +269,7 @@ def _url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
-def _limits(name: str, value: str) -> None:
+def _limits(name: str, value: str) -> str:
     try:
         if not parse_many(value):
             raise ValueError
@@ -268,6 +277,7 @@ def _limits(name: str, value: str) -> None:
         raise ConfigError(
             f"{name} must read like '10 per 5 minutes' (limits notation), not {value!r}"
         ) from None
+    return value
 
 
 def _phone(name: str, value: str) -> str:

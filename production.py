@@ -40,6 +40,8 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
+    # Imported here, in the arbiter only when a worker exits: importing prometheus_client in the
+    # config file would fix its mode before PROMETHEUS_MULTIPROC_DIR is read by the workers.
+    from prometheus_client import multiprocess  # noqa: PLC0415
 
     multiprocess.mark_process_dead(worker.pid)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert
 
+from config import ConfigError
 from core import db
 from security import mask
 
@@ -64,7 +65,7 @@ class SQLStorage(Storage):
         shared = self._shared.get()
         return nullcontext(shared) if shared is not None else self.engine.begin()
 
-    def _upsert(self, key: str, amount: int, now: float, expires: float) -> ReturningInsert[tuple[int]]:
+    def _upsert(self, key: str, amount: int, now: float, expires: float) -> ReturningInsert[int]:
         """One INSERT ... ON CONFLICT: a fresh window when the old one has expired, else a count."""
         table = rate_limits
         expired = table.c.expires_at <= now
@@ -119,7 +120,13 @@ class SQLStorage(Storage):
 
 def make_storage(redis_url: str, engine: Engine) -> Storage:
     """Redis when configured, else the database."""
-    return storage_from_string(redis_url) if redis_url else SQLStorage(engine)
+    if not redis_url:
+        return SQLStorage(engine)
+    storage = storage_from_string(redis_url)
+    if not isinstance(storage, Storage):
+        # An async+ scheme gives an asyncio storage, which a synchronous limiter cannot await.
+        raise ConfigError(f"REDIS_URL: {redis_url.split(':', 1)[0]} storage is asynchronous; use redis://")
+    return storage
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ class RateLimiter:
                 with self.storage.within(conn):
                     return self._hit(phone)
             return self._hit(phone)
-        except (StorageError, self.storage.base_exceptions) as exc:
+        except _failures(self.storage) as exc:
             logger.error(
                 "rate-limit store failed (%s); letting %s through", exc.__class__.__name__, mask(phone)
             )
@@ -173,6 +180,8 @@ class RateLimiter:
                 return Decision(False, notify, retry_after)
         return Decision(True)
 
-    def reset(self, phone: str) -> None:
-        for item in self.items:
-            self.strategy.clear(item, self.namespace, phone)
+
+def _failures(storage: Storage) -> tuple[type[Exception], ...]:
+    """What a broken counter store raises: StorageError and the backend's own base exceptions."""
+    base = storage.base_exceptions
+    return (StorageError, *base) if isinstance(base, tuple) else (StorageError, base)

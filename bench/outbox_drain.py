@@ -21,7 +21,7 @@ from outbox import backends, queue
 from outbox.sender import Sender  # noqa: E402
 from rate_limiter import RateLimiter  # noqa: E402
 from services import build_services  # noqa: E402
-from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
+from tests.support.fakes.twilio_api import FakeTwilio  # noqa: E402
 
 COUNT = 1000
 PACED_COUNT = 200

@@ -37,9 +37,9 @@ from twilio.request_validator import RequestValidator
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.live_server import base_env  # noqa: E402
-from tests.processes import running  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.support.live_server import base_env  # noqa: E402
+from tests.support.processes import running  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 TOKEN = "bench-token-" + uuid.uuid4().hex
 NUMBER = "+15555550100"

@@ -21,9 +21,9 @@ from monitors.custom_api import CustomApiMonitor  # noqa: E402
 from monitors.database import DatabaseMonitor  # noqa: E402
 from monitors.loki import LokiMonitor  # noqa: E402
 from monitors.newrelic import NewRelicMonitor  # noqa: E402
-from tests.fakes.custom_api import TOKEN, FakeCustomApi  # noqa: E402
-from tests.fakes.loki import FakeLoki  # noqa: E402
-from tests.fakes.newrelic import API_KEY, FakeNewRelic  # noqa: E402
+from tests.support.fakes.custom_api import TOKEN, FakeCustomApi  # noqa: E402
+from tests.support.fakes.loki import FakeLoki  # noqa: E402
+from tests.support.fakes.newrelic import API_KEY, FakeNewRelic  # noqa: E402
 
 TIMEOUT = 1.0
 DEADLINE = 10.0

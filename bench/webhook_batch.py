@@ -110,7 +110,7 @@ def main() -> None:
         first, again = accept(f"sqlite:///{tmp}/bench.db", tmp, bodies)
         report("sqlite", parse_ms, first, again)
         try:
-            from tests.servers import fresh_postgres_database
+            from tests.support.servers import fresh_postgres_database
 
             url, drop = fresh_postgres_database()
         except BaseException as exc:  # noqa: BLE001 - pytest's skip is a BaseException

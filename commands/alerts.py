@@ -49,7 +49,7 @@ def _taken(alert: Alert, now: float, long: bool = False) -> list[str]:
     if alert.acked_at:
         who = mask(alert.acked_by or "")
         flags.append(f"acked by {who} {_ago(alert.acked_at)} ago" if long else f"ack {who[-4:]}")
-    if (alert.snoozed_until or 0) > now:
+    if alert.snoozed_until is not None and alert.snoozed_until > now:
         flags.append(f"snoozed {humanize(alert.snoozed_until - now)}" + (" more" if long else ""))
     if alert.silenced(now):
         flags.append("silenced in Alertmanager" if long else "silenced")
@@ -292,6 +292,7 @@ def resolve(ctx: Context) -> str:
     others = f" Told {told} other{'s' if told != 1 else ''}." if told else ""
     # A rule still over its threshold stays closed until it clears; the next breach pages anew.
     still = " Still breached: it pages again after it clears and breaches anew." if breached else ""
+    assert closed.resolved_at is not None  # close() just resolved it: it was firing in this transaction
     lasted = humanize(closed.resolved_at - closed.started_at)
     return f"Resolved #{alert.id} {alert.name} after {lasted}.{others}{still}"
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import TypeVar
 
 from command_processor import CommandError, Context, command
 from conversation.vocabulary import FILLER
 from monitors import BaseMonitor, Result, cached_query, query_all
 from monitors.cache import age_suffix
+from monitors.custom_api import CustomApiMonitor
+from monitors.database import DatabaseMonitor
 from monitors.logs import parse_search
-from monitors.newrelic import LOOKS_LIKE_NRQL
+from monitors.newrelic import LOOKS_LIKE_NRQL, NewRelicMonitor
 from monitors.newrelic import RAW as RAW_NRQL
-from monitors.prometheus import ALIASES, BUILTIN
+from monitors.prometheus import ALIASES, BUILTIN, PrometheusMonitor
 from monitors.prometheus import RAW as RAW_PROMQL
 from security import allows
+from services import Services
 
 SYS_WORDS = ("cpu", "memory", "mem", "ram", "disk", "load")
 # What people call a metric in a sentence -> the name Operator knows it by ("any 500s?").
@@ -31,9 +35,19 @@ _TRAILING = re.compile(r"[?!.,;:]+(?=\s|$)")
 # Words in a log search sentence that are never what is searched for.
 LOG_NOISE = FILLER | {"thanks", "thx", "thank", "ty", "logs", "log", "lines", "entries"}
 
+M = TypeVar("M", bound=BaseMonitor)
 
-def _monitor(ctx: Context, key: str, variable: str) -> BaseMonitor:
-    monitor = ctx.services.monitors.get(key)
+
+def _find(services: Services, key: str, kind: type[M]) -> M | None:
+    """The monitor built under `key`, as the class monitors.MONITORS builds there; None if not configured."""
+    monitor = services.monitors.get(key)
+    if monitor is None or isinstance(monitor, kind):
+        return monitor
+    raise TypeError(f"monitor {key!r} is a {type(monitor).__name__}, not a {kind.__name__}")
+
+
+def _monitor(ctx: Context, key: str, kind: type[M], variable: str) -> M:
+    monitor = _find(ctx.services, key, kind)
     if monitor is None:
         raise CommandError(f"Not configured: set {variable} to use this.")
     return monitor
@@ -55,8 +69,8 @@ def _suggest(word: str, names: list[str]) -> str:
     return f"Did you mean '{close[0]}'? " if close else ""
 
 
-def _metric_words(services) -> list[str]:
-    prom = services.monitors.get("prometheus")
+def _metric_words(services: Services) -> list[str]:
+    prom = _find(services, "prometheus", PrometheusMonitor)
     # The built-in names count without Prometheus too: the reply then says what this host has.
     return [*(prom.queries if prom else BUILTIN), *ALIASES, *SYS_WORDS, *SYNONYMS]
 
@@ -64,7 +78,7 @@ def _metric_words(services) -> list[str]:
 @command("metrics", aliases=("metric", "graph", "promql"), keywords=_metric_words)
 def metrics(ctx: Context) -> str:
     """metrics [name]: a named Prometheus query (cpu, memory, errors...); no name lists them."""
-    prom = ctx.services.monitors.get("prometheus")
+    prom = _find(ctx.services, "prometheus", PrometheusMonitor)
     if prom is None:
         return _system_metric(ctx)
     names = list(prom.queries)
@@ -86,7 +100,7 @@ def metrics(ctx: Context) -> str:
     return f"No metric '{word}'. {_suggest(word, names)}Known: {', '.join(names)}."
 
 
-def _raw_promql(ctx: Context, prom: BaseMonitor, expr: str) -> str:
+def _raw_promql(ctx: Context, prom: PrometheusMonitor, expr: str) -> str:
     if not allows(ctx.role, "admin"):
         raise CommandError(f"Raw PromQL needs the admin role. Named metrics: {', '.join(prom.queries)}.")
     if not expr.strip():
@@ -109,24 +123,24 @@ def _system_metric(ctx: Context) -> str:
 )
 def db(ctx: Context) -> str:
     """db: database up/down, version, connections, longest query, size, replication lag."""
-    return _reply(cached_query(_monitor(ctx, "database", "MONITOR_DB_URL"), "summary"))
+    return _reply(cached_query(_monitor(ctx, "database", DatabaseMonitor, "MONITOR_DB_URL"), "summary"))
 
 
 @command("apps", aliases=("app", "applications", "apm"), keywords=("apdex", "relic", "throughput"))
 def apps(ctx: Context) -> str:
     """apps: New Relic applications, worst first (health, response time, error rate, apdex)."""
-    return _reply(cached_query(_monitor(ctx, "newrelic", "NEWRELIC_API_KEY"), "apps"))
+    return _reply(cached_query(_monitor(ctx, "newrelic", NewRelicMonitor, "NEWRELIC_API_KEY"), "apps"))
 
 
-def _nrql_words(services) -> list[str]:
-    nr = services.monitors.get("newrelic")
+def _nrql_words(services: Services) -> list[str]:
+    nr = _find(services, "newrelic", NewRelicMonitor)
     return list(nr.queries) if nr else []
 
 
 @command("nr", aliases=("newrelic", "nrql"), keywords=_nrql_words)
 def nr(ctx: Context) -> str:
     """nr <name>: a named New Relic NRQL query from the config file; no name lists them."""
-    monitor = _monitor(ctx, "newrelic", "NEWRELIC_API_KEY")
+    monitor = _monitor(ctx, "newrelic", NewRelicMonitor, "NEWRELIC_API_KEY")
     names = list(monitor.queries)
     if LOOKS_LIKE_NRQL.match(ctx.rest):
         if not allows(ctx.role, "admin"):
@@ -144,15 +158,15 @@ def nr(ctx: Context) -> str:
     return f"No NRQL query '{word}'. {_suggest(word, names)}Known: {', '.join(names)}."
 
 
-def _endpoint_words(services) -> list[str]:
-    api = services.monitors.get("api")
+def _endpoint_words(services: Services) -> list[str]:
+    api = _find(services, "api", CustomApiMonitor)
     return list(api.endpoints) if api else []
 
 
 @command("api", aliases=("endpoint", "endpoints"), keywords=_endpoint_words)
 def api(ctx: Context) -> str:
     """api [endpoint]: your API's configured endpoint fields and latency."""
-    monitor = _monitor(ctx, "api", "CUSTOM_API_URL")
+    monitor = _monitor(ctx, "api", CustomApiMonitor, "CUSTOM_API_URL")
     names = list(monitor.endpoints)
     args = [w for w in _words(ctx) if w not in ("status", "api", "endpoint", "endpoints")]
     chosen = next((w for w in ctx.args if w in monitor.endpoints), None)

@@ -52,7 +52,7 @@ PHRASES = {
 for _verb in ("cancel", "end", "remove", "lift", "expire", "delete", "undo", "stop", "drop"):
     for _object in ("silence", "silencing", "the silence", "that silence", "this silence"):
         PHRASES[f"{_verb} {_object}"] = "unsilence"
-# Whole messages that take the last page ("on it" = I have it: ack).
+# Whole messages that act on the last alert paged ("on it" = I have it: ack).
 INTENTS = {
     "on it": "ack",
     "i'm on it": "ack",

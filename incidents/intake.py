@@ -63,7 +63,9 @@ def ingest(conn: Connection, incoming: list[Incoming], settings: Settings) -> In
         groups[(item.source, item.record_key)].append(item)
     _lock(conn, (f"{source}:{key}" for source, key in groups))
     seen = _seen(conn, list({i.event_key for i in incoming}))
-    now, texts, ids, rows = db.now(), 0, [], []
+    now, texts = db.now(), 0
+    ids: list[int] = []
+    rows: list[dict[str, str | int | float | None]] = []  # alert_events rows
     for (source, key), items in groups.items():
         fresh = []
         for item in items:
@@ -72,11 +74,10 @@ def ingest(conn: Connection, incoming: list[Incoming], settings: Settings) -> In
                 fresh.append(item)
         alert, sent = _apply(conn, source, key, items, fresh, settings, now)
         texts += sent
-        if alert is not None:
-            ids.append(alert.id)
-        rows.extend(
-            {"event_key": i.event_key, "alert_id": alert and alert.id, "received_at": now} for i in fresh
-        )
+        alert_id = alert.id if alert is not None else None
+        if alert_id is not None:
+            ids.append(alert_id)
+        rows.extend({"event_key": i.event_key, "alert_id": alert_id, "received_at": now} for i in fresh)
     if rows:
         conn.execute(records.alert_events.insert(), rows)
     return IngestResult(len(incoming), len(rows), tuple(ids), texts)
@@ -132,7 +133,7 @@ def _apply(
     records.set_fields(
         conn, alert.id, size=len(firing) + truncated, places=",".join(places)[:2000], transition=word
     )
-    alert = records.get(conn, alert.id)
+    alert = records.fetch(conn, alert.id)
     if not fresh_firing:
         return alert, 0
     # A page for a new incident; for an open one only when something new fires (Alertmanager) or

@@ -141,6 +141,14 @@ def get(conn: Connection, alert_id: int) -> Alert | None:
     return Alert.from_row(row) if row else None
 
 
+def fetch(conn: Connection, alert_id: int) -> Alert:
+    """The alert with this id, which the caller knows exists (it read or wrote it in this transaction)."""
+    alert = get(conn, alert_id)
+    if alert is None:
+        raise LookupError(f"alert #{alert_id} does not exist")
+    return alert
+
+
 def find_firing(conn: Connection, source: str, key: str) -> Alert | None:
     row = conn.execute(
         select(alerts)
@@ -171,8 +179,8 @@ def fire(
             .where(alerts.c.id == existing.id)
             .values(last_seen=now, summary=summary or existing.summary)
         )
-        return get(conn, existing.id), False
-    alert_id = conn.execute(
+        return fetch(conn, existing.id), False
+    inserted = conn.execute(
         alerts.insert().values(
             source=source,
             key=key,
@@ -190,26 +198,18 @@ def fire(
             places="",
             transition="FIRING",
         )
-    ).inserted_primary_key[0]
-    return get(conn, alert_id), True
+    )
+    return fetch(conn, db.inserted_id(inserted)), True
 
 
-def resolve(conn: Connection, source: str, key: str, at: float | None = None) -> Alert | None:
-    """Close the firing incident of (source, key); None when nothing was firing."""
-    existing = find_firing(conn, source, key)
-    if existing is None:
-        return None
-    return close(conn, existing.id, at)
-
-
-def close(conn: Connection, alert_id: int, at: float | None = None, by: str | None = None) -> Alert | None:
-    """Resolve a firing alert (`by`: the phone that closed it by hand)."""
+def close(conn: Connection, alert_id: int, at: float | None = None, by: str | None = None) -> Alert:
+    """Resolve a firing alert (`by`: the phone that closed it by hand); callers pass an existing id."""
     conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.status == Status.FIRING)
         .values(status=Status.RESOLVED, resolved_at=at or db.now(), resolved_by=by)
     )
-    return get(conn, alert_id)
+    return fetch(conn, alert_id)
 
 
 def reopen_flapping(conn: Connection, source: str, key: str, now: float, window: float) -> Alert | None:
@@ -353,6 +353,6 @@ def prune_events(conn: Connection, before: float, batch: int) -> int:
     return len(keys)
 
 
-def firing_ids() -> Select[tuple[int]]:
+def firing_ids() -> Select[int]:
     """A subquery of the ids of firing alerts (what retention keeps the texts of)."""
     return select(alerts.c.id).where(alerts.c.status == Status.FIRING)

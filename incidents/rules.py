@@ -32,7 +32,14 @@ KEYS = (
 DEFAULT_MESSAGE = "{name} {value} {op} {threshold} for {duration}"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # Short names people also use for the registry's monitors.
-ALIASES = {"sys": "system", "prom": "prometheus", "db": "database", "nr": "newrelic", "api": "custom_api"}
+ALIASES = {
+    "sys": "system",
+    "prom": "prometheus",
+    "db": "database",
+    "nr": "newrelic",
+    "custom_api": "api",
+    "logs": "logfiles",
+}
 
 
 def number(value: float) -> str:
@@ -87,14 +94,23 @@ class Rule:
 
 
 def parse_rules(
-    section: Any, settings: Settings, monitors: Iterable[str], known: Iterable[str] = ()
+    section: Any,
+    settings: Settings,
+    monitors: Iterable[str],
+    known: Iterable[str] = (),
+    numeric: Iterable[str] | None = None,
 ) -> list[Rule]:
-    """Rules from the parsed YAML `rules:` list; `monitors` are the configured ones by name."""
+    """Rules from the parsed YAML `rules:` list.
+
+    `monitors` are the configured monitors by name, `known` every registered one, and `numeric`
+    those that give a number to compare (all of them when None).
+    """
     if section is None:
         return []
     if not isinstance(section, list):
         raise ConfigError("rules: must be a list of rules (each starting with '- name: ...')")
     configured, everything = set(monitors), set(known) | set(monitors)
+    numbers = everything if numeric is None else set(numeric)
     default_recipients = tuple(settings.pager_numbers)
     rules: list[Rule] = []
     for index, item in enumerate(section, start=1):
@@ -102,7 +118,7 @@ def parse_rules(
         if isinstance(item, Mapping) and isinstance(item.get("name"), str):
             label = f"rule {item['name']!r}"
         try:
-            rule = _parse_one(item, configured, everything, default_recipients)
+            rule = _parse_one(item, configured, everything, numbers, default_recipients)
         except ConfigError as exc:
             raise ConfigError(f"rules: {label}: {exc}") from None
         if any(r.name == rule.name for r in rules):
@@ -111,7 +127,9 @@ def parse_rules(
     return rules
 
 
-def _parse_one(item: Any, configured: set[str], everything: set[str], default_recipients: tuple) -> Rule:
+def _parse_one(
+    item: Any, configured: set[str], everything: set[str], numbers: set[str], default_recipients: tuple
+) -> Rule:
     if not isinstance(item, Mapping):
         raise ConfigError("must be a mapping of keys like name, monitor, query, op, threshold")
     unknown = sorted(str(k) for k in item if k not in KEYS)
@@ -128,6 +146,10 @@ def _parse_one(item: Any, configured: set[str], everything: set[str], default_re
         if monitor in everything:
             raise ConfigError(f"monitor {monitor!r} is not configured (set its URL or credentials)")
         raise ConfigError(f"unknown monitor {monitor!r}; configured: {', '.join(sorted(configured))}")
+    if monitor not in numbers:
+        raise ConfigError(
+            f"monitor {monitor!r} gives no number to compare; rules can use {', '.join(sorted(numbers))}"
+        )
     op = str(item.get("op", ">")).strip()
     if op not in OPS:
         raise ConfigError(f"'op' must be one of {' '.join(OPS)}, not {op!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -75,7 +76,7 @@ class Alertmanager:
     def expire_silence(self, silence_id: str) -> bool:
         """Expire a silence; False when Alertmanager no longer knows it."""
         try:
-            self._call("DELETE", f"/api/v2/silence/{requests.utils.quote(silence_id, safe='')}")
+            self._call("DELETE", f"/api/v2/silence/{quote(silence_id, safe='')}")
         except AlertmanagerError as exc:
             # Alertmanager 0.25 answers 500 "silence not found" (404 in other versions) and
             # refuses to expire an expired one: both mean the silence is already gone.
@@ -86,7 +87,7 @@ class Alertmanager:
 
     def silence(self, silence_id: str) -> dict[str, Any]:
         """One silence as Alertmanager reports it (status.state: active, pending, expired)."""
-        return self._call("GET", f"/api/v2/silence/{requests.utils.quote(silence_id, safe='')}").json()
+        return self._call("GET", f"/api/v2/silence/{quote(silence_id, safe='')}").json()
 
     def silences(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v2/silences").json()

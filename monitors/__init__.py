@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 # name -> (class, "is it configured?"), in `status` order; the system monitor needs nothing.
-MONITORS: dict[str, tuple[type[BaseMonitor], object]] = {
+MONITORS: dict[str, tuple[type[BaseMonitor], Callable[[Settings], bool]]] = {
     "prometheus": (PrometheusMonitor, lambda s: bool(s.prometheus_url)),
     "database": (DatabaseMonitor, lambda s: bool(s.monitor_db_url)),
     "newrelic": (NewRelicMonitor, lambda s: bool(s.newrelic_api_key)),
@@ -48,15 +49,11 @@ _fanout = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
 
 def build_monitors(settings: Settings) -> dict[str, BaseMonitor]:
     """Instantiate every configured monitor, keyed by registry name, in registry order."""
-    built = {}
+    built: dict[str, BaseMonitor] = {}
     cache = MonitorCache.from_settings(settings)
     for name, (cls, configured) in MONITORS.items():
         if configured(settings):
-            monitor = (
-                cls.from_settings(settings)
-                if hasattr(cls, "from_settings")
-                else cls(timeout=settings.monitor_timeout)
-            )
+            monitor = cls.from_settings(settings)
             monitor.cache = cache
             built[name] = monitor
     return built
@@ -68,14 +65,14 @@ def _key(monitor: BaseMonitor, *parts: str) -> str:
 
 def cached_check(monitor: BaseMonitor) -> Result:
     """monitor.check(), through the shared short cache when the monitor has one."""
-    cache = getattr(monitor, "cache", None)
+    cache = monitor.cache
     return cache.fetch(_key(monitor, "check"), monitor.check) if cache else monitor.check()
 
 
 def cached_query(monitor: BaseMonitor, what: str, args: list[str] | None = None) -> Result:
     """monitor.query(what, args), through the shared short cache when the monitor has one."""
     args = list(args or [])
-    cache = getattr(monitor, "cache", None)
+    cache = monitor.cache
     if cache is None:
         return monitor.query(what, args)
     return cache.fetch(_key(monitor, "query", what, *args), lambda: monitor.query(what, args))

@@ -25,7 +25,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from config import Settings
+    from monitors.cache import MonitorCache
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +69,27 @@ class BaseMonitor:
 
     name = "base"
     description = ""
+    # The short cache shared by every worker; build_monitors sets it, a bare monitor asks each time.
+    cache: MonitorCache | None = None
 
     def __init__(self, timeout: float = 4.0):
         self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The configured monitor; monitors with settings of their own override this."""
+        return cls(timeout=settings.monitor_timeout)
 
     def _check(self) -> str:
         raise NotImplementedError
 
     def _query(self, what: str, args: list[str]) -> str:
         raise MonitorError(f"{self.name} has no queries", permanent=True)
+
+    @classmethod
+    def gives_values(cls) -> bool:
+        """Whether this backend implements `_value`, so alert rules can use it."""
+        return cls._value is not BaseMonitor._value
 
     def _value(self, query: str) -> float | None:
         raise MonitorError(f"{self.name} has no numeric values for rules", permanent=True)

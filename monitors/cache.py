@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
+from redis import Redis
 from sqlalchemy import Column, Engine, Float, String, Table, Text, delete, select
 
 from core import db
@@ -45,7 +46,7 @@ class MonitorCache:
         self.redis_url = redis_url
         self.database_url = database_url
         self._engine = engine
-        self._redis = None
+        self._redis: Redis | None = None
         self._table_ready = False
 
     @classmethod
@@ -107,11 +108,9 @@ class MonitorCache:
         if self._engine is not None and self.database_url:
             self._engine.dispose()
 
-    def _client(self):
+    def _client(self) -> Redis:
         if self._redis is None:
-            import redis
-
-            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
+            self._redis = Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
         return self._redis
 
     def _store(self) -> Engine:

@@ -164,12 +164,14 @@ class DatabaseMonitor(BaseMonitor):
         return None if value is None else float(value)
 
     def _sqlite(self, conn: Connection) -> dict[str, Any]:
-        pages = conn.execute(text("PRAGMA page_count")).scalar()
-        page_size = conn.execute(text("PRAGMA page_size")).scalar()
-        free = conn.execute(text("PRAGMA freelist_count")).scalar()
-        path = self.engine.url.database.removeprefix("file:").split("?")[0]
+        pages = conn.execute(text("PRAGMA page_count")).scalar_one()
+        page_size = conn.execute(text("PRAGMA page_size")).scalar_one()
+        free = conn.execute(text("PRAGMA freelist_count")).scalar_one()
+        database = self.engine.url.database
+        assert database is not None  # engine_for refuses a SQLite URL without a file
+        path = database.removeprefix("file:").split("?")[0]
         return {
-            "version": conn.execute(text("SELECT sqlite_version()")).scalar(),
+            "version": conn.execute(text("SELECT sqlite_version()")).scalar_one(),
             "pages": pages,
             "free_pages": free,
             "size_bytes": os.path.getsize(path) if os.path.exists(path) else pages * page_size,
@@ -181,7 +183,8 @@ class DatabaseMonitor(BaseMonitor):
 
 
 def _postgres(conn: Connection) -> dict[str, Any]:
-    one = lambda key: conn.execute(text(PG[key])).scalar()  # noqa: E731
+    # Every statement in PG but "longest" gives exactly one row.
+    one = lambda key: conn.execute(text(PG[key])).scalar_one()  # noqa: E731
     connections, max_connections = int(one("connections")), int(one("max"))
     longest = conn.execute(text(PG["longest"])).first()
     out = {
@@ -201,7 +204,7 @@ def _postgres(conn: Connection) -> dict[str, Any]:
             f"replica, lag {float(lag):.0f}s" if lag is not None else "replica, nothing replayed"
         )
     else:
-        replicas, lag = conn.execute(text(PG["primary_lag"])).first()
+        replicas, lag = conn.execute(text(PG["primary_lag"])).one()
         if replicas:
             out["replication_lag_seconds"] = float(lag)
             out["replication"] = f"{replicas} replica(s), lag {float(lag):.0f}s"
@@ -209,8 +212,8 @@ def _postgres(conn: Connection) -> dict[str, Any]:
 
 
 def _mysql(conn: Connection) -> dict[str, Any]:
-    connections = int(conn.execute(text(MY["connections"])).first()[1])
-    max_connections = int(conn.execute(text(MY["max"])).scalar())
+    connections = int(conn.execute(text(MY["connections"])).one()[1])
+    max_connections = int(conn.execute(text(MY["max"])).scalar_one())
     longest = conn.execute(text(MY["longest"])).first()
     out = {
         "version": _mysql_version(str(conn.execute(text(MY["version"])).scalar())),
@@ -219,7 +222,7 @@ def _mysql(conn: Connection) -> dict[str, Any]:
         "connections_percent": 100.0 * connections / max_connections,
         "longest": (longest[0], float(longest[1]), longest[2]) if longest else None,
         "longest_query_seconds": float(longest[1]) if longest else 0.0,
-        "size_bytes": int(conn.execute(text(MY["size"])).scalar()),
+        "size_bytes": int(conn.execute(text(MY["size"])).scalar_one()),
         "replication_lag_seconds": None,
     }
     row = _replica_status(conn)

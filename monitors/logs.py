@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,7 +40,7 @@ _STAMP = re.compile(r"^\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|
 class Matches:
     count: int
     # newest first: (unix time or None, line)
-    newest: list[tuple[float | None, str]]
+    newest: Sequence[tuple[float | None, str]]
     saturated: bool = False
 
 
@@ -49,7 +50,8 @@ def parse_search(text: str) -> tuple[list[str], float]:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
-    terms, seconds, i = [], None, 0
+    terms, i = [], 0
+    seconds: int | None = None
     while i < len(words):
         word, lower = words[i], words[i].lower()
         match = _DURATION.match(lower)
@@ -65,8 +67,8 @@ def parse_search(text: str) -> tuple[list[str], float]:
         elif lower not in _GLUE or " " in word:
             terms.append(word)
         i += 1
-    seconds = min(max(seconds or DEFAULT_RANGE, 60.0), MAX_RANGE)
-    return terms[:MAX_TERMS], float(seconds)
+    span = min(max(seconds or DEFAULT_RANGE, 60.0), MAX_RANGE)
+    return terms[:MAX_TERMS], float(span)
 
 
 def _after_glue(words: list[str], i: int) -> bool:
@@ -132,7 +134,8 @@ class LogFilesMonitor(BaseMonitor):
         """Lines containing every term (any case) in files written within the range, newest first."""
         since = time.time() - seconds
         needles = [t.lower() for t in terms]
-        count, newest = 0, []
+        count = 0
+        newest: list[tuple[float, str]] = []  # a line without a timestamp takes its file's mtime
         for path in self.files():
             mtime = _mtime(path)
             if mtime < since:

@@ -68,16 +68,18 @@ class NewRelicMonitor(BaseMonitor):
 
     def applications(self) -> list[dict[str, Any]]:
         """Every APM application, following REST v2's Link pagination a few pages deep."""
-        apps, path = [], "/v2/applications.json"
+        apps: list[dict[str, Any]] = []
+        path = "/v2/applications.json"
         for _ in range(MAX_PAGES):
             response = self.rest.request("GET", path)
             if response.status_code != 200:
                 raise _rest_error(response.status_code, self.rest.json_or_none(response))
             body = self.rest.json(response)
             apps.extend(body.get("applications") or [])
-            path = response.links.get("next", {}).get("url")
-            if not path:
+            following = response.links.get("next", {}).get("url")
+            if not following:
                 break
+            path = following
         return apps
 
     def _check(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,13 +163,13 @@ def _target_names(targets: list[dict]) -> list[str]:
 
 def _series(data: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
     """(labels, value) per series; the newest sample of each range."""
-    kind, result = data.get("resultType"), data.get("result")
+    kind = data.get("resultType")
     if kind == "scalar":
-        return [({}, float(result[1]))]
+        return [({}, float(data["result"][1]))]
     if kind == "string":
-        raise MonitorError(f"a string, not a number: {clip(result[1], 40)}", True)
+        raise MonitorError(f"a string, not a number: {clip(data['result'][1], 40)}", True)
     out = []
-    for item in result or []:
+    for item in data.get("result") or []:
         sample = item.get("value") if kind == "vector" else (item.get("values") or [None])[-1]
         if sample is not None:
             out.append((item.get("metric", {}), float(sample[1])))
@@ -196,7 +197,7 @@ def format_result(label: str, data: dict[str, Any], named: Named) -> str:
 def short_labels(label_sets: list[dict[str, str]]) -> list[str]:
     """Only the label values that tell the series apart, ports dropped: 'api-1', 'checkout/500'."""
     keys = sorted({k for labels in label_sets for k in labels if k != "__name__"})
-    varying = [k for k in keys if len({labels.get(k) for labels in label_sets}) > 1]
+    varying: Sequence[str] = [k for k in keys if len({labels.get(k) for labels in label_sets}) > 1]
     if not varying and len(label_sets) == 1:
         only = label_sets[0]
         varying = [k for k in ("job", "instance") if k in only][:1]

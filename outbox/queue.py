@@ -108,7 +108,7 @@ def enqueue(
     """Compose `body` for SMS and queue it for `to`; returns the outbox id."""
     text = composer.fit(body, settings.sms_max_segments, settings.sms_emoji)
     created = db.now()
-    return conn.execute(
+    inserted = conn.execute(
         outbox.insert().values(
             to_number=to,
             body=text,
@@ -120,7 +120,8 @@ def enqueue(
             not_before=not_before or created,
             attempts=0,
         )
-    ).inserted_primary_key[0]
+    )
+    return db.inserted_id(inserted)
 
 
 def queued_about(conn: Connection, alert_id: int, kind: Kind) -> bool:

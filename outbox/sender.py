@@ -16,10 +16,11 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from prometheus_client import Counter
-from sqlalchemy import Column, Connection, Engine, Float, String, Table, case, select, update
+from sqlalchemy import Column, Connection, Engine, Float, Row, String, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from config import Settings
@@ -70,7 +71,7 @@ def reserve_slot(engine: Engine, seconds: float, now: float | None = None) -> fl
         row = conn.execute(query).first()
         if row is None:
             _insert_ignore(conn, now)
-            row = conn.execute(query).first()
+            row = conn.execute(query).one()  # there now: ours, or a racing sender's
         start = max(now, row.next_at)
         conn.execute(update(pacing).where(pacing.c.key == PACING_KEY).values(next_at=start + seconds))
     return start
@@ -286,7 +287,7 @@ class Sender:
         return all(self.storm.strategy.test(item, self.storm.namespace, number) for item in self.storm.items)
 
 
-def _alert_ids(rows: list[Any]) -> list[int]:
+def _alert_ids(rows: Sequence[Row[Any, Any]]) -> list[int]:
     """The alerts behind folded texts, latest first, each once."""
     return list(dict.fromkeys(r.alert_id for r in reversed(rows) if r.alert_id is not None))
 

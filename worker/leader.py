@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from typing import TextIO
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
@@ -67,7 +68,7 @@ class FileLeader:
 
     def __init__(self, path: str):
         self.path = path
-        self.handle = None
+        self.handle: TextIO | None = None
 
     def acquire(self) -> bool:
         if self.handle is not None:

@@ -1,0 +1,121 @@
+"""config.py: typed settings from the environment; a bad value names its variable."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from config import ConfigError, Settings
+from tests.support.paths import REPO
+
+BASE = {"TWILIO_AUTH_TOKEN": "tok-0123456789"}
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env({**BASE, **env})
+
+
+def test_defaults_follow_the_readme():
+    s = settings()
+    assert s.database_url == "sqlite:///var/operator.db"
+    assert s.rate_limit == "10 per 5 minutes"
+    assert (s.proxy_hops, s.sms_max_segments, s.sms_emoji) == (0, 1, False)
+    assert (s.log_dir, s.log_level, s.redis_url, s.public_url) == ("logs", "INFO", "", "")
+    assert dict(s.authorized) == {}
+
+
+def test_it_refuses_to_start_without_an_auth_token():
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        Settings.from_env({})
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        Settings.from_env({"TWILIO_AUTH_TOKEN": "   "})
+
+
+def test_authorized_numbers_carry_roles():
+    s = settings(AUTHORIZED_NUMBERS=" +15555550100:admin, +15555550101 ,+15555550102:Viewer,")
+    assert dict(s.authorized) == {
+        "+15555550100": "admin",
+        "+15555550101": "responder",
+        "+15555550102": "viewer",
+    }
+    assert s.first_authorized == "+15555550100"
+
+
+def test_values_are_trimmed_and_parsed():
+    s = settings(
+        PUBLIC_URL=" https://ops.example.com/ ",
+        PROXY_HOPS="2",
+        SMS_EMOJI="yes",
+        SMS_MAX_SEGMENTS="3",
+        LOG_LEVEL="debug",
+        RATE_LIMIT="5 per minute; 100 per day",
+    )
+    assert s.public_url == "https://ops.example.com"
+    assert (s.proxy_hops, s.sms_emoji, s.sms_max_segments, s.log_level) == (2, True, 3, "DEBUG")
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("AUTHORIZED_NUMBERS", "5555550100"),
+        ("AUTHORIZED_NUMBERS", "+15555550100:root"),
+        ("AUTHORIZED_NUMBERS", "+1 555 555 0100"),
+        ("TWILIO_FROM_NUMBER", "operator"),
+        ("PUBLIC_URL", "ops.example.com"),
+        ("PUBLIC_URL", "ftp://ops.example.com"),
+        ("PROXY_HOPS", "-1"),
+        ("PROXY_HOPS", "two"),
+        ("RATE_LIMIT", "ten per minute"),
+        ("RATE_LIMIT", "10/5m"),
+        ("SMS_MAX_SEGMENTS", "0"),
+        ("SMS_MAX_SEGMENTS", "11"),
+        ("SMS_MAX_SEGMENTS", "1.5"),
+        ("SMS_EMOJI", "maybe"),
+        ("LOG_LEVEL", "LOUD"),
+        ("MONITOR_TIMEOUT", "soon"),
+        ("REPLY_DEADLINE", "0"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(name, value):
+    with pytest.raises(ConfigError) as excinfo:
+        settings(**{name: value})
+    assert name in str(excinfo.value)
+
+
+def test_a_config_error_never_echoes_the_auth_token():
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env({"TWILIO_AUTH_TOKEN": "supersecret-token", "PROXY_HOPS": "x"})
+    assert "supersecret-token" not in str(excinfo.value)
+
+
+def test_env_example_documents_every_core_variable_and_the_readme_lists_them():
+    example = (REPO / ".env.example").read_text()
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"^([A-Z_]+)=", example, re.M))
+    core = {
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_FROM_NUMBER",
+        "TWILIO_WEBHOOK_SHARED_KEY",
+        "PUBLIC_URL",
+        "PROXY_HOPS",
+        "AUTHORIZED_NUMBERS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "RATE_LIMIT",
+        "SMS_MAX_SEGMENTS",
+        "SMS_EMOJI",
+        "LOG_DIR",
+        "LOG_LEVEL",
+    }
+    assert core <= documented
+    for name in documented:
+        assert f"`{name}`" in readme, name
+
+
+def test_the_env_example_itself_is_a_valid_configuration_once_a_token_is_set():
+    example = (REPO / ".env.example").read_text()
+    env = dict(re.findall(r"^([A-Z_]+)=(.*)$", example, re.M))
+    env["TWILIO_AUTH_TOKEN"] = "generated-token-123"
+    assert Settings.from_env(env).rate_limit == "10 per 5 minutes"

@@ -1,0 +1,65 @@
+"""Alerts as the webhooks deliver them, for tests that act on alerts over SMS.
+
+An app that takes these must have alertmanager_token (and datadog_token) set to WEBHOOK_TOKEN.
+"""
+
+from __future__ import annotations
+
+from core import db
+from incidents import records
+
+WEBHOOK_TOKEN = "am-token-commands"
+
+
+def fire(client, name: str, hosts: tuple[str, ...] = ("web-1",), summary: str = "") -> int:
+    """Deliver an Alertmanager notification for one group; returns the alert id."""
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": name, "instance": f"{host}:9100", "severity": "page"},
+            "annotations": {"summary": summary},
+            "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": f"{name}-{host}",
+        }
+        for host in hosts
+    ]
+    body = {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{name}"}}',
+        "status": "firing",
+        "truncatedAlerts": 0,
+        "commonLabels": {"alertname": name, "severity": "page"},
+        "commonAnnotations": {"summary": summary},
+        "alerts": alerts,
+    }
+    response = client.post(
+        "/webhook/alertmanager", json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    )
+    assert response.status_code == 200, response.json
+    return response.json["alerts"][0]
+
+
+def fire_datadog(client) -> int:
+    body = {
+        "alert_id": "42",
+        "cycle_key": "c1",
+        "transition": "Triggered",
+        "title": "Queue depth",
+        "tags": "env:prod",
+    }
+    response = client.post(
+        "/webhook/datadog", json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    )
+    return response.json["alerts"][0]
+
+
+def alert(services, alert_id: int) -> records.Alert:
+    with services.engine.connect() as conn:
+        return records.get(conn, alert_id)
+
+
+def age(services, alert_id: int, **seconds_ago: float) -> None:
+    """Move an alert's timestamps into the past, as if time had passed."""
+    with services.engine.begin() as conn:
+        records.set_fields(conn, alert_id, **{k: db.now() - v for k, v in seconds_ago.items()})

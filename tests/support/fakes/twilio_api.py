@@ -1,0 +1,172 @@
+"""A local stand-in for Twilio's Messages API on a real loopback socket.
+
+It serves POST /2010-04-01/Accounts/{AccountSid}/Messages.json the way the real twilio `Client`
+calls it (HTTP basic auth, form fields To/From/Body/StatusCallback) and answers with the
+documented message resource (201) or the documented error JSON. Tests choose the answer with
+`mode` (for every request) or `answers` (a queue consumed first, one answer per request).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+from tests.support.servers import free_port
+
+PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
+
+# mode -> (HTTP status, Twilio error code, message), as documented at twilio.com/docs/errors
+ERRORS = {
+    "21211": (400, 21211, "The 'To' number {to} is not a valid phone number."),
+    "21610": (400, 21610, "Attempt to send to unsubscribed recipient"),
+    "21614": (400, 21614, "'To' number is not a valid mobile number"),
+    "20429": (429, 20429, "Too Many Requests"),
+    "500": (500, 20500, "An internal server error has occurred"),
+}
+
+
+@dataclass
+class Sent:
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status_callback: str
+    at: float
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str
+    auth_token: str
+    mode: str = "ok"  # ok | 21211 | 21610 | 21614 | 20429 | 500 | hang
+    answers: list[str] = field(default_factory=list)
+    messages: list[Sent] = field(default_factory=list)
+    requests: int = 0
+    hang_seconds: float = 30.0
+    port: int = 0  # 0: a free one; pass the old port to bring a stopped fake "back up"
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+        self.port = self.port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def start(self) -> FakeTwilio:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def next_answer(self) -> str:
+        with self.lock:
+            self.requests += 1
+            return self.answers.pop(0) if self.answers else self.mode
+
+    def bodies(self) -> list[str]:
+        with self.lock:
+            return [m.body for m in self.messages]
+
+    def record(self, form: dict[str, str]) -> Sent:
+        sent = Sent(
+            sid="SM" + uuid.uuid4().hex,
+            to=form.get("To", ""),
+            from_=form.get("From", ""),
+            body=form.get("Body", ""),
+            status_callback=form.get("StatusCallback", ""),
+            at=time.time(),
+        )
+        with self.lock:
+            self.messages.append(sent)
+        return sent
+
+    def resource(self, sent: Sent) -> dict:
+        """The message resource as documented for POST .../Messages.json."""
+        now = formatdate(sent.at, usegmt=True).replace("GMT", "+0000")
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sent.sid}.json"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": sent.body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sent.from_,
+            "messaging_service_sid": None,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sent.sid,
+            "status": "queued",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": sent.to,
+            "uri": uri,
+        }
+
+
+def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body leave in one write (flushed after each request), without Nagle's
+        # delay, so the fake answers as fast as a real API would.
+        wbufsize = 64 * 1024
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, status: int, payload: dict) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, code: int, message: str) -> None:
+            more = f"https://www.twilio.com/docs/errors/{code}"
+            self._json(status, {"code": code, "message": message, "more_info": more, "status": status})
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            match = PATH.match(self.path)
+            if not match:
+                self._error(404, 20404, "The requested resource was not found")
+                return
+            expected = base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()
+            if match.group(1) != fake.account_sid or self.headers.get("Authorization") != f"Basic {expected}":
+                self._error(401, 20003, "Authenticate")
+                return
+            if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
+                self._error(400, 21602, "Message body is required.")
+                return
+            answer = fake.next_answer()
+            if answer == "hang":
+                fake.released.wait(fake.hang_seconds)
+                return
+            if answer in ERRORS:
+                status, code, message = ERRORS[answer]
+                self._error(status, code, message.format(to=form["To"]))
+                return
+            self._json(201, fake.resource(fake.record(form)))
+
+    return Handler

@@ -1,0 +1,97 @@
+"""Registry-wide checks: every name a user may type is walked through the real path, so a name
+added to one list and not the other fails here the day it is added."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+import alerting
+from config import ConfigError
+from conversation.vocabulary import OPT_IN, OPT_OUT, RESERVED
+from inbound import audit
+from incidents.rules import ALIASES
+from monitors import MONITORS
+from services import build_services
+from tests.support.phones import ADMIN, Phone
+
+
+def every_monitor_configured(settings, tmp_path):
+    """Settings under which every registered monitor is built (nothing is contacted to build one)."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    return replace(
+        settings,
+        prometheus_url="http://127.0.0.1:9",
+        monitor_db_url=f"sqlite:///{tmp_path}/monitored.db",
+        newrelic_api_key="NRAK-test",
+        newrelic_account_id="1",
+        custom_api_url="http://127.0.0.1:9",
+        loki_url="http://127.0.0.1:9",
+        log_files=str(log),
+    )
+
+
+def rule_naming(monitor: str) -> dict:
+    return {"rules": [{"name": "r", "monitor": monitor, "query": "q", "threshold": 1}]}
+
+
+def test_every_registered_monitor_is_built_when_configured(settings, tmp_path):
+    services = build_services(every_monitor_configured(settings, tmp_path))
+    try:
+        assert list(services.monitors) == list(MONITORS)
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("name", [*MONITORS, *ALIASES])
+def test_a_rule_may_name_every_registered_monitor_and_alias_that_gives_numbers(settings, tmp_path, name):
+    configured = every_monitor_configured(settings, tmp_path)
+    services = build_services(replace(configured, file=rule_naming(name)))
+    registered = ALIASES.get(name, name)
+    try:
+        if not MONITORS[registered][0].gives_values():
+            with pytest.raises(ConfigError, match=f"monitor '{registered}' gives no number to compare"):
+                alerting.load_rules(services)
+            return
+        [rule] = alerting.load_rules(services)
+    finally:
+        services.close()
+    assert rule.monitor == registered
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_every_alias_names_a_registered_monitor(alias):
+    assert ALIASES[alias] in MONITORS
+
+
+def test_an_unknown_monitor_is_refused_naming_the_configured_ones(settings):
+    services = build_services(replace(settings, file=rule_naming("graphite")))
+    try:
+        with pytest.raises(ConfigError, match="unknown monitor 'graphite'; configured: system"):
+            alerting.load_rules(services)
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("word", sorted(RESERVED))
+def test_every_twilio_keyword_is_audited_as_what_twilio_does_with_it(phone: Phone, services, caplog, word):
+    caplog.set_level(logging.ERROR)
+    for typed in (word, word.upper() + "!"):
+        assert phone.text(typed) is None  # Twilio answers these itself
+    with services.engine.connect() as conn:
+        commands = conn.scalars(select(audit.messages.c.command).where(audit.messages.c.phone == ADMIN)).all()
+    expected = "optout" if word in OPT_OUT else "optin"
+    assert commands == [expected, expected]
+    opted_out_logged = [r for r in caplog.records if "opted out at Twilio" in r.getMessage()]
+    assert len(opted_out_logged) == (2 if word in OPT_OUT else 0)
+
+
+def test_twilio_keywords_are_exactly_its_default_opt_out_and_opt_in_words():
+    # Twilio's Advanced Opt-Out defaults for long codes (its docs list these words).
+    assert OPT_OUT == {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke"}
+    assert OPT_IN == {"start", "unstop", "optin"}
+    assert not OPT_OUT & OPT_IN
