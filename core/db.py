@@ -18,7 +18,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Engine, MetaData, create_engine, event, text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Engine,
+    MetaData,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -72,6 +84,18 @@ def make_engine(url: str) -> Engine:
         conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine
+
+
+def delete_batch(conn: Connection, key: Column[Any], *conditions: ColumnElement[bool], batch: int) -> int:
+    """Delete up to `batch` rows of `key`'s table matching `conditions`; returns how many.
+
+    Keys are selected first so no single DELETE holds the store for long (retention runs these in
+    short transactions until fewer than a batch remain).
+    """
+    keys = conn.scalars(select(key).where(*conditions).limit(batch)).all()
+    if keys:
+        conn.execute(delete(key.table).where(key.in_(keys)))
+    return len(keys)
 
 
 def is_postgres(engine: Engine) -> bool:

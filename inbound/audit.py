@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import g, has_request_context
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, delete, select, update
+from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, select, update
 
 from core import db
 from security import mask
@@ -114,7 +114,4 @@ def first_answer(conn: Connection, sid: str) -> Any:
 
 def prune(conn: Connection, before: float, batch: int) -> int:
     """Delete up to `batch` rows received before `before`."""
-    ids = conn.scalars(select(messages.c.id).where(messages.c.received_at < before).limit(batch)).all()
-    if ids:
-        conn.execute(delete(messages).where(messages.c.id.in_(ids)))
-    return len(ids)
+    return db.delete_batch(conn, messages.c.id, messages.c.received_at < before, batch=batch)

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    delete,
     func,
     not_,
     or_,
@@ -343,14 +342,8 @@ def firing_names(conn: Connection, alert_ids: list[int]) -> list[str]:
 def prune_events(conn: Connection, before: float, batch: int) -> int:
     """Delete up to `batch` dedup keys older than `before` whose alert is closed."""
     e = alert_events.c
-    keys = conn.scalars(
-        select(e.event_key)
-        .where(e.received_at < before, or_(e.alert_id.is_(None), e.alert_id.not_in(firing_ids())))
-        .limit(batch)
-    ).all()
-    if keys:
-        conn.execute(delete(alert_events).where(e.event_key.in_(keys)))
-    return len(keys)
+    closed = or_(e.alert_id.is_(None), e.alert_id.not_in(firing_ids()))
+    return db.delete_batch(conn, e.event_key, e.received_at < before, closed, batch=batch)
 
 
 def firing_ids() -> Select[int]:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    delete,
     func,
     select,
     update,
@@ -189,15 +188,5 @@ def counts(conn: Connection) -> dict[str, Any]:
 def prune(conn: Connection, before: float, keep_alerts: Select[Any], batch: int) -> int:
     """Delete up to `batch` finished texts created before `before`, except about `keep_alerts`."""
     o = outbox.c
-    ids = conn.scalars(
-        select(o.id)
-        .where(
-            o.status.in_(FINISHED),
-            o.created_at < before,
-            (o.alert_id.is_(None)) | o.alert_id.not_in(keep_alerts),
-        )
-        .limit(batch)
-    ).all()
-    if ids:
-        conn.execute(delete(outbox).where(o.id.in_(ids)))
-    return len(ids)
+    kept = o.alert_id.is_(None) | o.alert_id.not_in(keep_alerts)
+    return db.delete_batch(conn, o.id, o.status.in_(FINISHED), o.created_at < before, kept, batch=batch)
