@@ -19,7 +19,19 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, case, delete, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    delete,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert
@@ -49,6 +61,7 @@ class SQLStorage(Storage):
         super().__init__()
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._count = self._upsert()
         # A transaction of the caller's to count in (see `within`), per thread and request.
         self._shared: ContextVar[Connection | None] = ContextVar(f"sql-storage-{id(self)}", default=None)
 
@@ -65,13 +78,18 @@ class SQLStorage(Storage):
         shared = self._shared.get()
         return nullcontext(shared) if shared is not None else self.engine.begin()
 
-    def _upsert(self, key: str, amount: int, now: float, expires: float) -> ReturningInsert[int]:
-        """One INSERT ... ON CONFLICT: a fresh window when the old one has expired, else a count."""
+    def _upsert(self) -> ReturningInsert[int]:
+        """One INSERT ... ON CONFLICT: a fresh window when the old one has expired, else a count.
+
+        Built once per storage (it runs for every text); :key, :amount, :now and :expires are
+        given to each execute.
+        """
         table = rate_limits
-        expired = table.c.expires_at <= now
+        amount, expires = bindparam("amount", type_=Integer), bindparam("expires", type_=Float)
+        expired = table.c.expires_at <= bindparam("now", type_=Float)
         return (
             self._insert(table)
-            .values(key=key, count=amount, expires_at=expires)
+            .values(key=bindparam("key", type_=String), count=amount, expires_at=expires)
             .on_conflict_do_update(
                 index_elements=[table.c.key],
                 set_={
@@ -90,7 +108,8 @@ class SQLStorage(Storage):
         """Atomically add `amount`, starting a fresh window when the old one has expired."""
         now = time.time()
         with self._begin() as conn:
-            return int(conn.execute(self._upsert(key, amount, now, now + expiry)).scalar_one())
+            params = {"key": key, "amount": amount, "now": now, "expires": now + expiry}
+            return int(conn.execute(self._count, params).scalar_one())
 
     def _row(self, key: str) -> tuple[int, float] | None:
         t = rate_limits.c

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, delete, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
 from conversation.composer import Part
 from core import db
@@ -26,13 +39,17 @@ continuations = Table(
 )
 
 
+# Built once: every answered text runs `save` (see inbound.audit).
+_DROP = delete(continuations).where(continuations.c.phone == bindparam("phone"))
+_KEEP = continuations.insert()
+
+
 def save(conn: Connection, phone: str, parts: list[str]) -> None:
     """Keep parts[1:] for MORE (parts[0] is being sent now), replacing the number's last ones."""
-    t = continuations
-    conn.execute(delete(t).where(t.c.phone == phone))
+    conn.execute(_DROP, {"phone": phone})
     if len(parts) > 1:
         conn.execute(
-            t.insert().values(phone=phone, parts=json.dumps(parts), next_part=1, created_at=db.now())
+            _KEEP, {"phone": phone, "parts": json.dumps(parts), "next_part": 1, "created_at": db.now()}
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import g, has_request_context
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, select, update
+from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, bindparam, select
 
 from core import db
 from security import mask
@@ -61,23 +61,26 @@ def _request_id() -> str:
     return str(getattr(g, "request_id", "")) if has_request_context() else ""
 
 
+# Built once: every text runs these two, and building a statement (values, cache key) costs
+# more than executing it. The column values come in the parameters of each execute.
+_START = messages.insert().returning(messages.c.id)
+_FINISH = messages.update().where(messages.c.id == bindparam("row_id"))
+
+
 def start(
     conn: Connection, phone: str, outcome: Outcome, sid: str | None = None, body: str | None = None
 ) -> int:
     """Insert a message row; IntegrityError when `sid` was seen before."""
-    row_id: int = conn.execute(
-        messages.insert()
-        .values(
-            received_at=db.now(),
-            message_sid=sid or None,
-            phone=phone,
-            phone_masked=mask(phone),
-            body=body,
-            outcome=outcome,
-            request_id=_request_id(),
-        )
-        .returning(messages.c.id)
-    ).scalar_one()
+    values = {
+        "received_at": db.now(),
+        "message_sid": sid or None,
+        "phone": phone,
+        "phone_masked": mask(phone),
+        "body": body,
+        "outcome": outcome,
+        "request_id": _request_id(),
+    }
+    row_id: int = conn.execute(_START, values).scalar_one()
     return row_id
 
 
@@ -99,9 +102,15 @@ def finish(
     outcome: Outcome,
 ) -> None:
     conn.execute(
-        update(messages)
-        .where(messages.c.id == row_id)
-        .values(command=command, reply=reply, segments=segments, latency_ms=latency_ms, outcome=outcome)
+        _FINISH,
+        {
+            "row_id": row_id,
+            "command": command,
+            "reply": reply,
+            "segments": segments,
+            "latency_ms": latency_ms,
+            "outcome": outcome,
+        },
     )
 
 
