@@ -53,13 +53,14 @@ class FakeTwilio:
     requests: int = 0
     hang_seconds: float = 30.0
     port: int = 0  # 0: a free one; pass the old port to bring a stopped fake "back up"
+    host: str = "127.0.0.1"  # another address of this machine: a test network's (tests/support/hosts.py)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.released = threading.Event()
         self.port = self.port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+        self.url = f"http://{self.host}:{self.port}"
+        self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
