@@ -47,12 +47,27 @@ def now() -> float:
     return time.time()
 
 
+# A host cut off from the network must not hold locks (the leader's advisory lock, row locks of
+# an open transaction) until the kernel's two-hour keepalive: the server drops a silent client's
+# session after about 11 s, and the client gives up on a silent server in 10 s, instead of
+# hanging the worker loop.
+_POSTGRES_LIVENESS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10000,
+    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3",
+}
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and write-ahead locking."""
     parsed = make_url(url)
     # hide_parameters: a logged database error must not carry message bodies or phone numbers.
     if parsed.get_backend_name() != "sqlite":
-        connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+        connect_args = _POSTGRES_LIVENESS if parsed.get_backend_name() == "postgresql" else {}
         return create_engine(
             url,
             pool_pre_ping=True,

@@ -177,32 +177,58 @@ def test_two_workers_on_two_hosts_send_every_queued_text_exactly_once(net, tmp_p
     assert senders == {"a", "b"}, "both hosts' workers took part in sending"
 
 
-def test_one_host_evaluates_rules_and_the_other_takes_over_after_kill_9(net, tmp_path, fake):
-    cluster = Cluster(net, tmp_path, fake, rules=RULES)
+def evaluator(cluster: Cluster) -> tuple[str, float] | None:
+    """(who, when) of the last rule evaluation."""
+    with cluster.engine.connect() as conn:
+        row = conn.execute(
+            select(alerting.rule_states.c.evaluated_by, alerting.rule_states.c.evaluated_at)
+        ).first()
+    return (row.evaluated_by, row.evaluated_at) if row else None
 
-    def evaluator() -> tuple[str, float] | None:
-        with cluster.engine.connect() as conn:
-            row = conn.execute(
-                select(alerting.rule_states.c.evaluated_by, alerting.rule_states.c.evaluated_at)
-            ).first()
-        return (row.evaluated_by, row.evaluated_at) if row else None
 
-    wait_until(lambda: evaluator() is not None, 30, "a first evaluation")
+def the_evaluator(cluster: Cluster, seconds: float = 5.0) -> str:
+    """The host whose worker alone evaluated rules for `seconds`."""
+    wait_until(lambda: evaluator(cluster) is not None, 30, "a first evaluation")
     seen = set()
-    until = time.monotonic() + 6
+    until = time.monotonic() + seconds
     while time.monotonic() < until:
-        seen.add(evaluator()[0])
+        seen.add(evaluator(cluster)[0])
         time.sleep(0.2)
     assert len(seen) == 1, f"exactly one evaluator across both hosts, saw {seen}"
-    leader_pid = int(seen.pop().rsplit(":", 1)[1])
-    [leader] = [name for name, proc in cluster.workers.items() if proc.pid == leader_pid]
+    pid = int(seen.pop().rsplit(":", 1)[1])
+    [host] = [name for name, proc in cluster.workers.items() if proc.pid == pid]
+    return host
+
+
+def test_one_host_evaluates_rules_and_the_other_takes_over_after_kill_9(net, tmp_path, fake):
+    cluster = Cluster(net, tmp_path, fake, rules=RULES)
+    leader = the_evaluator(cluster)
     follower = cluster.workers["b" if leader == "a" else "a"]
     cluster.workers[leader].send_signal(signal.SIGKILL)
     cluster.workers[leader].wait()
     killed_at = time.time()
-    wait_until(lambda: evaluator()[0].endswith(f":{follower.pid}"), 15, "the other host to take over")
-    assert evaluator()[1] - killed_at <= 3.0, "the other host evaluates within a few seconds"
+    wait_until(lambda: evaluator(cluster)[0].endswith(f":{follower.pid}"), 15, "the other host to take over")
+    assert evaluator(cluster)[1] - killed_at <= 3.0, "the other host evaluates within a few seconds"
     assert len(fake.bodies()) == 1, "the new evaluator does not page the open alert again"
+
+
+def test_a_leader_cut_off_from_the_network_is_replaced_and_rejoins_as_a_follower(net, tmp_path, fake):
+    cluster = Cluster(net, tmp_path, fake, rules=RULES)
+    leader = the_evaluator(cluster)
+    other = "b" if leader == "a" else "a"
+    net.cut(net.hosts[leader])
+    cut_at = time.time()
+    wait_until(
+        lambda: evaluator(cluster)[0].endswith(f":{cluster.workers[other].pid}"),
+        40,
+        "the connected host to take over from the unreachable one",
+    )
+    took_over = evaluator(cluster)[1] - cut_at
+    net.cut(net.hosts[leader], connected=True)
+    time.sleep(3)  # the old leader is back: it must find it no longer leads
+    assert the_evaluator(cluster) == other, "after the network returns there is still one evaluator"
+    assert took_over <= 30, f"took over {took_over:.0f}s after the cut"
+    assert len(fake.bodies()) == 1, "the open alert is not paged again by either host"
 
 
 def _settings(cluster: Cluster) -> Settings:
