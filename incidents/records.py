@@ -7,6 +7,7 @@ snoozes and silences are columns on it, so every command works the same for ever
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +111,15 @@ class Alert:
 
     @classmethod
     def from_row(cls, row: Any) -> Alert:
+        """The record as stored, read so that one absurd value (stored before sources were
+        validated, or by hand) cannot break every command that lists alerts."""
         data = dict(row._mapping)
-        data["labels"] = json.loads(data["labels"] or "{}")
+        for name in _TIMES:
+            if data[name] is not None and not math.isfinite(data[name]):
+                data[name] = None
+        data["last_seen"] = data["last_seen"] or data["opened_at"] or 0.0
+        data["started_at"] = data["started_at"] or data["opened_at"] or data["last_seen"]
+        data["labels"] = _labels(data["labels"])
         data["size"] = data.get("size") or 1
         data["places"] = data.get("places") or ""
         data["transition"] = data.get("transition") or "FIRING"
@@ -126,6 +134,18 @@ class Alert:
     def quiet(self, now: float) -> bool:
         """Someone is on it: acked, snoozed or silenced, so no page, reminder or escalation."""
         return bool(self.acked_at or self.silenced(now) or (self.snoozed_until or 0) > now)
+
+
+_TIMES = ("started_at", "last_seen", "resolved_at", "acked_at", "snoozed_until", "last_notified_at",
+          "escalated_at", "opened_at", "silenced_until")  # fmt: skip
+
+
+def _labels(stored: str | None) -> dict[str, str]:
+    try:
+        labels = json.loads(stored or "{}")
+    except ValueError:
+        return {}
+    return labels if isinstance(labels, dict) else {}
 
 
 def loud(now: float) -> ColumnElement[bool]:
