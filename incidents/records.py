@@ -7,6 +7,7 @@ snoozes and silences are columns on it, so every command works the same for ever
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ from core import db
 from incidents.sources import Source, Status
 from outbox import queue
 from outbox.queue import Kind
+
+logger = logging.getLogger(__name__)
 
 alerts = Table(
     "alerts",
@@ -148,6 +151,18 @@ def _labels(stored: str | None) -> dict[str, str]:
     return labels if isinstance(labels, dict) else {}
 
 
+def _readable(rows: Any) -> list[Alert]:
+    """The rows as alerts, skipping (and logging) one that cannot be read, so one bad row cannot
+    stop a list, a reminder round or an escalation round for every other alert."""
+    result = []
+    for row in rows:
+        try:
+            result.append(Alert.from_row(row))
+        except (ValueError, TypeError, KeyError):
+            logger.exception("alert #%s cannot be read; left out", row._mapping.get("id"))
+    return result
+
+
 def loud(now: float) -> ColumnElement[bool]:
     """SQL for `not Alert.quiet(now)`: nobody acked, snoozed or silenced it."""
     c = alerts.c
@@ -258,7 +273,7 @@ def loud_webhook_alerts(conn: Connection, now: float) -> list[Alert]:
     rows = conn.execute(
         select(alerts).where(c.status == Status.FIRING, c.source != Source.RULE, loud(now)).order_by(c.id)
     ).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def unescalated(conn: Connection, older_than: float, now: float) -> list[Alert]:
@@ -270,12 +285,12 @@ def unescalated(conn: Connection, older_than: float, now: float) -> list[Alert]:
         .where(c.status == Status.FIRING, c.escalated_at.is_(None), loud(now), opened <= older_than)
         .order_by(c.id)
     ).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def firing(conn: Connection) -> list[Alert]:
     rows = conn.execute(select(alerts).where(alerts.c.status == Status.FIRING).order_by(alerts.c.id)).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def set_fields(conn: Connection, alert_id: int, **values: Any) -> None:
@@ -292,7 +307,7 @@ def latest(conn: Connection) -> Alert | None:
 def recent(conn: Connection, limit: int) -> list[Alert]:
     """The last `limit` alerts opened, firing or not, newest first."""
     rows = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def last_sent_to(conn: Connection, phone: str) -> Alert | None:

@@ -256,3 +256,16 @@ def test_a_datadog_alert_with_a_valid_date_is_accepted_after_the_poison(client, 
     client.post("/webhook/datadog", data=dd_raw("NaN"), headers=HEADERS)
     response = client.post("/webhook/datadog", json=copy.deepcopy(datadog()), headers=HEADERS)
     assert response.status_code == 200 and response.json["new"] == 1
+
+
+@pytest.mark.parametrize("values", [{"status": "exploded"}, {"source": "nagios"}])
+def test_a_row_that_cannot_be_read_is_left_out_of_lists_not_fatal_to_them(client, services, values):
+    good = fire(client, "DiskFull")
+    bad = fire(client, "Poisoned")
+    corrupt(services, bad, **values)
+    phone = Phone(client)
+    for words in ("alerts", "alerts recent"):
+        reply = phone.text(words)
+        assert "failed inside Operator" not in reply and f"#{good}" in reply, (words, reply)
+    with services.engine.connect() as conn:
+        assert [a.id for a in records.loud_webhook_alerts(conn, db.now())] == [good]
