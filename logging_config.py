@@ -5,13 +5,61 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import sys
 
 from flask import g, has_request_context
+from prometheus_client import Counter
 
 from config import Settings
 from security import mask_numbers
 
 FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+
+# The log is not the record: every request is a row in the store before it is answered, so a log
+# line that cannot be written (a full disk) is counted here and the request goes on.
+LOG_WRITE_FAILURES = Counter(
+    "operator_log_write_failures_total",
+    "Log lines a handler could not write (full or broken log disk)",
+    ["handler"],
+)
+
+
+class CountedFailures(logging.Handler):
+    """A handler whose lost lines are counted, with one stderr line per outage instead of a traceback per line."""
+
+    label = "console"
+    failing = False
+    _lost = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Handler.handle holds self.lock around emit (and so handleError): the flags need no lock.
+        self._lost = False
+        super().emit(record)
+        if not self._lost:
+            self.failing = False  # written again: a later outage gets its own stderr line
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._lost = True
+        LOG_WRITE_FAILURES.labels(self.label).inc()
+        if self.failing:
+            return
+        self.failing = True
+        error = sys.exc_info()[1]
+        try:
+            sys.stderr.write(
+                f"operator: cannot write the {self.label} log ({error.__class__.__name__}: {error}); "
+                "lines are dropped and counted in operator_log_write_failures_total until it works again\n"
+            )
+        except (OSError, ValueError):
+            pass  # stderr is broken or closed too: the counter is all that is left
+
+
+class ConsoleHandler(CountedFailures, logging.StreamHandler):
+    pass
+
+
+class FileHandler(CountedFailures, logging.handlers.RotatingFileHandler):
+    label = "file"
 
 
 class RequestIdFilter(logging.Filter):
@@ -58,17 +106,24 @@ def configure_logging(settings: Settings) -> None:
         settings.datadog_token,
     ]
     formatter = logging.Formatter(FORMAT)
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    os.makedirs(settings.log_dir, exist_ok=True)
+    handlers: list[logging.Handler] = [ConsoleHandler()]
+    try:
+        os.makedirs(settings.log_dir, exist_ok=True)
+    except OSError:
+        pass  # the file handler's first line fails and is counted; the service still starts
+    # delay: the file opens at the first line, so a disk too full to create it costs lines, not the start.
     handlers.append(
-        logging.handlers.RotatingFileHandler(
-            os.path.join(settings.log_dir, "operator.log"), maxBytes=10_000_000, backupCount=5
+        FileHandler(
+            os.path.join(settings.log_dir, "operator.log"), maxBytes=10_000_000, backupCount=5, delay=True
         )
     )
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_operator", False)]:
         root.removeHandler(old)
-        old.close()
+        try:
+            old.close()
+        except OSError:
+            pass  # its last buffered lines are lost with the full disk; the store has the record
     for handler in handlers:
         handler._operator = True  # type: ignore[attr-defined]
         handler.setFormatter(formatter)

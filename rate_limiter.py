@@ -3,6 +3,9 @@
 Counters live in Redis when REDIS_URL is set, otherwise in the database through `SQLStorage`,
 a `limits` storage backed by the `rate_limits` table, which this module owns. Both go through the same
 FixedWindowRateLimiter, so the arithmetic is the library's, not ours.
+
+A Redis that refuses or stops answering costs one short timeout: the limiter then counts in the
+database for REDIS_RETRY seconds before it tries Redis again, logged once and counted in metrics.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from prometheus_client import Counter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import (
     Column,
     Connection,
@@ -41,6 +48,24 @@ from core import db
 from security import mask
 
 logger = logging.getLogger(__name__)
+
+# Seconds to wait for Redis to connect or answer: a rate-limit check is on every reply's path.
+REDIS_TIMEOUT = 0.25
+# Seconds the database counts alone after a Redis failure, so an outage costs one timeout per
+# process per period instead of one per message.
+REDIS_RETRY = 15
+
+STORE_ERRORS = Counter(
+    "operator_rate_limit_store_errors_total",
+    "Rate-limit counter store failures (primary: Redis or the database; fallback: the database)",
+    ["store"],
+)
+FALLBACK_HITS = Counter(
+    "operator_rate_limit_fallback_total", "Messages counted in the database because Redis failed"
+)
+UNCOUNTED = Counter(
+    "operator_rate_limit_uncounted_total", "Messages let through uncounted because no counter store answered"
+)
 
 # Fixed-window counters for the `limits` library when no Redis is configured.
 rate_limits = Table(
@@ -138,10 +163,22 @@ class SQLStorage(Storage):
 
 
 def make_storage(redis_url: str, engine: Engine) -> Storage:
-    """Redis when configured, else the database."""
+    """Redis when configured (with short timeouts, no retries: the database is the fallback), else the database."""
     if not redis_url:
         return SQLStorage(engine)
-    storage = storage_from_string(redis_url)
+    scheme = redis_url.split(":", 1)[0].lower()
+    # redis-py waits forever by default and retries 3 times with backoff; timeouts written in the
+    # URL (?socket_timeout=...) still win, since redis-py lets the URL override these.
+    options: dict[str, Any] = (
+        {
+            "socket_connect_timeout": REDIS_TIMEOUT,
+            "socket_timeout": REDIS_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if scheme in ("redis", "rediss", "redis+unix")
+        else {}
+    )
+    storage = storage_from_string(redis_url, **options)
     if not isinstance(storage, Storage):
         # An async+ scheme gives an asyncio storage, which a synchronous limiter cannot await.
         raise ConfigError(f"REDIS_URL: {redis_url.split(':', 1)[0]} storage is asynchronous; use redis://")
@@ -157,13 +194,29 @@ class Decision:
 
 
 class RateLimiter:
-    """Stepped limits ("10 per 5 minutes; 100 per day") for one purpose, keyed by phone."""
+    """Stepped limits ("10 per 5 minutes; 100 per day") for one purpose, keyed by phone.
 
-    def __init__(self, storage: Storage, limits: str, namespace: str):
+    `fallback` (the database, when `storage` is Redis) counts while `storage` fails, and for
+    `retry_after` seconds after each failure.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        limits: str,
+        namespace: str,
+        fallback: SQLStorage | None = None,
+        retry_after: float = REDIS_RETRY,
+    ):
         self.storage = storage
         self.items: list[RateLimitItem] = parse_many(limits)
         self.namespace = namespace
         self.strategy = FixedWindowRateLimiter(storage)
+        self.fallback = fallback
+        self._fallback_strategy = FixedWindowRateLimiter(fallback) if fallback is not None else None
+        # Until when (monotonic) `storage` is skipped after a failure; a race only costs a retry.
+        self._down_until = 0.0
+        self.retry_after = retry_after
 
     @property
     def in_database(self) -> bool:
@@ -177,27 +230,51 @@ class RateLimiter:
         Fails open: an on-call engineer locked out of Operator because the counter store is down
         is worse than a few uncounted messages from an authorized number.
         """
+        if self._fallback_strategy is not None and time.monotonic() < self._down_until:
+            return self._in_fallback(phone)
         try:
             if conn is not None and isinstance(self.storage, SQLStorage):
                 with self.storage.within(conn):
-                    return self._hit(phone)
-            return self._hit(phone)
+                    return self._hit(self.strategy, phone)
+            return self._hit(self.strategy, phone)
         except _failures(self.storage) as exc:
+            STORE_ERRORS.labels("primary").inc()
+            if self._fallback_strategy is None:
+                return _open(phone, exc)
+            self._down_until = time.monotonic() + self.retry_after
             logger.error(
-                "rate-limit store failed (%s); letting %s through", exc.__class__.__name__, mask(phone)
+                "rate-limit store failed (%s); counting in the database for the next %ds",
+                exc.__class__.__name__,
+                self.retry_after,
             )
-            return Decision(True)
+            return self._in_fallback(phone)
 
-    def _hit(self, phone: str) -> Decision:
+    def _in_fallback(self, phone: str) -> Decision:
+        assert self._fallback_strategy is not None and self.fallback is not None
+        FALLBACK_HITS.inc()
+        try:
+            return self._hit(self._fallback_strategy, phone)
+        except _failures(self.fallback) as exc:
+            STORE_ERRORS.labels("fallback").inc()
+            return _open(phone, exc)
+
+    def _hit(self, strategy: FixedWindowRateLimiter, phone: str) -> Decision:
         for item in self.items:
-            if not self.strategy.hit(item, self.namespace, phone):
-                reset_at = self.strategy.get_window_stats(item, self.namespace, phone).reset_time
+            if not strategy.hit(item, self.namespace, phone):
+                reset_at = strategy.get_window_stats(item, self.namespace, phone).reset_time
                 retry_after = max(1.0, reset_at - time.time())
                 # One notice per window: a counter that expires with the window being enforced.
                 notice_key = item.key_for(self.namespace + "-notice", phone)
-                notify = self.storage.incr(notice_key, math.ceil(retry_after)) == 1
+                notify = strategy.storage.incr(notice_key, math.ceil(retry_after)) == 1
                 return Decision(False, notify, retry_after)
         return Decision(True)
+
+
+def _open(phone: str, exc: Exception) -> Decision:
+    """Every counter store failed: let the message through (see RateLimiter.hit), counted and logged."""
+    UNCOUNTED.inc()
+    logger.error("rate-limit store failed (%s); letting %s through", exc.__class__.__name__, mask(phone))
+    return Decision(True)
 
 
 def _failures(storage: Storage) -> tuple[type[Exception], ...]:

@@ -7,6 +7,7 @@ means the last alert texted to you. Actions on many alerts ask "Reply YES" first
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import Connection
@@ -21,6 +22,8 @@ from incidents import paging, records
 from incidents.records import Alert, Source, Status
 from incidents.silences import Alertmanager, AlertmanagerError
 from security import allows, mask
+
+logger = logging.getLogger(__name__)
 
 MAX_SNOOZE = 7 * 86400.0
 MAX_SILENCE = 30 * 86400.0
@@ -81,6 +84,15 @@ def _detail(alert: Alert) -> str:
     return ". ".join(parts) + "."
 
 
+def _shown(render: Callable[[Alert], str], alert: Alert) -> str:
+    """One alert's text; a record that cannot be shown costs its own line, not everyone's list."""
+    try:
+        return render(alert)
+    except Exception:  # noqa: BLE001 - the other alerts must still reach the phone
+        logger.exception("alerts: could not show #%s", alert.id)
+        return f"#{alert.id} {alert.name} (cannot be shown; see the log)"
+
+
 def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
     """The alerts named by ids, or the last one texted to this phone; CommandError when none."""
     if not target.ids:
@@ -127,18 +139,21 @@ def alerts_(ctx: Context) -> str:
     target = parse_target(ctx.args)
     with ctx.services.engine.connect() as conn:
         if target.ids:
-            return " | ".join(_detail(a) for a in _fetch(conn, ctx, target))
+            return " | ".join(_shown(_detail, a) for a in _fetch(conn, ctx, target))
         now = db.now()
         if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
             recent = records.recent(conn, 10)
             if not recent:
                 return "No alerts yet."
-            return "\n".join(_line(a, now) if a.status == Status.FIRING else closed_text(a) for a in recent)
+            return "\n".join(
+                _shown(lambda a: _line(a, now) if a.status == Status.FIRING else closed_text(a), a)
+                for a in recent
+            )
         open_alerts = records.firing(conn)
         if not open_alerts:
             last = records.latest(conn)
-            return "No open alerts." + (f" Last: {closed_text(last)}." if last else "")
-        lines = [_line(a, now) for a in reversed(open_alerts)]
+            return "No open alerts." + (f" Last: {_shown(closed_text, last)}." if last else "")
+        lines = [_shown(lambda a: _line(a, now), a) for a in reversed(open_alerts)]
         return f"{len(open_alerts)} open:\n" + "\n".join(lines)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+_CENTURY = 100 * 365 * 86400.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?)?\s*$"
@@ -20,7 +22,9 @@ def parse_duration(text: str, default_unit: str = "s") -> float:
 
 
 def humanize(seconds: float) -> str:
-    """Shortest honest form: 45s, 23m, 2h5m, 3d4h."""
+    """Shortest honest form: 45s, 23m, 2h5m, 3d4h; "?" for no real duration (NaN, inf, centuries)."""
+    if not math.isfinite(seconds) or seconds > _CENTURY:
+        return "?"
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s"

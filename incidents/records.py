@@ -7,6 +7,8 @@ snoozes and silences are columns on it, so every command works the same for ever
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ from core import db
 from incidents.sources import Source, Status
 from outbox import queue
 from outbox.queue import Kind
+
+logger = logging.getLogger(__name__)
 
 alerts = Table(
     "alerts",
@@ -110,8 +114,15 @@ class Alert:
 
     @classmethod
     def from_row(cls, row: Any) -> Alert:
+        """The record as stored, read so that one absurd value (stored before sources were
+        validated, or by hand) cannot break every command that lists alerts."""
         data = dict(row._mapping)
-        data["labels"] = json.loads(data["labels"] or "{}")
+        for name in _TIMES:
+            if data[name] is not None and not math.isfinite(data[name]):
+                data[name] = None
+        data["last_seen"] = data["last_seen"] or data["opened_at"] or 0.0
+        data["started_at"] = data["started_at"] or data["opened_at"] or data["last_seen"]
+        data["labels"] = _labels(data["labels"])
         data["size"] = data.get("size") or 1
         data["places"] = data.get("places") or ""
         data["transition"] = data.get("transition") or "FIRING"
@@ -126,6 +137,30 @@ class Alert:
     def quiet(self, now: float) -> bool:
         """Someone is on it: acked, snoozed or silenced, so no page, reminder or escalation."""
         return bool(self.acked_at or self.silenced(now) or (self.snoozed_until or 0) > now)
+
+
+_TIMES = ("started_at", "last_seen", "resolved_at", "acked_at", "snoozed_until", "last_notified_at",
+          "escalated_at", "opened_at", "silenced_until")  # fmt: skip
+
+
+def _labels(stored: str | None) -> dict[str, str]:
+    try:
+        labels = json.loads(stored or "{}")
+    except ValueError:
+        return {}
+    return labels if isinstance(labels, dict) else {}
+
+
+def _readable(rows: Any) -> list[Alert]:
+    """The rows as alerts, skipping (and logging) one that cannot be read, so one bad row cannot
+    stop a list, a reminder round or an escalation round for every other alert."""
+    result = []
+    for row in rows:
+        try:
+            result.append(Alert.from_row(row))
+        except (ValueError, TypeError, KeyError):
+            logger.exception("alert #%s cannot be read; left out", row._mapping.get("id"))
+    return result
 
 
 def loud(now: float) -> ColumnElement[bool]:
@@ -238,7 +273,7 @@ def loud_webhook_alerts(conn: Connection, now: float) -> list[Alert]:
     rows = conn.execute(
         select(alerts).where(c.status == Status.FIRING, c.source != Source.RULE, loud(now)).order_by(c.id)
     ).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def unescalated(conn: Connection, older_than: float, now: float) -> list[Alert]:
@@ -250,12 +285,12 @@ def unescalated(conn: Connection, older_than: float, now: float) -> list[Alert]:
         .where(c.status == Status.FIRING, c.escalated_at.is_(None), loud(now), opened <= older_than)
         .order_by(c.id)
     ).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def firing(conn: Connection) -> list[Alert]:
     rows = conn.execute(select(alerts).where(alerts.c.status == Status.FIRING).order_by(alerts.c.id)).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def set_fields(conn: Connection, alert_id: int, **values: Any) -> None:
@@ -272,7 +307,7 @@ def latest(conn: Connection) -> Alert | None:
 def recent(conn: Connection, limit: int) -> list[Alert]:
     """The last `limit` alerts opened, firing or not, newest first."""
     rows = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).all()
-    return [Alert.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 def last_sent_to(conn: Connection, phone: str) -> Alert | None:

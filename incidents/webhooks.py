@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -19,7 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from config import Settings
 from incidents import intake
-from incidents.sources import Incoming, PayloadError, Source
+from incidents.sources import Incoming, PayloadError, Source, decode
 from incidents.sources.alertmanager import parse_alertmanager
 from incidents.sources.datadog import parse_datadog
 from security import same_secret
@@ -72,12 +71,8 @@ def _alertmanager_auth_ok(settings: Settings) -> bool:
 
 
 def _payload() -> object:
-    """The decoded JSON body; PayloadError when it is not JSON."""
-    raw = request.get_data(cache=False)  # RequestEntityTooLarge past MAX_CONTENT_LENGTH
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"body is not valid JSON ({exc.__class__.__name__})") from None
+    """The decoded JSON body; PayloadError when it is not strict JSON (incidents.sources.decode)."""
+    return decode(request.get_data(cache=False))  # RequestEntityTooLarge past MAX_CONTENT_LENGTH
 
 
 def _store(source: str, incoming: list[Incoming]):
@@ -138,6 +133,10 @@ def _handle(source: str, configured: bool, authorized, parse):
         WEBHOOK_EVENTS.labels(source, "rejected").inc()
         logger.warning("%s webhook: rejected payload: %s", source, exc)
         return error(400, str(exc))
+    except Exception:  # noqa: BLE001 - a 5xx would make the sender retry this payload forever
+        WEBHOOK_EVENTS.labels(source, "rejected").inc()
+        logger.exception("%s webhook: the parser failed on a payload", source)
+        return error(400, "the payload could not be read")
     if not incoming:
         return jsonify(status="ok", received=0, new=0, alerts=[], texts=0)
     return _store(source, incoming)

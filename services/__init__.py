@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from config import Settings
 from core import db
 from monitors import BaseMonitor, build_monitors
-from rate_limiter import RateLimiter, make_storage
+from rate_limiter import RateLimiter, SQLStorage, make_storage
 
 
 @dataclass
@@ -30,9 +30,10 @@ def build_services(settings: Settings) -> Services:
     engine = db.make_engine(settings.database_url)
     db.ensure_db(engine, settings.migrate_on_start)
     storage = make_storage(settings.redis_url, engine)
+    fallback = SQLStorage(engine) if settings.redis_url else None
     return Services(
         settings=settings,
         engine=engine,
         monitors=build_monitors(settings),
-        limiter=RateLimiter(storage, settings.rate_limit, "sms"),
+        limiter=RateLimiter(storage, settings.rate_limit, "sms", fallback=fallback),
     )

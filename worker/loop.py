@@ -58,7 +58,10 @@ class Worker:
         self.services, self.poll = services, poll
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"[:64]
         self.stop = threading.Event()
-        storm = RateLimiter(services.limiter.storage, services.settings.alert_limits, "alerts")
+        limiter = services.limiter
+        storm = RateLimiter(
+            limiter.storage, services.settings.alert_limits, "alerts", fallback=limiter.fallback
+        )
         self.sender = Sender(services.engine, services.settings, make_backend(services.settings, send_timeout),
                              storm, records, self.worker_id, lease=lease)  # fmt: skip
         self.evaluator = alerting.Evaluator(services, rules, self.worker_id)

@@ -30,11 +30,12 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
     common_notes = strings(payload.get("commonAnnotations"), "commonAnnotations")
     shared_summary = common_notes.get("summary") or common_notes.get("description") or ""
     group_labels = strings(payload.get("groupLabels"), "groupLabels")
-    group_key = text_of(payload.get("groupKey"), 4000)
+    group_key = text_of(payload.get("groupKey"), 4000, "groupKey")
     truncated = payload.get("truncatedAlerts") or 0
-    if not isinstance(truncated, int) or truncated < 0:
+    # A bool is an int to Python; past a million it is no count Alertmanager would send.
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or not 0 <= truncated <= 1_000_000:
         raise PayloadError("'truncatedAlerts' must be a whole number")
-    external = text_of(payload.get("externalURL"), 2000) or None
+    external = text_of(payload.get("externalURL"), 2000, "externalURL") or None
     result = []
     for index, alert in enumerate(alerts):
         if not isinstance(alert, dict):
@@ -45,8 +46,13 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
         if reported not in ("firing", "resolved"):
             raise PayloadError(f"alerts[{index}].status must be 'firing' or 'resolved'")
         status = Status(reported)
-        fingerprint = text_of(alert.get("fingerprint"), 100) or digest(json.dumps(labels, sort_keys=True))
-        starts = text_of(alert.get("startsAt"), 64)
+        where = f"alerts[{index}]"
+        fingerprint = text_of(alert.get("fingerprint"), 100, f"{where}.fingerprint") or digest(
+            json.dumps(labels, sort_keys=True)
+        )
+        starts = text_of(alert.get("startsAt"), 64, f"{where}.startsAt")
+        started_at = parse_time(alert.get("startsAt"), f"{where}.startsAt")
+        ended_at = parse_time(alert.get("endsAt"), f"{where}.endsAt") if status == Status.RESOLVED else None
         # Without a groupKey (hand-made payloads) each alert is its own group.
         key = group_key or f"fingerprint:{fingerprint}"
         result.append(
@@ -66,13 +72,13 @@ def parse_alertmanager(payload: Any) -> list[Incoming]:
                 severity=labels.get("severity", "")[:32],
                 # Matchers for a silence: what the whole group shares, so it silences the group.
                 labels=common or group_labels or labels,
-                url=text_of(alert.get("generatorURL"), 2000) or external,
+                url=text_of(alert.get("generatorURL"), 2000, f"{where}.generatorURL") or external,
                 group_key=key,
-                started_at=parse_time(starts),
-                ended_at=parse_time(alert.get("endsAt")) if status == Status.RESOLVED else None,
+                started_at=started_at,
+                ended_at=ended_at,
                 place=place_of(labels, common),
                 truncated=truncated,
-                group_status=text_of(payload.get("status"), 16),
+                group_status=text_of(payload.get("status"), 16, "status"),
             )
         )
     return result

@@ -41,9 +41,9 @@ def _dd_transition(text: str) -> tuple[Status, str] | None:
 
 def _dd_tags(value: Any) -> dict[str, str]:
     """'env:prod,host:web-1,role' (or a list) -> {'env': 'prod', 'host': 'web-1', 'role': ''}."""
-    parts = value if isinstance(value, list) else str(value or "").split(",")
+    parts = value if isinstance(value, list) else text_of(value, 30000, "tags").split(",")
     tags: dict[str, str] = {}
-    for part in (text_of(p, 300).strip() for p in parts[:100]):
+    for part in (text_of(p, 300, "tags").strip() for p in parts[:100]):
         if part:
             name, _, tag_value = part.partition(":")
             tags[text_of(name.strip(), 100)] = text_of(tag_value.strip(), 200)
@@ -79,29 +79,31 @@ def _strip_tags(title: str) -> tuple[list[str], str]:
 
 
 def _datadog_custom(payload: dict) -> Incoming | None:
-    alert_id = text_of(payload.get("alert_id"), 64).strip()
-    transition = text_of(payload.get("transition"), 64).strip()
+    alert_id = text_of(payload.get("alert_id"), 64, "alert_id").strip()
+    transition = text_of(payload.get("transition"), 64, "transition").strip()
     if not alert_id or not transition:
         raise PayloadError("'alert_id' and 'transition' are required (see README, Datadog set-up)")
     state = _dd_transition(transition)
     if state is None:
         return None
     status, word = state
-    cycle = text_of(payload.get("cycle_key") or payload.get("id"), 64).strip()
-    scope = text_of(payload.get("scope"), 200).strip()
+    cycle = text_of(payload.get("cycle_key") or payload.get("id"), 64, "cycle_key").strip()
+    scope = text_of(payload.get("scope"), 200, "scope").strip()
     tags = _dd_tags(payload.get("tags"))
-    when = parse_time(payload.get("date"))
-    title = _strip_tags(text_of(payload.get("title"), 1000))[1].strip() or f"Datadog alert {alert_id}"
+    when = parse_time(payload.get("date"), "date")
+    title = (
+        _strip_tags(text_of(payload.get("title"), 1000, "title"))[1].strip() or f"Datadog alert {alert_id}"
+    )
     return Incoming(
         source=Source.DATADOG,
         event_key=bounded(f"dd:{alert_id}:{scope}:{cycle}:{transition.lower()}"),
         record_key=bounded(f"{alert_id}:{scope}" if scope else alert_id),
         status=status,
         name=title[:200],
-        summary=_clean(text_of(payload.get("message") or payload.get("status"), 5000)),
-        severity=text_of(payload.get("priority"), 32),
+        summary=_clean(text_of(payload.get("message") or payload.get("status"), 5000, "message")),
+        severity=text_of(payload.get("priority"), 32, "priority"),
         labels=tags,
-        url=text_of(payload.get("link"), 2000) or None,
+        url=text_of(payload.get("link"), 2000, "link") or None,
         started_at=when,
         ended_at=when if status == Status.RESOLVED else None,
         place=place_of(tags) or scope[:40],
@@ -111,7 +113,7 @@ def _datadog_custom(payload: dict) -> Incoming | None:
 
 def _datadog_default(payload: dict) -> Incoming | None:
     """Datadog's default body: the state is only in the title ("[P1] [Triggered on {host:a}] X")."""
-    tags, title = _strip_tags(text_of(payload.get("title"), 1000))
+    tags, title = _strip_tags(text_of(payload.get("title"), 1000, "title"))
     state, scope = None, ""
     for tag in tags:
         head, _, on = tag.partition(" on ")
@@ -121,12 +123,14 @@ def _datadog_default(payload: dict) -> Incoming | None:
         return None
     status, word = state
     name = title.strip() or "Datadog alert"
-    when = parse_time(payload.get("date") or payload.get("last_updated"))
-    event_id = text_of(payload.get("id"), 64).strip()
+    when = parse_time(payload.get("date") or payload.get("last_updated"), "date")
+    event_id = text_of(payload.get("id"), 64, "id").strip()
     # The default body has no alert id or cycle key: the event id identifies a delivery, and the
     # monitor title (without its state prefix) plus scope identifies the incident.
     event_key = (
-        f"dd-event:{event_id}" if event_id else f"dd-title:{word}:{name}:{scope}:{payload.get('date')}"
+        f"dd-event:{event_id}"
+        if event_id
+        else f"dd-title:{word}:{name}:{scope}:{text_of(payload.get('date'), 64, 'date')}"
     )
     return Incoming(
         source=Source.DATADOG,
@@ -134,9 +138,9 @@ def _datadog_default(payload: dict) -> Incoming | None:
         record_key=bounded("title:" + digest(f"{name}|{scope}")),
         status=status,
         name=name[:200],
-        summary=_clean(text_of(payload.get("body"), 5000)),
+        summary=_clean(text_of(payload.get("body"), 5000, "body")),
         labels=_dd_tags(scope),
-        url=text_of(payload.get("link"), 2000) or None,
+        url=text_of(payload.get("link"), 2000, "link") or None,
         started_at=when,
         ended_at=when if status == Status.RESOLVED else None,
         place=place_of(_dd_tags(scope)) or scope[:40],
