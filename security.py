@@ -151,8 +151,9 @@ _SHAPES = {
     "AccountSid": re.compile(r"AC[0-9a-fA-F]{32}"),
     "MessagingServiceSid": re.compile(r"MG[0-9a-fA-F]{32}"),
     "ApiVersion": re.compile(r"\d{4}-\d{2}-\d{2}"),
-    "From": re.compile(r"(?:[a-z]{2,16}:)?\+?[\w.@-]{1,64}"),
-    "To": re.compile(r"(?:[a-z]{2,16}:)?\+?[\w.@-]{1,64}"),
+    # Numbers, channel addresses (whatsapp:+1...) and, on status reports, alphanumeric sender ids.
+    "From": re.compile(r"[^\x00-\x1f\x7f]{1,64}"),
+    "To": re.compile(r"[^\x00-\x1f\x7f]{1,64}"),
     "NumMedia": re.compile(r"\d{1,3}"),
     "NumSegments": re.compile(r"\d{1,3}"),
     "ReferralNumMedia": re.compile(r"\d{1,3}"),

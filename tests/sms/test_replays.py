@@ -299,6 +299,8 @@ def test_a_signed_status_report_twilio_would_not_send_is_refused(client, service
 def test_a_status_report_with_every_documented_field_is_recorded(client, services, sent):
     params = {
         **status_form(sent, "undelivered"),
+        # An alphanumeric sender id, as texts from a Messaging Service may carry.
+        "From": "Acme Ops",
         "ErrorCode": "30003",
         "ErrorMessage": "Unreachable destination handset",
         "RawDlrDoneDate": "2612021200",
