@@ -12,6 +12,7 @@ from inbound import audit
 from outbox import queue
 from tests.support.apps import app_with, with_settings
 from tests.support.phones import ADMIN, Phone, sign
+from tests.support.servers import free_port
 
 METRICS_TOKEN = "metrics-token-5f4e3d2c1b0a"
 
@@ -133,3 +134,12 @@ def test_with_the_cache_off_every_scrape_reads_the_store(settings):
         assert sample(client, "operator_outbox_depth") == 1
         enqueue(services, 2)
         assert sample(client, "operator_outbox_depth") == 3
+
+
+def test_metrics_still_answer_while_the_store_is_down(settings):
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/operator"
+    with app_with(with_settings(settings, database_url=closed)) as app:
+        response = app.test_client().get("/metrics")
+        assert response.status_code == 200
+        assert b"operator_reply_latency_seconds" in response.data
+        assert b"operator_outbox_depth" not in response.data
