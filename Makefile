@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 .env: .env.example
-	@test -f .env || $(PY) scripts/init_env.py
+	@test -f .env || PORT=$(PORT) $(PY) scripts/init_env.py
 
 # The web server and the worker (rules + outbound SMS) together: when either exits, or on
 # Ctrl-C, the other is stopped too.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -32,6 +35,7 @@ from inbound.routes import internal_error_reply
 from logging_config import configure_logging
 from monitors.checkup import check_command
 from outbox import queue
+from security import may_read_metrics
 from services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -52,22 +56,55 @@ def healthz() -> tuple[Response, int]:
 
 
 @bp.get("/metrics")
-def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition([StoreCollector(services().engine)])
+def prometheus_metrics() -> Response | tuple[Response, int]:
+    if not may_read_metrics(request, services().settings):
+        message = "/metrics is served to this host, or with METRICS_TOKEN as a bearer token"
+        return jsonify(status="error", message=message), 403
+    body, content_type = metrics.exposition([current_app.extensions["operator.store_metrics"]])
     return Response(body, mimetype=content_type.split(";")[0], content_type=content_type)
 
 
 class StoreCollector:
     """Outbox depth, sent/failed by error code, delivery outcomes and rule states, read from the store.
 
-    The worker is its own process (maybe on another host), so what it does is read back at
-    scrape time: always right, whichever process sent or evaluated.
+    The worker is its own process (maybe on another host), so what it does is read back from the
+    store. The readings are kept `ttl` seconds and refreshed by one scrape at a time (others get
+    the last readings meanwhile): counting a large outbox costs hundreds of milliseconds, and a
+    scraper (or anyone who can reach /metrics) must not be able to spend that on every request.
     """
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, engine: Engine, ttl: float):
+        self.engine, self.ttl = engine, ttl
+        self._refreshing = threading.Lock()
+        self._families: list[Metric] = []
+        self._read_at = 0.0
 
     def collect(self) -> Iterator[Metric]:
+        if not self._families or time.monotonic() - self._read_at >= self.ttl:
+            # Without readings yet, wait for the scrape taking them; with some, serve those.
+            if self._refreshing.acquire(blocking=not self._families):
+                try:
+                    if not self._families or time.monotonic() - self._read_at >= self.ttl:
+                        self._refresh()
+                finally:
+                    self._refreshing.release()
+        age = GaugeMetricFamily(
+            "operator_store_metrics_age_seconds", "How old the store readings below are (they are cached)"
+        )
+        if self._families:
+            age.add_metric([], time.monotonic() - self._read_at)
+            yield from self._families
+        yield age
+
+    def _refresh(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                counts = queue.counts(conn)
+                states = alerting.states(conn)
+        except SQLAlchemyError:
+            # /metrics still answers with the process counters (and the last readings, if any).
+            logger.error("could not read the store for /metrics: store unreachable")
+            return
         depth = GaugeMetricFamily("operator_outbox_depth", "Texts waiting to be sent (queued or sending)")
         by_status = GaugeMetricFamily(
             "operator_outbox_messages", "Outbox rows by status and kind", labels=["status", "kind"]
@@ -81,9 +118,6 @@ class StoreCollector:
             "operator_sms_delivery", "Texts by Twilio's last reported delivery status", labels=["status"]
         )
         rules = GaugeMetricFamily("operator_rule_state", "Alert rules by state", labels=["rule", "state"])
-        with self.engine.connect() as conn:
-            counts = queue.counts(conn)
-            states = alerting.states(conn)
         waiting = (queue.Delivery.QUEUED, queue.Delivery.SENDING)
         depth.add_metric([], sum(n for status, _, n in counts["by_status"] if status in waiting))
         for status, kind, count in counts["by_status"]:
@@ -95,7 +129,8 @@ class StoreCollector:
         for rule, state in states:
             for known in alerting.RuleState:
                 rules.add_metric([rule, known], 1.0 if state == known else 0.0)
-        yield from (depth, by_status, failed, delivery, rules)
+        self._families = [depth, by_status, failed, delivery, rules]
+        self._read_at = time.monotonic()
 
 
 def _assign_request_id() -> None:
@@ -119,11 +154,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     if settings.proxy_hops:
-        hops = settings.proxy_hops
+        # Only the client address: the signed URL is PUBLIC_URL, never a forwarded host or prefix.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0
         )
     app.extensions["operator"] = build_services(settings)
+    app.extensions["operator.store_metrics"] = StoreCollector(
+        app.extensions["operator"].engine, settings.metrics_cache_ttl
+    )
+    if not settings.public_url:
+        logger.error(
+            "PUBLIC_URL is not set: every Twilio request will be refused (403); set it to the base "
+            "URL Twilio calls, e.g. https://ops.example.com"
+        )
     app.before_request(_assign_request_id)
     app.register_error_handler(500, _internal_error)
     app.register_blueprint(bp)

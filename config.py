@@ -39,8 +39,14 @@ class Settings:
     # Secret of a Twilio webhook SharedKey, for requests signed per X-Twilio-Webhooks-Signature-Settings.
     twilio_webhook_shared_key: str = ""
     twilio_from_number: str = ""
+    # The base URL Twilio calls; every signature is checked against it (none pass without it).
     public_url: str = ""
+    # Reverse proxies in front whose X-Forwarded-For is believed (nothing else they send is).
     proxy_hops: int = 0
+    # /metrics is served to this host, or to a scraper sending `Authorization: Bearer <token>`.
+    metrics_token: str = ""
+    # How long /metrics reuses its readings of the store; 0 reads it on every scrape.
+    metrics_cache_ttl: float = 15.0
     # phone number (E.164) -> role
     authorized: Mapping[str, str] = field(default_factory=dict)
     database_url: str = "sqlite:///var/operator.db"
@@ -142,6 +148,8 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         twilio_from_number=from_number,
         public_url=value("public_url", _url),
         proxy_hops=value("proxy_hops", _int, 0, 10),
+        metrics_token=value("metrics_token"),
+        metrics_cache_ttl=value("metrics_cache_ttl", _seconds, allow_zero=True),
         authorized=_authorized(get("AUTHORIZED_NUMBERS")),
         database_url=value("database_url"),
         migrate_on_start=value("migrate_on_start", _bool),
@@ -266,6 +274,9 @@ def _url(name: str, value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"{name} must be an http(s) URL like https://host, not {value!r}")
+    if name == "PUBLIC_URL" and (parsed.query or parsed.fragment or parsed.params):
+        # Twilio signs the URL it calls; a query here would be signed twice over.
+        raise ConfigError(f"PUBLIC_URL must be a base URL without ?query or #fragment, not {value!r}")
     return value.rstrip("/")
 
 

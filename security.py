@@ -1,14 +1,18 @@
-"""Who may talk to Operator: Twilio's signature, authorized numbers and roles, masking."""
+"""Who may talk to Operator: Twilio's signature and form, /metrics readers, numbers and roles, masking."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import re
+import threading
+import time
 from functools import lru_cache
 from urllib.parse import quote
 
-from flask import Request
+from flask import Request, current_app
+from prometheus_client import Counter
 from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
@@ -21,20 +25,22 @@ from config import ROLES, Settings
 logger = logging.getLogger(__name__)
 
 _PHONE = re.compile(r"\+?\d[\d\- ]{6,}\d")
+_PLAIN_NAME = re.compile(r"[A-Z][A-Za-z]{0,39}")
 
 
 def signed_url(request: Request, settings: Settings) -> str:
-    """The URL Twilio signed: PUBLIC_URL + path + raw query, else the (proxy-fixed) request URL.
+    """The URL Twilio signed: PUBLIC_URL + path + raw query; "" when PUBLIC_URL is not set.
 
-    Werkzeug's request.url percent-decodes the query string, which would break the signature
-    of any URL with an encoded character, so the raw QUERY_STRING is used in both cases.
+    Never built from Host or X-Forwarded-* headers: whoever sends a request chooses those, so a
+    request signed for another app on the same Twilio account (same Auth Token) would pass.
+    Werkzeug's request.url percent-decodes the query string, which would break the signature of
+    any URL with an encoded character, so the raw QUERY_STRING is used.
     """
+    if not settings.public_url:
+        return ""
     query = request.environ.get("QUERY_STRING", "")
     suffix = f"?{query}" if query else ""
-    path = quote(request.script_root + request.path, safe="/%:@!$&'()*+,;=-._~")
-    if settings.public_url:
-        return settings.public_url + path + suffix
-    return request.host_url.rstrip("/") + path + suffix
+    return settings.public_url + quote(request.path, safe="/%:@!$&'()*+,;=-._~") + suffix
 
 
 @lru_cache(maxsize=4)
@@ -50,18 +56,215 @@ def is_from_twilio(request: Request, settings: Settings) -> bool:
     secret signs.
     """
     signature = request.headers.get(SIGNATURE_HEADER, "")
-    if not signature:
+    url = signed_url(request, settings)
+    if not signature or not url:
         return False
     signature_settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
     if signature_settings:
         secret = settings.twilio_webhook_shared_key
         if not secret:
-            logger.warning("signed with a Twilio SharedKey but TWILIO_WEBHOOK_SHARED_KEY is not set")
             return False
     else:
         secret = settings.twilio_auth_token
     algorithm = get_signature_algorithm(signature_settings)
-    return _validator(secret).validate(signed_url(request, settings), request.form, signature, algorithm)
+    return _validator(secret).validate(url, request.form, signature, algorithm)
+
+
+# The signature covers the URL followed by every name and value glued together with no
+# separator, so the same signed bytes can be re-split into other fields (`MessageSidSM...=`, a
+# value swallowing the next name) or repeated ones (`Body=a&Body=b` signs like `Body=aBodyb`).
+# Only forms shaped as Twilio sends them are accepted: known names, one value each, and strict
+# shapes for the values a re-split would have to change. Names are generous (Twilio adds fields
+# for WhatsApp, RCS and add-ons); a refused legitimate field is logged by name, so it can be added.
+_COMMON = frozenset(
+    {
+        "AccountSid",
+        "ApiVersion",
+        "Body",
+        "ChannelInstallSid",
+        "ChannelMetadata",
+        "ChannelPrefix",
+        "ChannelToAddress",
+        "From",
+        "MessageSid",
+        "MessagingServiceSid",
+        "NumMedia",
+        "NumSegments",
+        "SmsMessageSid",
+        "SmsSid",
+        "SmsStatus",
+        "StructuredMessage",
+        "To",
+    }
+)
+INBOUND_FIELDS = _COMMON | {
+    "AddOns",
+    "Address",
+    "ButtonPayload",
+    "ButtonText",
+    "ButtonType",
+    "Forwarded",
+    "FrequentlyForwarded",
+    "FromCity",
+    "FromCountry",
+    "FromState",
+    "FromZip",
+    "Label",
+    "Latitude",
+    "ListId",
+    "ListTitle",
+    "Longitude",
+    "MessageType",
+    "OptOutType",
+    "OriginalRepliedMessageSender",
+    "OriginalRepliedMessageSid",
+    "ProfileName",
+    "ReferralBody",
+    "ReferralCtwaClid",
+    "ReferralHeadline",
+    "ReferralMediaContentType",
+    "ReferralMediaId",
+    "ReferralMediaUrl",
+    "ReferralNumMedia",
+    "ReferralSourceId",
+    "ReferralSourceType",
+    "ReferralSourceUrl",
+    "ToCity",
+    "ToCountry",
+    "ToState",
+    "ToZip",
+    "WaId",
+}
+STATUS_FIELDS = _COMMON | {
+    "ChannelStatusCode",
+    "ChannelStatusMessage",
+    "ErrorCode",
+    "ErrorMessage",
+    "EventType",
+    "MessageStatus",
+    "RawDlrDoneDate",
+}
+# MediaUrl0..MediaUrl9 and their content types (Twilio attaches at most 10).
+_NUMBERED = re.compile(r"(?:MediaUrl|MediaContentType)\d{1,2}")
+MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-fA-F]{32}")
+_SHAPES = {
+    "AccountSid": re.compile(r"AC[0-9a-fA-F]{32}"),
+    "MessagingServiceSid": re.compile(r"MG[0-9a-fA-F]{32}"),
+    "ApiVersion": re.compile(r"\d{4}-\d{2}-\d{2}"),
+    # Numbers, channel addresses (whatsapp:+1...) and, on status reports, alphanumeric sender ids.
+    "From": re.compile(r"[^\x00-\x1f\x7f]{1,64}"),
+    "To": re.compile(r"[^\x00-\x1f\x7f]{1,64}"),
+    "NumMedia": re.compile(r"\d{1,3}"),
+    "NumSegments": re.compile(r"\d{1,3}"),
+    "ReferralNumMedia": re.compile(r"\d{1,3}"),
+    "SmsStatus": re.compile(r"[a-z_-]{1,32}"),
+    "MessageStatus": re.compile(r"[a-z_-]{1,32}"),
+    "ErrorCode": re.compile(r"\d{0,6}"),
+}
+_SIDS = ("MessageSid", "SmsMessageSid", "SmsSid")
+
+
+def form_problem(request: Request, allowed: frozenset[str], required: tuple[str, ...] = ()) -> str:
+    """Why this signed form is not one Twilio sends ("" when it is)."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return "not a form"
+    form = request.form
+    for name, values in form.lists():
+        if name not in allowed and not _NUMBERED.fullmatch(name):
+            # Only a plain name is logged: a re-split one carries pieces of values.
+            return f"unknown field {name}" if _PLAIN_NAME.fullmatch(name) else "unknown field"
+        if len(values) > 1:
+            return f"repeated field {name}"
+        shape = _SHAPES.get(name)
+        if shape is not None and not shape.fullmatch(values[0]):
+            return f"malformed {name}"
+    sids = {form[name] for name in _SIDS if name in form}
+    if len(sids) != 1 or not MESSAGE_SID.fullmatch(next(iter(sids))):
+        return "missing or malformed MessageSid" if len(sids) < 2 else "MessageSid and SmsSid differ"
+    missing = [name for name in required if not form.get(name)]
+    return f"missing {', '.join(missing)}" if missing else ""
+
+
+def message_sid(request: Request) -> str:
+    """The MessageSid of a form that passed `form_problem`."""
+    form = request.form
+    return next(form[name] for name in _SIDS if name in form)
+
+
+SIGNATURE_REJECTIONS = Counter(
+    "operator_signature_rejections_total", "Requests refused for a missing or wrong signature"
+)
+MALFORMED = Counter(
+    "operator_malformed_requests_total",
+    "Signed requests refused for a form Twilio does not send (unknown or repeated field, bad MessageSid)",
+)
+# One warning line per minute at most, whatever the flood: refusals are counted in the metrics,
+# and a line per request would rotate the real audit lines out of the log.
+REFUSAL_LOG_EVERY = 60.0
+
+
+class _RefusalLog:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.next_at = 0.0
+        self.unlogged = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next_at:
+                self.unlogged += 1
+                return
+            unlogged, self.unlogged, self.next_at = self.unlogged, 0, now + REFUSAL_LOG_EVERY
+        tail = f" ({unlogged} more refused since the last such line)" if unlogged else ""
+        logger.warning(message + tail, *args)
+
+
+def refusal(request: Request, settings: Settings, allowed: frozenset[str], required: tuple[str, ...]) -> int:
+    """0 for a signed Twilio form; else the status to answer (403 unsigned, 400 malformed), counted.
+
+    Nothing of a refused request is stored: a flood of them must cost a counter, not a row.
+    """
+    if not is_from_twilio(request, settings):
+        SIGNATURE_REJECTIONS.inc()
+        reason = "a missing or wrong signature" if settings.public_url else "no PUBLIC_URL to check against"
+        _refusal_log().warn("refused %s from %s: %s", request.path, request.remote_addr, reason)
+        return 403
+    problem = form_problem(request, allowed, required)
+    if problem:
+        MALFORMED.inc()
+        _refusal_log().warn("refused a signed %s from %s: %s", request.path, request.remote_addr, problem)
+        return 400
+    return 0
+
+
+def _refusal_log() -> _RefusalLog:
+    # One per app, so each app (and each test) starts by logging its first refusal.
+    log: _RefusalLog = current_app.extensions.setdefault("operator.refusal_log", _RefusalLog())
+    return log
+
+
+def may_read_metrics(request: Request, settings: Settings) -> bool:
+    """/metrics is for a scraper on this host, or one holding METRICS_TOKEN.
+
+    A request that came through a proxy (any forwarding header) is not local, even from 127.0.0.1:
+    a reverse proxy on this host would otherwise make every visitor local.
+    """
+    if settings.metrics_token:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and same_secret(token.strip(), settings.metrics_token):
+            return True
+    if any(name in request.headers for name in _FORWARDING):
+        return False
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped and mapped.is_loopback))
+
+
+_FORWARDING = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
 
 
 def role_of(settings: Settings, phone: str) -> str | None:

@@ -24,7 +24,7 @@ class Outcome(StrEnum):
     RATE_LIMITED = "rate_limited"
     DUPLICATE = "duplicate"
     UNAUTHORIZED = "unauthorized"
-    REJECTED = "rejected"  # bad or missing signature
+    REJECTED = "rejected"  # bad or missing signature (rows from before refusals stopped being stored)
 
 
 messages = Table(
@@ -46,9 +46,6 @@ messages = Table(
 )
 
 COMMANDS = Counter("operator_commands_total", "Inbound SMS by command and outcome", ["command", "outcome"])
-SIGNATURE_REJECTIONS = Counter(
-    "operator_signature_rejections_total", "Requests refused for a missing or wrong signature"
-)
 RATE_LIMITED = Counter("operator_rate_limited_total", "Inbound SMS over the per-number rate limit")
 REPLY_LATENCY = Histogram(
     "operator_reply_latency_seconds",
@@ -119,6 +116,26 @@ def first_answer(conn: Connection, sid: str) -> Any:
     return conn.execute(
         select(messages.c.reply, messages.c.received_at).where(messages.c.message_sid == sid)
     ).first()
+
+
+def first_delivery(conn: Connection, sid: str) -> Any:
+    """(id, outcome, reply, received_at) of the first delivery of this MessageSid, or None."""
+    m = messages.c
+    return conn.execute(select(m.id, m.outcome, m.reply, m.received_at).where(m.message_sid == sid)).first()
+
+
+def abandon(conn: Connection, row_id: int, reply: str, before: float) -> bool:
+    """Finish a row still processing since before `before` as an error answered `reply`.
+
+    False when it was answered meanwhile (or another retry abandoned it first).
+    """
+    m = messages.c
+    result = conn.execute(
+        update(messages)
+        .where(m.id == row_id, m.outcome == Outcome.PROCESSING, m.received_at < before)
+        .values(outcome=Outcome.ERROR, reply=reply, command="interrupted")
+    )
+    return result.rowcount == 1
 
 
 def prune(conn: Connection, before: float, batch: int) -> int:

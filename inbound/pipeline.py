@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +31,15 @@ audit_log = logging.getLogger("operator.audit")
 
 # Bodies longer than this are cut before matching; no command needs more.
 MAX_BODY = 640
+# gunicorn kills a worker that takes longer than its timeout (30 s at most), so a message still
+# `processing` after this long has lost its worker and will never be answered by it.
+STALE_AFTER = 30.0
+# A retry waits at most this long for the first delivery's answer (Twilio waits 15 s in all).
+RETRY_WAIT = 10.0
+INTERRUPTED = (
+    "Operator was interrupted before answering your last message; it may not have run. Text it again."
+)
+STILL_WORKING = "Operator is still working on your last message. If no answer comes, text it again."
 
 
 @dataclass(frozen=True)
@@ -124,15 +134,44 @@ def _respond(
 
 
 def _duplicate(services: Services, phone: str, sid: str, body: str) -> Reply:
-    """A Twilio retry: answer what the first delivery answered, without running anything."""
-    with services.engine.connect() as conn:
-        first = audit.first_answer(conn, sid)
-    audit.record(services.engine, phone, Outcome.DUPLICATE, body=body)
+    """A Twilio retry: answer what the first delivery answered, without running anything.
+
+    A first delivery still running is waited for briefly; one whose worker died (still
+    `processing` long after) is closed with a plain answer, so no retry ever runs it twice.
+    """
+    engine = services.engine
+    audit.record(engine, phone, Outcome.DUPLICATE, body=body)
     audit.COMMANDS.labels("none", Outcome.DUPLICATE).inc()
+    first, text = _first_answer(services, sid)
     audit_log.info(
-        "duplicate MessageSid from %s (first seen %s ago)",
+        "duplicate MessageSid from %s (first seen %s ago%s)",
         mask(phone),
         humanize(db.now() - first.received_at) if first else "?",
+        ", still running" if text == STILL_WORKING else ", its worker died" if text == INTERRUPTED else "",
     )
-    text = first.reply if first else None
     return Reply(text, Outcome.DUPLICATE, segments=composer.segments(text or ""))
+
+
+def _first_answer(services: Services, sid: str) -> tuple[Any, str | None]:
+    """The first delivery of `sid` and the answer to give its retry."""
+    engine = services.engine
+    waited_until: float | None = None
+    while True:
+        with engine.connect() as conn:
+            first = audit.first_delivery(conn, sid)
+        if first is None or first.outcome != Outcome.PROCESSING:
+            return first, first.reply if first else None
+        now = db.now()
+        if now - first.received_at >= STALE_AFTER:
+            with engine.begin() as conn:
+                if audit.abandon(conn, first.id, INTERRUPTED, now - STALE_AFTER):
+                    logger.error("a message was left unanswered by a worker that died; its retry was told so")
+                    return first, INTERRUPTED
+            continue  # answered (or abandoned by another retry) meanwhile: read it again
+        if waited_until is None:
+            # Until the first should have answered (REPLY_DEADLINE), within the retry's own budget.
+            expected = first.received_at + services.settings.reply_deadline + 1.0 - now
+            waited_until = time.monotonic() + min(max(expected, 0.0), RETRY_WAIT)
+        if time.monotonic() >= waited_until:
+            return first, STILL_WORKING
+        time.sleep(0.1)

@@ -1,7 +1,8 @@
 """POST /sms: Twilio's webhook for an inbound text, answered with TwiML.
 
-Always TwiML, and 403 only for a bad signature (STYLE 8). Only an authorized phone ever gets an
-error text; strangers get an empty <Response/>, whatever happens.
+Always TwiML: 403 for a bad signature, 400 for a signed form Twilio would not send (a replay
+re-split through the signature scheme), with nothing stored or run for either (STYLE 8). Only an
+authorized phone ever gets an error text; strangers get an empty <Response/>, whatever happens.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import re
 from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from twilio.twiml.messaging_response import MessagingResponse
 
+import security
 from core import db
-from inbound import audit, pipeline
-from inbound.audit import Outcome
-from security import is_from_twilio, mask, role_of
+from inbound import pipeline
+from security import role_of
 from services import Services
 
 logger = logging.getLogger(__name__)
@@ -50,21 +51,15 @@ def _field(name: str, size: int) -> str:
 @bp.post("/sms")
 def sms() -> Response:
     svc: Services = current_app.extensions["operator"]
+    refused = security.refusal(request, svc.settings, security.INBOUND_FIELDS, required=("From",))
+    if refused:
+        return twiml(None, refused)
     phone = _field("From", 32)
-    if not is_from_twilio(request, svc.settings):
-        audit.SIGNATURE_REJECTIONS.inc()
-        logger.warning("rejected /sms with a missing or wrong signature (from %s)", mask(phone))
-        try:
-            audit.record(svc.engine, phone, Outcome.REJECTED)
-        except SQLAlchemyError:
-            # The 403 matters more than the audit row; the warning above is the record.
-            logger.error("could not record a rejected request: store unreachable")
-        return twiml(None, 403)
     g.answerable = role_of(svc.settings, phone) is not None
     if not db.ensure_db(svc.engine, svc.settings.migrate_on_start):
         logger.error("answering /sms without running it: store unreachable")
         return twiml(STORE_DOWN if g.answerable else None)
-    sid = _field("MessageSid", 64) or _field("SmsSid", 64)
+    sid = security.message_sid(request)
     try:
         reply = pipeline.handle(svc, phone, sid, request.form.get("Body", ""))
     except OperationalError:

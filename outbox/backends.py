@@ -10,6 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -88,8 +89,11 @@ def make_backend(settings: Settings, timeout: float = 10.0) -> Backend:
 
 
 def status_callback_url(settings: Settings) -> str:
-    """Where Twilio reports delivery; empty without PUBLIC_URL (Twilio needs a public URL)."""
-    return settings.public_url + STATUS_PATH if settings.public_url else ""
+    """Where Twilio reports delivery; empty without a public PUBLIC_URL (Twilio cannot call this host)."""
+    host = urlsplit(settings.public_url).hostname or ""
+    if not host or host == "localhost" or host.startswith("127.") or host == "::1":
+        return ""
+    return settings.public_url + STATUS_PATH
 
 
 def classify(exc: Exception) -> SendError:

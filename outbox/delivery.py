@@ -1,7 +1,8 @@
 """POST /sms/status: Twilio's StatusCallback, recording what happened to each text we sent.
 
 Twilio posts queued -> sent -> delivered (or undelivered/failed with an ErrorCode), signed like
-every webhook, and not always in order: a late "sent" must not overwrite "delivered".
+every webhook, and not always in order: a late "sent" must not overwrite "delivered". Unsigned
+reports get 403 and signed forms Twilio would not send 400, and change nothing (security.refusal).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import logging
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select, update
 
+import security
 from core import db
 from outbox.backends import STATUS_PATH
 from outbox.queue import Delivery, outbox
-from security import is_from_twilio, mask
+from security import mask
 from services import Services
 
 logger = logging.getLogger(__name__)
@@ -62,15 +64,15 @@ def record(engine: Engine, sid: str, status: str, error_code: str = "") -> bool:
 @bp.post(STATUS_PATH)
 def status_callback() -> Response:
     svc: Services = current_app.extensions["operator"]
-    if not is_from_twilio(request, svc.settings):
-        logger.warning("rejected %s with a missing or wrong signature", STATUS_PATH)
-        return Response("", status=403)
-    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "")[:64]
+    refused = security.refusal(request, svc.settings, security.STATUS_FIELDS, required=())
+    if refused:
+        return Response("", status=refused)
+    sid = security.message_sid(request)
     status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").lower()
-    error_code = (request.form.get("ErrorCode") or "")[:16]
-    if not sid or status not in RANK:
-        # Twilio retries non-2xx answers; a report we cannot use will not get better.
-        logger.info("status callback without a usable MessageSid/MessageStatus ignored")
+    error_code = request.form.get("ErrorCode") or ""
+    if status not in RANK:
+        # A status Twilio added since (or none): acknowledged, since a retry will not improve it.
+        logger.info("status callback with an unknown MessageStatus ignored")
         return Response("", status=204)
     record(svc.engine, sid, status, error_code)
     return Response("", status=204)

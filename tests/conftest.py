@@ -28,6 +28,8 @@ def settings(tmp_path) -> Settings:
         twilio_auth_token=TOKEN,
         twilio_account_sid="AC" + "1" * 32,
         twilio_from_number="+15005550006",
+        # What the test client's requests reach, so Phone signs what the app checks.
+        public_url="http://localhost",
         authorized={ADMIN: "admin", RESPONDER: "responder", VIEWER: "viewer"},
         database_url=f"sqlite:///{tmp_path}/operator.db",
         log_dir=str(tmp_path / "logs"),

@@ -61,11 +61,14 @@ def test_a_forged_report_is_refused_and_changes_nothing(client, services, sent):
     assert row(services).delivery_status == "queued"
 
 
-@pytest.mark.parametrize(
-    ("sid", "status"), [("SM" + "b" * 32, "delivered"), ("SM" + "a" * 32, "exploded"), ("", "sent")]
-)
+@pytest.mark.parametrize(("sid", "status"), [("SM" + "b" * 32, "delivered"), ("SM" + "a" * 32, "exploded")])
 def test_a_report_it_cannot_use_is_acknowledged_and_ignored(client, services, sent, sid, status):
     assert report(client, sid, status).status_code == 204
+    assert row(services).delivery_status == "queued"
+
+
+def test_a_signed_report_without_a_message_sid_is_refused(client, services, sent):
+    assert report(client, "", "sent").status_code == 400
     assert row(services).delivery_status == "queued"
 
 

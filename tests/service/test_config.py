@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -64,6 +67,9 @@ def test_values_are_trimmed_and_parsed():
         ("TWILIO_FROM_NUMBER", "operator"),
         ("PUBLIC_URL", "ops.example.com"),
         ("PUBLIC_URL", "ftp://ops.example.com"),
+        ("PUBLIC_URL", "https://ops.example.com/?route=sms"),
+        ("PUBLIC_URL", "https://ops.example.com/#sms"),
+        ("METRICS_CACHE_TTL", "-5"),
         ("PROXY_HOPS", "-1"),
         ("PROXY_HOPS", "two"),
         ("RATE_LIMIT", "ten per minute"),
@@ -119,3 +125,11 @@ def test_the_env_example_itself_is_a_valid_configuration_once_a_token_is_set():
     env = dict(re.findall(r"^([A-Z_]+)=(.*)$", example, re.M))
     env["TWILIO_AUTH_TOKEN"] = "generated-token-123"
     assert Settings.from_env(env).rate_limit == "10 per 5 minutes"
+
+
+def test_make_runs_env_file_checks_signatures_against_the_local_server(tmp_path):
+    (tmp_path / ".env.example").write_text((REPO / ".env.example").read_text())
+    env = {**os.environ, "PORT": "5123"}
+    subprocess.run([sys.executable, str(REPO / "scripts" / "init_env.py")], cwd=tmp_path, env=env, check=True)
+    written = dict(re.findall(r"^([A-Z_]+)=(.*)$", (tmp_path / ".env").read_text(), re.M))
+    assert Settings.from_env(written).public_url == "http://127.0.0.1:5123"

@@ -47,6 +47,8 @@ def gunicorn(tmp: Path, env: dict[str, str], workers: int = 4, timeout: float = 
     """Run `gunicorn -c production.py 'app:create_app()'` from `tmp`; yields the base URL."""
     port = free_port()
     env = {**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)}
+    # Signatures are checked against PUBLIC_URL: unless a test names one, it is where we listen.
+    env["PUBLIC_URL"] = env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}"
     tmp.mkdir(parents=True, exist_ok=True)
     log_path = tmp / f"gunicorn-{port}.log"
     # Loopback only in tests: the command-line bind overrides production.py's 0.0.0.0.
