@@ -39,6 +39,7 @@ NOISE = frozenset(
     planned scheduled go into place new open add create run""".split()
 )
 _ID = re.compile(rf"#?(\d{{1,{MAX_ID_DIGITS}}})")
+_LONG_ID = re.compile(r"#?\d+")
 _NUMERIC = re.compile(r"[#+-]?\d.*")
 # Prometheus label names; Datadog tag names may also carry dots, dashes and slashes.
 _LABEL = re.compile(r"[a-z_][a-z0-9_./-]{0,99}")
@@ -112,6 +113,10 @@ def parse(args: list[str], text: str) -> Request:
             request.all = True
         elif match := _ID.fullmatch(word):
             request.numbers.append(int(match.group(1)))
+        elif _LONG_ID.fullmatch(word):
+            raise CommandError(
+                f"No maintenance #{word.lstrip('#')[:12]}... Text MAINTENANCE for the windows on."
+            )
         elif word[:1] in "-+" and duration_at(words, i, signed=True):
             raise CommandError("A window cannot be negative; use e.g. 30m or 2h.")
         elif _NUMERIC.fullmatch(word) and "=" not in word:

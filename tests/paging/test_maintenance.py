@@ -168,6 +168,7 @@ def test_windows_are_understood_however_they_are_typed(phone, services, words, s
         ("maintenance 2h instance=", "'instance=' is no label=value; e.g. 'maintenance 2h', 'maintenance 2h HighCPU' or 'maintenance 2h instance=db-1'."),
         ("maintenance HighCPU", "How long? e.g. 'maintenance 2h HighCPU' (at most 7d)."),
         ("maintenance 2h instance=" + "x" * 300, "That value is too long for a window (at most 200 characters)."),
+        ("maintenance off 123456789012345678901", "No maintenance #123456789012... Text MAINTENANCE for the windows on."),
         ("maintenance 12 30m", "Windows take a length and one scope; e.g. 'maintenance 2h', 'maintenance 2h HighCPU' or 'maintenance 2h instance=db-1'."),
     ],
 )  # fmt: skip
