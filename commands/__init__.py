@@ -7,4 +7,5 @@ The import order is the order HELP lists them: everyday queries first, alert han
 from commands import core  # noqa: F401
 from commands import queries  # noqa: F401
 from commands import alerts  # noqa: F401
+from commands import maintenance  # noqa: F401
 # isort: on

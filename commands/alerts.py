@@ -18,7 +18,8 @@ from conversation import arguments, pending
 from conversation.arguments import Target
 from core import db
 from core.timeutil import humanize
-from incidents import paging, records
+from incidents import maintenance, paging, records
+from incidents.maintenance import Window
 from incidents.records import Alert, Source, Status
 from incidents.silences import Alertmanager, AlertmanagerError
 from security import allows, mask
@@ -46,9 +47,15 @@ def closed_text(alert: Alert) -> str:
     return f"#{alert.id} resolved {_ago(alert.resolved_at or alert.last_seen)} ago ({alert.name})"
 
 
-def _taken(alert: Alert, now: float, long: bool = False) -> list[str]:
-    """Who took the alert and how (acked, snoozed, silenced): what keeps it quiet."""
+def _taken(alert: Alert, now: float, long: bool = False, windows: list[Window] | None = None) -> list[str]:
+    """Who took the alert and how (acked, snoozed, silenced, in maintenance): what keeps it quiet."""
     flags = []
+    window = maintenance.covering(windows or [], alert)
+    if window is not None:
+        left = humanize(window.ends_at - now)
+        flags.append(
+            f"in maintenance #{window.id} ({window.scope}), not paged for {left}" if long else "maintenance"
+        )
     if alert.acked_at:
         who = mask(alert.acked_by or "")
         flags.append(f"acked by {who} {_ago(alert.acked_at)} ago" if long else f"ack {who[-4:]}")
@@ -59,16 +66,16 @@ def _taken(alert: Alert, now: float, long: bool = False) -> list[str]:
     return flags
 
 
-def _line(alert: Alert, now: float) -> str:
+def _line(alert: Alert, now: float, windows: list[Window]) -> str:
     places = alert.places.split(",") if alert.places else []
     where = (" " + ",".join(places[:2]) + (f" +{alert.size - 2}" if alert.size > 2 else "")) if places else ""
-    flags = _taken(alert, now)
+    flags = _taken(alert, now, windows=windows)
     state = "" if alert.transition in ("FIRING", "") else f" {alert.transition}"
     extra = f" ({', '.join(flags)})" if flags else ""
     return f"#{alert.id}{state} {alert.name}{where} {humanize(now - alert.started_at)}{extra}"
 
 
-def _detail(alert: Alert) -> str:
+def _detail(alert: Alert, windows: list[Window]) -> str:
     if alert.status != Status.FIRING:
         lasted = humanize((alert.resolved_at or alert.last_seen) - alert.started_at)
         return f"{closed_text(alert)}, after {lasted}."
@@ -79,7 +86,7 @@ def _detail(alert: Alert) -> str:
     ]
     if alert.summary and alert.summary != alert.name:
         parts.append(alert.summary)
-    parts.extend(_taken(alert, now, long=True))
+    parts.extend(_taken(alert, now, long=True, windows=windows))
     parts.append(f"from {alert.source}")
     return ". ".join(parts) + "."
 
@@ -138,22 +145,23 @@ def alerts_(ctx: Context) -> str:
     """alerts [id|recent]: open alerts, one alert's state, or the last ones including resolved."""
     target = parse_target(ctx.args)
     with ctx.services.engine.connect() as conn:
-        if target.ids:
-            return " | ".join(_shown(_detail, a) for a in _fetch(conn, ctx, target))
         now = db.now()
+        windows = maintenance.active(conn, now)
+        if target.ids:
+            return " | ".join(_shown(lambda a: _detail(a, windows), a) for a in _fetch(conn, ctx, target))
         if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
             recent = records.recent(conn, 10)
             if not recent:
                 return "No alerts yet."
             return "\n".join(
-                _shown(lambda a: _line(a, now) if a.status == Status.FIRING else closed_text(a), a)
+                _shown(lambda a: _line(a, now, windows) if a.status == Status.FIRING else closed_text(a), a)
                 for a in recent
             )
         open_alerts = records.firing(conn)
         if not open_alerts:
             last = records.latest(conn)
             return "No open alerts." + (f" Last: {_shown(closed_text, last)}." if last else "")
-        lines = [_shown(lambda a: _line(a, now), a) for a in reversed(open_alerts)]
+        lines = [_shown(lambda a: _line(a, now, windows), a) for a in reversed(open_alerts)]
         return f"{len(open_alerts)} open:\n" + "\n".join(lines)
 
 

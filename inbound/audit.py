@@ -11,7 +11,19 @@ from typing import Any
 
 from flask import g, has_request_context
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Column, Connection, Engine, Float, Integer, String, Table, Text, bindparam, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+    update,
+)
 
 from core import db
 from security import mask

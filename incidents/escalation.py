@@ -11,7 +11,7 @@ import logging
 
 from core import db
 from core.timeutil import humanize
-from incidents import paging, records
+from incidents import maintenance, paging, records
 from outbox.queue import Kind
 from services import Services
 
@@ -27,6 +27,8 @@ def run(services: Services, now: float | None = None) -> int:
     escalated = 0
     with services.engine.begin() as conn:
         for alert in records.unescalated(conn, now - settings.escalate_after, now):
+            if maintenance.withheld(conn, alert, now):
+                continue  # nobody was meant to hear of it yet; its clock starts when its page goes out
             if not records.escalate(conn, alert.id, now):
                 continue
             prefix = f"ESCALATED {humanize(now - (alert.opened_at or alert.started_at))} unacked: "

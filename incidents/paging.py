@@ -16,11 +16,12 @@ from config import Settings
 from conversation import composer
 from core import db
 from core.timeutil import humanize
-from incidents import records
+from incidents import maintenance, records
 from incidents.records import Alert, Status
 from outbox import queue
 from outbox.queue import Kind
 from security import mask
+from services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ def page(
     if not numbers:
         logger.warning("alert #%s has nobody to page: set ALERT_RECIPIENTS or responder numbers", alert.id)
         return 0
+    if maintenance.hold(conn, alert, text, numbers, db.now() if now is None else now):
+        logger.info("alert #%s is inside a maintenance window: its page is held", alert.id)
+        return 0
     notify(conn, numbers, text, Kind.ALERT, settings, alert.id)
     records.notified(conn, alert.id, db.now() if now is None else now)
     return len(numbers)
@@ -109,6 +113,8 @@ def remind(
     conn: Connection, alert: Alert, text: str, numbers: list[str], settings: Settings, now: float
 ) -> int:
     """Queue a reminder, replacing an older one still waiting (Twilio down, storm limits)."""
+    if maintenance.withheld(conn, alert, now):
+        return 0
     queue.drop_queued(conn, alert.id, Kind.REMINDER, "replaced by a newer reminder")
     records.notified(conn, alert.id, now)
     return notify(conn, numbers, text, Kind.REMINDER, settings, alert.id)
@@ -146,3 +152,28 @@ def send_recovery(
     return notify(
         conn, numbers, text or recovery_text(alert, by), Kind.RECOVERY, settings, alert.id, not_before
     )
+
+
+def release_held(conn: Connection, settings: Settings, now: float) -> list[Alert]:
+    """Send the pages maintenance windows held once no window covers their alert; returns those paged.
+
+    An alert that closed meanwhile pages nobody; one someone acked, snoozed or silenced
+    meanwhile is theirs already. Escalation counts from this page, the first anyone got.
+    """
+    paged = []
+    for held in maintenance.released(conn, now):
+        if held.alert.quiet(now):
+            continue
+        if page(conn, held.alert, held.text, held.numbers, settings, now):
+            records.set_fields(conn, held.alert.id, opened_at=now)
+            paged.append(held.alert)
+    return paged
+
+
+def release_ended_windows(services: Services) -> int:
+    """The worker's periodic job: page what windows that ended by themselves held."""
+    with services.engine.begin() as conn:
+        paged = release_held(conn, services.settings, db.now())
+    if paged:
+        logger.info("maintenance ended: paged %s", ", ".join(f"#{a.id}" for a in paged))
+    return len(paged)

@@ -60,7 +60,8 @@ alerts = Table(
     Column("silence_id", String(64)),
     Column("last_notified_at", Float),
     Column("escalated_at", Float),
-    # When Operator opened the record (started_at is when the source says it began).
+    # When Operator opened the record (started_at is when the source says it began); when a
+    # maintenance window held its first page, when that page went out (escalation counts from it).
     Column("opened_at", Float),
     # Alertmanager groups: how many alerts fire in the group, and where ("web-1,web-2").
     Column("size", Integer, nullable=False, default=1),
@@ -208,10 +209,13 @@ def fire(
     now = db.now()
     existing = find_firing(conn, source, key)
     if existing:
+        # A group's common labels shrink when an alert on another host joins it: silences and
+        # maintenance windows match what the group shares now.
+        kept = {"labels": json.dumps(labels, sort_keys=True)} if labels else {}
         conn.execute(
             update(alerts)
             .where(alerts.c.id == existing.id)
-            .values(last_seen=now, summary=summary or existing.summary)
+            .values(last_seen=now, summary=summary or existing.summary, **kept)
         )
         return fetch(conn, existing.id), False
     inserted = conn.execute(
@@ -384,3 +388,11 @@ def prune_events(conn: Connection, before: float, batch: int) -> int:
 def firing_ids() -> Select[int]:
     """A subquery of the ids of firing alerts (what retention keeps the texts of)."""
     return select(alerts.c.id).where(alerts.c.status == Status.FIRING)
+
+
+def named(conn: Connection, name: str) -> bool:
+    """Whether any alert of this name (ignoring case) was ever recorded."""
+    found = conn.execute(
+        select(alerts.c.id).where(func.lower(alerts.c.name) == name.lower()).limit(1)
+    ).first()
+    return found is not None

@@ -31,8 +31,8 @@ def run(services: Services, now: float | None = None) -> int:
     with services.engine.begin() as conn:
         for alert in records.loud_webhook_alerts(conn, now):
             if paging.reminder_due(alert, repeat, now):
-                paging.remind(conn, alert, paging.reminder_text(alert, settings, now), numbers, settings, now)
-                reminded += 1
+                text = paging.reminder_text(alert, settings, now)
+                reminded += bool(paging.remind(conn, alert, text, numbers, settings, now))
     if reminded:
         logger.info("reminded %d open webhook alert(s)", reminded)
     return reminded

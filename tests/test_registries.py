@@ -4,18 +4,22 @@ added to one list and not the other fails here the day it is added."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
 import alerting
+import commands  # noqa: F401 - registers the real commands
+from command_processor import CommandProcessor, registry
 from config import ConfigError
 from conversation.vocabulary import OPT_IN, OPT_OUT, RESERVED
 from inbound import audit
 from incidents.rules import ALIASES
 from monitors import MONITORS
 from services import build_services
+from tests.support.paths import REPO
 from tests.support.phones import ADMIN, Phone
 
 
@@ -95,3 +99,21 @@ def test_twilio_keywords_are_exactly_its_default_opt_out_and_opt_in_words():
     assert OPT_OUT == {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke"}
     assert OPT_IN == {"start", "unstop", "optin"}
     assert not OPT_OUT & OPT_IN
+
+
+# A fallback command's words ("fine", "good") may also be another command's keyword by design.
+WORDS = sorted(w for w, n in registry.words.items() if not registry.commands[n].fallback)
+
+
+@pytest.mark.parametrize("word", WORDS)
+def test_every_command_name_and_alias_resolves_to_its_command(services, word):
+    cmd, _, _ = CommandProcessor(services).resolve(word)
+    assert cmd is not None and cmd.name == registry.words[word]
+
+
+@pytest.mark.parametrize("name", [c.name for c in registry.visible()])
+def test_every_command_is_listed_by_help_explained_by_help_name_and_documented(phone: Phone, name):
+    listed = phone.text("help")
+    assert re.search(rf"\b{name}\b", listed, re.IGNORECASE), listed
+    assert phone.text(f"help {name}") == registry.commands[name].help
+    assert f"| `{name}" in (REPO / "README.md").read_text(), f"README's commands tables lack {name}"

@@ -21,7 +21,7 @@ from flask import current_app
 
 import alerting
 from config import ConfigError
-from incidents import escalation, records, reminders
+from incidents import escalation, paging, records, reminders
 from incidents.rules import Rule
 from outbox.backends import make_backend
 from outbox.sender import Sender
@@ -41,6 +41,7 @@ JOB_PERIOD = 15.0
 PERIODIC_JOBS: list[Job | tuple[Job, float]] = [
     escalation.run,
     reminders.run,
+    paging.release_ended_windows,
     (retention.run, retention.PERIOD),
 ]
 
