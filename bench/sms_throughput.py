@@ -79,7 +79,7 @@ def serve(name: str, app: str, workers: int, tmp: Path) -> Iterator[Server]:
         app,
     ]
     url = f"http://127.0.0.1:{port}"
-    with running(cmd, url + "/healthz", tmp / "gunicorn.log", 60, cwd=tmp, env=env) as proc:
+    with running(cmd, url + "/livez", tmp / "gunicorn.log", 60, cwd=tmp, env=env) as proc:
         yield Server(name, url + "/sms", proc.pid)
 
 

@@ -20,11 +20,12 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 class Source(StrEnum):
-    """Where an alert comes from: Operator's own rules or a webhook."""
+    """Where an alert comes from: Operator's own rules, a webhook, or a silent heartbeat."""
 
     RULE = "rule"
     ALERTMANAGER = "alertmanager"
     DATADOG = "datadog"
+    HEARTBEAT = "heartbeat"
 
 
 class Status(StrEnum):
