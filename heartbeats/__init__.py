@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from flask import Flask
 
+from heartbeats import watch
 from heartbeats.routes import bp, watchdog
 from incidents import webhooks
+from monitors import checkup
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     webhooks.on_watchdog(app, watchdog)
+    checkup.add_check(app, "heartbeats", lambda: watch.check(app.extensions["operator"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import Heartbeat, Settings
 from core import db
@@ -79,6 +80,28 @@ def _check(conn: Connection, heartbeat: Heartbeat, settings: Settings, now: floa
     logger.warning("heartbeat %s missing for %s: alert #%d", heartbeat.name, humanize(now - seen.last_seen),
                    alert.id)  # fmt: skip
     return sent
+
+
+def check(services: Services) -> tuple[bool, str]:
+    """For `flask --app app check`: fails while a heartbeat is silent past its timeout."""
+    settings, now = services.settings, db.now()
+    if not settings.heartbeats:
+        return True, "none configured"
+    silent, waiting = [], []
+    try:
+        with services.engine.connect() as conn:
+            for heartbeat in settings.heartbeats:
+                seen = pings.state(conn, heartbeat.name)
+                if seen is None:
+                    waiting.append(heartbeat.name)
+                elif now - seen.last_seen > heartbeat.timeout:
+                    silent.append(f"{heartbeat.name} last seen {humanize(now - seen.last_seen)} ago")
+    except SQLAlchemyError as exc:
+        return False, f"cannot read the heartbeats: store unreachable ({exc.__class__.__name__})"
+    parts = [f"MISSING {', '.join(silent)}"] if silent else [f"{len(settings.heartbeats)} configured"]
+    if waiting:
+        parts.append(f"never pinged (not armed): {', '.join(waiting)}")
+    return not silent, "; ".join(parts)
 
 
 def _remind(

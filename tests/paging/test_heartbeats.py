@@ -269,3 +269,15 @@ def test_a_watchdog_grouped_with_real_alerts_leaves_them_paging_without_it(clien
     assert answer["watchdogs"] == 1
     assert {t.body for t in texts(services, "alert")} == {"FIRING 3 HighCPU web-1,web-2,web-3 #1"}
     assert last_ping(services, "pipeline") is not None
+
+
+def test_check_reports_heartbeats_not_armed_yet_and_fails_while_one_is_missing(app, client, services):
+    ping(client)
+    result = app.test_cli_runner().invoke(args=["check"])
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("heartbeats")]
+    assert " ok " in line and "3 configured; never pinged (not armed): nightly, pipeline" in line
+    pinged(services, "backup", 720)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1 and "not ready: heartbeats, worker" in result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("heartbeats")]
+    assert "FAILED" in line and "MISSING backup last seen 12m ago" in line
