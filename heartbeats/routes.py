@@ -40,11 +40,18 @@ def _token() -> str:
     return request.args.get("token", "")
 
 
-@bp.route("/heartbeat/<name>", methods=["GET", "POST"])
+# Every method and path under /heartbeat/ gets a JSON answer a cron job's log can show.
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@bp.route("/heartbeat/", defaults={"name": ""}, methods=_METHODS)
+@bp.route("/heartbeat/<path:name>", methods=_METHODS)
 def heartbeat(name: str):
     """A ping: the job named `name` is alive."""
     svc = _services()
     settings = svc.settings
+    if request.method not in ("GET", "HEAD", "POST"):
+        return _error(405, "use GET or POST", Allow="GET, HEAD, POST")
     if not settings.heartbeat_token:
         return _error(404, "heartbeats are off: set HEARTBEAT_TOKEN (see README)")
     if not same_secret(_token(), settings.heartbeat_token):

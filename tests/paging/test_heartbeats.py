@@ -281,3 +281,18 @@ def test_check_reports_heartbeats_not_armed_yet_and_fails_while_one_is_missing(a
     assert result.exit_code == 1 and "not ready: heartbeats, worker" in result.stderr
     [line] = [line for line in result.stdout.splitlines() if line.startswith("heartbeats")]
     assert "FAILED" in line and "MISSING backup last seen 12m ago" in line
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/heartbeat/", "/heartbeat/backup/extra", "/heartbeat/%00", "/heartbeat/" + "a" * 5000, "/heartbeat/é"],
+)
+def test_a_path_that_names_no_heartbeat_gets_a_json_404(client, path):
+    response = client.get(path, query_string={"token": HEARTBEAT_TOKEN})
+    assert response.status_code == 404 and response.json["status"] == "error"
+
+
+def test_other_methods_get_a_json_405(client, services):
+    response = client.put("/heartbeat/backup", query_string={"token": HEARTBEAT_TOKEN})
+    assert response.status_code == 405 and response.json == {"status": "error", "message": "use GET or POST"}
+    assert last_ping(services, "backup") is None
