@@ -19,6 +19,7 @@ from tests.support.apps import app_with, with_settings
 from tests.support.heartbeats import HEARTBEAT_TOKEN, pinged
 from tests.support.paths import PAYLOADS
 from tests.support.phones import ADMIN, RESPONDER, Phone
+from tests.support.servers import fresh_postgres_database
 
 AM_TOKEN = "am-token-heartbeats"
 BOSS = "+15555550170"
@@ -296,3 +297,19 @@ def test_other_methods_get_a_json_405(client, services):
     response = client.put("/heartbeat/backup", query_string={"token": HEARTBEAT_TOKEN})
     assert response.status_code == 405 and response.json == {"status": "error", "message": "use GET or POST"}
     assert last_ping(services, "backup") is None
+
+
+def test_the_switch_works_the_same_on_postgresql(settings):
+    url, drop = fresh_postgres_database()
+    try:
+        with app_with(with_settings(settings, database_url=url)) as app:
+            services, client = app.extensions["operator"], app.test_client()
+            assert ping(client).json["was_missing"] is False
+            assert ping(client).status_code == 200, "a second ping updates the same row"
+            assert silent(services) == 2
+            post_alertmanager(client, watchdog_payload())
+            assert ping(client).json["was_missing"] is True
+            assert {t.body for t in texts(services, "recovery")} == {"RESOLVED after 2m heartbeat backup #1"}
+            assert last_ping(services, "pipeline") is not None
+    finally:
+        drop()
