@@ -1,7 +1,8 @@
 """The Flask app factory: settings, services, and each package's routes and CLI commands.
 
 gunicorn runs `app:create_app()`; `.env` is loaded here, at the entry point. Routes arrive with
-the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*).
+the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*,
+heartbeats: /heartbeat/<name>).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import alerting
 import commands  # noqa: F401 - registers the commands
+import heartbeats
 import inbound
 import incidents
 import outbox
@@ -37,6 +39,7 @@ from monitors.checkup import check_command
 from outbox import queue
 from security import may_read_metrics
 from services import Services, build_services
+from worker import liveness
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("operator", __name__)
@@ -47,12 +50,44 @@ def services() -> Services:
     return svc
 
 
-@bp.get("/healthz")
-def healthz() -> tuple[Response, int]:
+def _store_ok() -> bool:
     engine = services().engine
-    if db.ping(engine) and db.ensure_db(engine, services().settings.migrate_on_start):
+    return db.ping(engine) and db.ensure_db(engine, services().settings.migrate_on_start)
+
+
+@bp.get("/livez")
+def livez() -> tuple[Response, int]:
+    """This web process and its store answer: for load balancers, which must keep sending SMS here."""
+    if _store_ok():
         return jsonify(status="ok", store="ok"), 200
     return jsonify(status="error", store="unreachable"), 503
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """The whole pipeline: the store, and a worker whose heartbeat is recent enough to send pages."""
+    if not _store_ok():
+        return jsonify(status="error", store="unreachable"), 503
+    settings, now = services().settings, db.now()
+    try:
+        with services().engine.connect() as conn:
+            workers = liveness.liveness(conn, settings.worker_silent_after, now)
+            oldest = queue.oldest_waiting(conn, now)
+    except SQLAlchemyError:
+        logger.warning("healthz: store failed mid-check", exc_info=True)
+        return jsonify(status="error", store="unreachable"), 503
+    ago = workers.seconds_ago
+    body = {
+        "status": "ok" if workers.ok else "error",
+        "store": "ok",
+        "worker": "ok" if workers.ok else ("never seen" if ago is None else "silent"),
+        "workers": workers.workers,
+        "worker_heartbeat_seconds_ago": None if ago is None else round(ago, 1),
+        "oldest_queued_seconds": None if oldest is None else round(oldest, 1),
+    }
+    if not workers.ok:
+        body["message"] = workers.describe(settings.worker_silent_after)
+    return jsonify(body), 200 if workers.ok else 503
 
 
 @bp.get("/metrics")
@@ -173,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     inbound.init_app(app)
     outbox.init_app(app)
     incidents.init_app(app)
+    heartbeats.init_app(app)
     worker.init_app(app)
     app.cli.add_command(check_command)
     app.cli.add_command(db_command)

@@ -32,6 +32,22 @@ class ConfigError(ValueError):
     """A configuration variable has a value Operator cannot use."""
 
 
+# Prometheus's conventional always-firing alert: never paged, even when no heartbeat claims it.
+WATCHDOG_ALERT = "Watchdog"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One `heartbeats:` entry: something that must ping Operator at least every `timeout`."""
+
+    name: str
+    timeout: float
+    # Empty: the pager numbers (ALERT_RECIPIENTS, else every responder and admin).
+    recipients: tuple[str, ...] = ()
+    # An Alertmanager alertname whose firing notifications count as pings of this heartbeat.
+    watchdog: str = ""
+
+
 @dataclass(frozen=True)
 class Settings:
     twilio_auth_token: str
@@ -95,6 +111,11 @@ class Settings:
     datadog_token: str = ""
     escalate_after: float = 0.0
     escalation_numbers: tuple[str, ...] = ()
+    # the pipeline watching itself: /healthz says 503 once no worker has beaten for this long
+    worker_silent_after: float = 120.0
+    # dead man's switch: /heartbeat/<name> needs this token; the heartbeats come from the file
+    heartbeat_token: str = ""
+    heartbeats: tuple[Heartbeat, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -111,6 +132,11 @@ class Settings:
         if self.alert_recipients:
             return list(self.alert_recipients)
         return [number for number, role in self.authorized.items() if role in PAGE_ROLES]
+
+    @property
+    def watchdog_names(self) -> frozenset[str]:
+        """Alertmanager alertnames that are pings, never alerts."""
+        return frozenset({WATCHDOG_ALERT, *(h.watchdog for h in self.heartbeats if h.watchdog)})
 
 
 def _parse(env: Mapping[str, str]) -> dict[str, Any]:
@@ -141,6 +167,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
     if from_number:
         _phone("TWILIO_FROM_NUMBER", from_number)
     path = get("OPERATOR_CONFIG") or (DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else "")
+    file = load_file(path) if path else {}
     return dict(
         twilio_auth_token=token,
         twilio_account_sid=sid,
@@ -160,7 +187,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         sms_emoji=value("sms_emoji", _bool),
         sms_max_segments=value("sms_max_segments", _int, 1, 10),
         operator_config=path,
-        file=MappingProxyType(load_file(path) if path else {}),
+        file=MappingProxyType(file),
         prometheus_url=value("prometheus_url", _url),
         monitor_db_url=value("monitor_db_url"),
         newrelic_api_key=value("newrelic_api_key"),
@@ -191,6 +218,9 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         datadog_token=value("datadog_token"),
         escalate_after=value("escalate_after", _seconds, allow_zero=True),
         escalation_numbers=value("escalation_numbers", _phones),
+        worker_silent_after=value("worker_silent_after", _seconds),
+        heartbeat_token=value("heartbeat_token"),
+        heartbeats=parse_heartbeats(file.get("heartbeats")),
     )
 
 
@@ -206,7 +236,7 @@ def _choice(name: str, value: str, choices: tuple[str, ...], upper: bool = False
 
 
 DEFAULT_FILE = "operator.yml"
-FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database")
+FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats")
 
 
 def load_file(path: str) -> dict[str, Any]:
@@ -227,6 +257,62 @@ def load_file(path: str) -> dict[str, Any]:
             f"known: {', '.join(FILE_SECTIONS)}"
         )
     return data
+
+
+HEARTBEAT_KEYS = ("name", "timeout", "recipients", "watchdog")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def parse_heartbeats(section: Any) -> tuple[Heartbeat, ...]:
+    """The file's `heartbeats:` list; ConfigError names the heartbeat and the problem."""
+    if section is None:
+        return ()
+    if not isinstance(section, list):
+        raise ConfigError("heartbeats: must be a list (each entry starting with '- name: ...')")
+    found: list[Heartbeat] = []
+    for index, item in enumerate(section, start=1):
+        label = f"heartbeat #{index}"
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            label = f"heartbeat {item['name']!r}"
+        try:
+            heartbeat = _heartbeat(item)
+        except ConfigError as exc:
+            raise ConfigError(f"heartbeats: {label}: {exc}") from None
+        if any(h.name == heartbeat.name for h in found):
+            raise ConfigError(f"heartbeats: {label}: the name is used by another heartbeat")
+        found.append(heartbeat)
+    return tuple(found)
+
+
+def _heartbeat(item: Any) -> Heartbeat:
+    if not isinstance(item, Mapping):
+        raise ConfigError("must be a mapping of keys like name, timeout, recipients")
+    unknown = sorted(str(k) for k in item if k not in HEARTBEAT_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(HEARTBEAT_KEYS)}")
+    name = item.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError("'name' must be 1-64 letters, digits, '_', '.', ':' or '-'")
+    if item.get("timeout") in (None, ""):
+        raise ConfigError("'timeout' is required (how long without a ping before it pages, e.g. 10m)")
+    try:
+        timeout = parse_duration(str(item["timeout"]))
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
+        raise ConfigError(f"'timeout' must be a duration like 90s, 10m or 26h, not {item['timeout']!r}")
+    recipients = item.get("recipients") or ()
+    if isinstance(recipients, str):
+        recipients = [p.strip() for p in recipients.split(",") if p.strip()]
+    if not isinstance(recipients, list | tuple):
+        raise ConfigError("'recipients' must be a list of E.164 numbers")
+    for phone in recipients:
+        if not isinstance(phone, str) or not E164.match(phone):
+            raise ConfigError(f"recipient {phone!r} is not an E.164 number like +15550100 (quote it in YAML)")
+    watchdog = item.get("watchdog") or ""
+    if not isinstance(watchdog, str) or len(watchdog) > 200:
+        raise ConfigError("'watchdog' must be the alertname of an always-firing alert, like Watchdog")
+    return Heartbeat(name=name, timeout=timeout, recipients=tuple(recipients), watchdog=watchdog.strip())
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:

@@ -104,6 +104,7 @@ def configure_logging(settings: Settings) -> None:
         settings.alertmanager_token,
         settings.alertmanager_password,
         settings.datadog_token,
+        settings.heartbeat_token,
     ]
     formatter = logging.Formatter(FORMAT)
     handlers: list[logging.Handler] = [ConsoleHandler()]

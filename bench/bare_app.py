@@ -16,8 +16,8 @@ def create_app() -> Flask:
     def sms() -> Response:
         return Response(TWIML, mimetype="application/xml")
 
-    @app.get("/healthz")
-    def healthz() -> tuple[str, int]:
+    @app.get("/livez")
+    def livez() -> tuple[str, int]:
         return "ok", 200
 
     return app

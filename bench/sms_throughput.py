@@ -72,7 +72,7 @@ def serve(name: str, app: str, workers: int, tmp: Path, **env_overrides: str) ->
     )
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "production.py")]
     cmd += ["-b", f"127.0.0.1:{port}", app]
-    with running(cmd, url + "/healthz", tmp / "gunicorn.log", 60, cwd=tmp, env=env) as proc:
+    with running(cmd, url + "/livez", tmp / "gunicorn.log", 60, cwd=tmp, env=env) as proc:
         yield Server(name, url + "/sms", proc.pid)
 
 

@@ -41,8 +41,8 @@ alerts = Table(
     "alerts",
     db.metadata,
     Column("id", Integer, primary_key=True),
-    Column("source", String(16), nullable=False),  # rule | alertmanager | datadog
-    # Identity within the source: rule name, Alertmanager fingerprint, Datadog alert id.
+    Column("source", String(16), nullable=False),  # rule | alertmanager | datadog | heartbeat
+    # Identity within the source: rule name, Alertmanager group, Datadog alert id, heartbeat name.
     Column("key", String(255), nullable=False, index=True),
     Column("name", String(255), nullable=False),
     Column("summary", Text, nullable=False, default=""),
@@ -272,10 +272,11 @@ def reopen_flapping(conn: Connection, source: str, key: str, now: float, window:
 
 
 def loud_webhook_alerts(conn: Connection, now: float) -> list[Alert]:
-    """Firing alerts from webhooks (rules remind themselves) that nobody acked, snoozed or silenced."""
+    """Firing alerts from webhooks (rules and heartbeats remind themselves) that nobody took."""
     c = alerts.c
+    webhook = c.source.not_in((Source.RULE, Source.HEARTBEAT))
     rows = conn.execute(
-        select(alerts).where(c.status == Status.FIRING, c.source != Source.RULE, loud(now)).order_by(c.id)
+        select(alerts).where(c.status == Status.FIRING, webhook, loud(now)).order_by(c.id)
     ).all()
     return _readable(rows)
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from config import Settings
+from core import db
 from incidents import intake
-from incidents.sources import Incoming, PayloadError, Source, decode
+from incidents.sources import Incoming, PayloadError, Source, Status, decode
 from incidents.sources.alertmanager import parse_alertmanager
 from incidents.sources.datadog import parse_datadog
 from security import same_secret
@@ -30,6 +33,20 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhook")
 WEBHOOK_EVENTS = Counter(
     "operator_webhook_events_total", "Alert webhook events by source and outcome", ["source", "outcome"]
 )
+
+
+# Takes the alertnames of firing watchdog alerts, in the webhook's transaction (heartbeats.routes).
+WatchdogSink = Callable[[Connection, list[str], Settings, float], None]
+_SINK = "incidents.watchdog"
+
+
+def on_watchdog(app: Flask, sink: WatchdogSink) -> None:
+    """Hand Alertmanager's always-firing alerts (Settings.watchdog_names) to `sink` instead of paging.
+
+    The heartbeats package registers itself here: it sits above incidents, so incidents cannot
+    import it, and a watchdog is a ping to it, never an alert.
+    """
+    app.extensions[_SINK] = sink
 
 
 def _services() -> Services:
@@ -75,11 +92,14 @@ def _payload() -> object:
     return decode(request.get_data(cache=False))  # RequestEntityTooLarge past MAX_CONTENT_LENGTH
 
 
-def _store(source: str, incoming: list[Incoming]):
+def _store(source: str, incoming: list[Incoming], watchdogs: list[str]):
     svc = _services()
+    sink: WatchdogSink | None = current_app.extensions.get(_SINK)
     for attempt in (1, 2):
         try:
             with svc.engine.begin() as conn:
+                if watchdogs and sink is not None:
+                    sink(conn, watchdogs, svc.settings, db.now())
                 result = intake.ingest(conn, incoming, svc.settings)
             break
         except IntegrityError:
@@ -114,6 +134,7 @@ def _store(source: str, incoming: list[Incoming]):
         new=result.new,
         alerts=list(result.alert_ids),
         texts=result.texts,
+        watchdogs=len(watchdogs),
     )
 
 
@@ -137,9 +158,13 @@ def _handle(source: str, configured: bool, authorized, parse):
         WEBHOOK_EVENTS.labels(source, "rejected").inc()
         logger.exception("%s webhook: the parser failed on a payload", source)
         return error(400, "the payload could not be read")
-    if not incoming:
+    # Alertmanager's always-firing Watchdog is a heartbeat's ping: never an alert, never a page.
+    names = _services().settings.watchdog_names if source == Source.ALERTMANAGER else frozenset()
+    watchdogs = [i.name for i in incoming if i.name in names and i.status == Status.FIRING]
+    incoming = [i for i in incoming if i.name not in names]
+    if not incoming and not watchdogs:
         return jsonify(status="ok", received=0, new=0, alerts=[], texts=0)
-    return _store(source, incoming)
+    return _store(source, incoming, watchdogs)
 
 
 @bp.post("/alertmanager")

@@ -169,6 +169,21 @@ def numbers_paged(conn: Connection, alert_id: int) -> list[str]:
     return [r.to_number for r in rows]
 
 
+def oldest_waiting(conn: Connection, now: float) -> float | None:
+    """Seconds since the oldest text still waiting to go out was queued; None when none waits.
+
+    Texts scheduled for later and never tried yet (a recovery notice waiting out RECOVERY_DELAY)
+    do not count: only what should have gone already, such as texts with no worker to send them
+    or retrying while Twilio refuses.
+    """
+    o = outbox.c
+    scheduled = (o.attempts == 0) & (o.not_before > now)
+    oldest = conn.execute(
+        select(func.min(o.created_at)).where(o.status.in_((Delivery.QUEUED, Delivery.SENDING)), ~scheduled)
+    ).scalar()
+    return None if oldest is None else max(0.0, now - oldest)
+
+
 def counts(conn: Connection) -> dict[str, Any]:
     """For /metrics: rows by (status, kind), failures by error code, Twilio's delivery outcomes."""
     o = outbox.c

@@ -1,11 +1,14 @@
-"""The worker process: the loop, the leader lock, retention. Nothing but the app factory imports it."""
+"""The worker process: the loop, its heartbeat, the leader lock, retention. Only the app factory imports it."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from monitors import checkup
+from worker import liveness
 from worker.loop import worker_command
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(worker_command)
+    checkup.add_check(app, "worker", lambda: liveness.check(app.extensions["operator"]))

@@ -1,7 +1,8 @@
 """`flask --app app worker`: evaluates alert rules and sends the outbox, outside gunicorn.
 
-Run one or several (on one or many hosts): all of them send, one at a time evaluates rules and
-runs the periodic jobs (escalation, webhook alert reminders, retention; see worker.leader).
+Run one or several (on one or many hosts): all of them send and record a heartbeat
+(worker.liveness); one at a time evaluates rules and runs the periodic jobs (escalation, webhook
+alert reminders, silent heartbeats, retention; see worker.leader).
 SIGTERM or Ctrl-C: the text in flight is finished and recorded, claimed but unsent texts go
 back to the queue, and the process exits 0.
 """
@@ -21,13 +22,14 @@ from flask import current_app
 
 import alerting
 from config import ConfigError
+from heartbeats import watch
 from incidents import escalation, paging, records, reminders
 from incidents.rules import Rule
 from outbox.backends import make_backend
 from outbox.sender import Sender
 from rate_limiter import RateLimiter
 from services import Services
-from worker import retention
+from worker import liveness, retention
 from worker.leader import make_leader
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ PERIODIC_JOBS: list[Job | tuple[Job, float]] = [
     escalation.run,
     reminders.run,
     paging.release_ended_windows,
+    watch.run,
     (retention.run, retention.PERIOD),
 ]
 
@@ -70,6 +73,7 @@ class Worker:
         self.jobs = periodic_jobs(min(services.settings.alert_interval, JOB_PERIOD))
         self.next_job_at = [0.0] * len(self.jobs)
         self.leading = False
+        self.started_at, self.next_beat = time.time(), 0.0
 
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -82,6 +86,7 @@ class Worker:
         while not self.stop.is_set():
             handled = 0
             try:
+                self.beat()
                 leading = self.leader.acquire()
                 if leading != self.leading:
                     logger.info(
@@ -105,6 +110,15 @@ class Worker:
                 self.stop.wait(self.poll)
         self.leader.release()
         logger.info("worker %s stopped cleanly", self.worker_id)
+
+    def beat(self) -> None:
+        """Tell /healthz the loop is turning, every liveness.PERIOD."""
+        now = time.time()
+        if now < self.next_beat:
+            return
+        with self.services.engine.begin() as conn:
+            liveness.beat(conn, self.worker_id, self.started_at, now)
+        self.next_beat = now + liveness.PERIOD
 
     def run_jobs(self, now: float) -> None:
         """Run each periodic job whose period has passed."""

@@ -1,9 +1,10 @@
 """Pruning old rows so the store does not grow forever; run hourly by the leading worker.
 
 Finished outbox texts (sent, delivered, undelivered, failed, folded, dropped) go after
-OUTBOX_DAYS, the inbound `messages` audit after MESSAGES_DAYS, and webhook dedup keys after
-OUTBOX_DAYS once their alert is closed. Rows of an alert that is still firing are kept, since
-they say who was paged for it (its RESOLVED goes to them) and what `ack` means to each phone.
+OUTBOX_DAYS, the inbound `messages` audit after MESSAGES_DAYS, webhook dedup keys after
+OUTBOX_DAYS once their alert is closed, and the heartbeats of workers gone for a week. Rows of an
+alert that is still firing are kept, since they say who was paged for it (its RESOLVED goes to
+them) and what `ack` means to each phone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from inbound import audit
 from incidents import records
 from outbox import queue
 from services import Services
+from worker import liveness
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def run(services: Services, now: float | None = None, batch: int = BATCH) -> dic
         ),
         "messages": _prune(engine, lambda conn: audit.prune(conn, messages_before, batch), batch),
         "alert_events": _prune(engine, lambda conn: records.prune_events(conn, texts_before, batch), batch),
+        "worker_heartbeats": _prune(engine, lambda conn: liveness.forget_old(conn, now), batch),
     }
     if any(deleted.values()):
         logger.info("retention: deleted %s", ", ".join(f"{n} {t}" for t, n in deleted.items() if n))

@@ -32,11 +32,12 @@ MAX_AHEAD = 86400.0
 
 
 class Source(StrEnum):
-    """Where an alert comes from: Operator's own rules or a webhook."""
+    """Where an alert comes from: Operator's own rules, a webhook, or a silent heartbeat."""
 
     RULE = "rule"
     ALERTMANAGER = "alertmanager"
     DATADOG = "datadog"
+    HEARTBEAT = "heartbeat"
 
 
 class Status(StrEnum):

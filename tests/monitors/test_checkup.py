@@ -4,6 +4,7 @@ from app import create_app
 from monitors.checkup import probe, table
 from tests.support.apps import with_settings
 from tests.support.fakes.custom_api import TOKEN, FakeCustomApi
+from tests.support.heartbeats import worker_beat
 from tests.support.servers import free_port
 
 
@@ -32,6 +33,7 @@ def test_check_prints_every_backend_and_fails_when_one_is_down(settings):
 def test_check_exits_zero_when_everything_answers(settings):
     app = create_app(settings)
     try:
+        worker_beat(app.extensions["operator"])
         result = app.test_cli_runner().invoke(args=["check"])
     finally:
         app.extensions["operator"].close()

@@ -6,9 +6,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from core import db
+from heartbeats import watch
 from inbound import audit
 from incidents import escalation, records, reminders
 from outbox import queue
+from tests.support.heartbeats import worker_beat
 from tests.support.phones import ADMIN, RESPONDER
 from tests.support.servers import fresh_postgres_database
 from worker import loop as worker
@@ -92,6 +94,12 @@ def test_dedup_keys_are_kept_while_their_alert_fires(services):
     assert keys == {"live", "fresh"}
 
 
+def test_heartbeats_of_workers_gone_for_a_week_are_forgotten(services):
+    worker_beat(services, seconds_ago=8 * DAY, worker_id="old-host:17")
+    worker_beat(services, seconds_ago=6 * DAY, worker_id="old-host:18")
+    assert retention.run(services)["worker_heartbeats"] == 1
+
+
 def test_it_prunes_in_batches_on_postgresql(settings):
     from app import create_app
     from tests.support.apps import with_settings
@@ -113,10 +121,10 @@ def test_it_prunes_in_batches_on_postgresql(settings):
 def test_the_leading_worker_runs_retention_hourly_and_the_alert_jobs_every_period():
     jobs = dict(worker.periodic_jobs(15.0))
     assert jobs[retention.run] == retention.PERIOD == 3600.0
-    assert jobs[escalation.run] == jobs[reminders.run] == 15.0
+    assert jobs[escalation.run] == jobs[reminders.run] == jobs[watch.run] == 15.0
 
 
 @pytest.mark.parametrize("days", [0, 29.9])
 def test_nothing_recent_is_touched(services, days):
     text(services, "sent", days)
-    assert retention.run(services) == {"outbox": 0, "messages": 0, "alert_events": 0}
+    assert retention.run(services) == {"outbox": 0, "messages": 0, "alert_events": 0, "worker_heartbeats": 0}

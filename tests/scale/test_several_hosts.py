@@ -86,7 +86,7 @@ class Cluster:
             self.workers[name] = self.start_worker(name)
             self.webs[name] = f"http://{host.address}:{PORT}"
         for name, url in self.webs.items():
-            wait_until(lambda url=url: _answers(url + "/healthz"), 60, f"the web service on host {name}")
+            wait_until(lambda url=url: _answers(url + "/livez"), 60, f"the web service on host {name}")
 
     def start_worker(self, name: str):
         env = {**self.env, "LOG_DIR": str(self.tmp / name / "logs")}

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from config import ConfigError, Settings
+from config import ConfigError, Heartbeat, Settings
 from tests.support.paths import REPO
 
 BASE = {"TWILIO_AUTH_TOKEN": "tok-0123456789"}
@@ -133,3 +133,67 @@ def test_make_runs_env_file_checks_signatures_against_the_local_server(tmp_path)
     subprocess.run([sys.executable, str(REPO / "scripts" / "init_env.py")], cwd=tmp_path, env=env, check=True)
     written = dict(re.findall(r"^([A-Z_]+)=(.*)$", (tmp_path / ".env").read_text(), re.M))
     assert Settings.from_env(written).public_url == "http://127.0.0.1:5123"
+
+
+def test_the_pipeline_checks_have_documented_defaults_and_take_durations():
+    assert (settings().worker_silent_after, settings().heartbeat_token, settings().heartbeats) == (
+        120.0,
+        "",
+        (),
+    )
+    assert settings(WORKER_SILENT_AFTER="5m", HEARTBEAT_TOKEN=" hb-secret ").worker_silent_after == 300.0
+    assert settings(HEARTBEAT_TOKEN=" hb-secret ").heartbeat_token == "hb-secret"
+    with pytest.raises(ConfigError, match="^WORKER_SILENT_AFTER must be a duration"):
+        settings(WORKER_SILENT_AFTER="soon")
+
+
+def test_heartbeats_come_from_the_config_file(tmp_path):
+    config = tmp_path / "operator.yml"
+    config.write_text(
+        """
+heartbeats:
+  - name: backup
+    timeout: 26h
+    recipients: ["+15555550100"]
+  - name: alerting-pipeline
+    timeout: 5m
+    watchdog: Watchdog
+"""
+    )
+    s = settings(OPERATOR_CONFIG=str(config))
+    assert s.heartbeats == (
+        Heartbeat("backup", 26 * 3600.0, ("+15555550100",)),
+        Heartbeat("alerting-pipeline", 300.0, (), "Watchdog"),
+    )
+    assert s.watchdog_names == {"Watchdog"}
+
+
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ("name: backup", "heartbeat 'backup': 'timeout' is required"),
+        ("name: backup\n    timeout: soon", "heartbeat 'backup': 'timeout' must be a duration"),
+        ("name: backup\n    timeout: 0", "heartbeat 'backup': 'timeout' must be a duration"),
+        ("name: 'two words'\n    timeout: 5m", "heartbeat 'two words': 'name' must be 1-64 letters"),
+        ("timeout: 5m", "heartbeat #1: 'name' must be"),
+        ("name: backup\n    timeout: 5m\n    page: me", "heartbeat 'backup': unknown key(s) page"),
+        ("name: backup\n    timeout: 5m\n    recipients: [5550100]", "recipient 5550100 is not an E.164"),
+        ("name: backup\n    timeout: 5m\n    watchdog: [a]", "'watchdog' must be the alertname"),
+    ],
+)
+def test_a_heartbeat_mistake_stops_start_up_naming_it(tmp_path, entry, problem):
+    config = tmp_path / "operator.yml"
+    config.write_text(f"heartbeats:\n  - {entry}\n")
+    with pytest.raises(ConfigError) as caught:
+        settings(OPERATOR_CONFIG=str(config))
+    assert str(caught.value).startswith("heartbeats: ") and problem in str(caught.value)
+
+
+def test_two_heartbeats_cannot_share_a_name(tmp_path):
+    config = tmp_path / "operator.yml"
+    config.write_text("heartbeats:\n  - {name: a, timeout: 5m}\n  - {name: a, timeout: 1h}\n")
+    with pytest.raises(ConfigError, match="heartbeat 'a': the name is used by another heartbeat"):
+        settings(OPERATOR_CONFIG=str(config))
+    config.write_text("heartbeats: {a: 5m}\n")
+    with pytest.raises(ConfigError, match="^heartbeats: must be a list"):
+        settings(OPERATOR_CONFIG=str(config))

@@ -131,12 +131,12 @@ def test_with_migrations_off_at_start_flask_db_upgrade_brings_the_database_up(tm
     try:
         client = app.test_client()
         assert db.revision_of(engine) is None
-        assert client.get("/healthz").status_code == 503
+        assert client.get("/livez").status_code == 503
         result = app.test_cli_runner().invoke(args=["db", "upgrade"])
         assert result.exit_code == 0, result.output
         assert f"at revision {db.head_revision()}" in result.output
         assert db.revision_of(engine) == db.head_revision()
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/livez").status_code == 200
     finally:
         app.extensions["operator"].close()
         engine.dispose()

@@ -1,4 +1,4 @@
-"""app.py: the routes around the SMS flow: /healthz, /metrics, store outages and internal errors."""
+"""app.py: the routes around the SMS flow: /livez, /metrics, store outages and internal errors."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def sample(client, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_healthz_says_ok_when_the_store_answers(client):
-    response = client.get("/healthz")
+def test_livez_says_ok_when_the_store_answers(client):
+    response = client.get("/livez")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "store": "ok"}
 
@@ -32,9 +32,10 @@ def test_an_unreachable_store_gives_503_and_a_clear_text_not_a_crash(settings):
     closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/operator"
     with app_with(with_settings(settings, database_url=closed)) as app:
         client = app.test_client()
-        response = client.get("/healthz")
-        assert response.status_code == 503
-        assert response.get_json() == {"status": "error", "store": "unreachable"}
+        for path in ("/healthz", "/livez"):
+            response = client.get(path)
+            assert response.status_code == 503
+            assert response.get_json() == {"status": "error", "store": "unreachable"}
         phone = Phone(client)
         assert phone.text("status") == STORE_DOWN
         # Strangers learn nothing, and a bad signature is still a 403.
@@ -50,13 +51,13 @@ def test_the_tables_appear_once_a_missing_database_comes_up(settings):
     drop()
     with app_with(with_settings(settings, database_url=url)) as app:
         client = app.test_client()
-        assert client.get("/healthz").status_code == 503
+        assert client.get("/livez").status_code == 503
         name = url.rsplit("/", 1)[1]
         admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            assert client.get("/healthz").status_code == 200
+            assert client.get("/livez").status_code == 200
             assert Phone(client).text("help").startswith("Commands:")
         finally:
             app.extensions["operator"].engine.dispose()

@@ -111,12 +111,16 @@ scrape_configs:
 
 @contextmanager
 def alertmanager(
-    directory: Path, name: str, webhook_url: str, token: str, port: int | None = None
+    directory: Path, name: str, webhook_url: str, token: str, port: int | None = None, routes: str = ""
 ) -> Iterator[str]:
-    """A standalone Alertmanager (no cluster) routing every alert to `webhook_url`; yields its URL."""
+    """A standalone Alertmanager (no cluster) routing every alert to `webhook_url`; yields its URL.
+
+    `routes`: YAML of child routes (indented as the `route:` keys), e.g. one for the Watchdog.
+    """
     port = port or free_port()
     config = directory / f"{name}.yml"
-    config.write_text(alertmanager_config(webhook_url, token))
+    text = alertmanager_config(webhook_url, token)
+    config.write_text(text.replace("receivers:", routes.rstrip() + "\nreceivers:", 1) if routes else text)
     cmd = [
         ALERTMANAGER,
         f"--config.file={config}",
@@ -130,9 +134,12 @@ def alertmanager(
 
 
 @contextmanager
-def prometheus(directory: Path, switch_port: int, alertmanager_urls: list[str]) -> Iterator[str]:
+def prometheus(
+    directory: Path, switch_port: int, alertmanager_urls: list[str], rules: str = PROMETHEUS_RULES, *args: str
+) -> Iterator[str]:
+    """Prometheus scraping the switch with `rules`; extra command-line `args`; yields its URL."""
     port = free_port()
-    (directory / "rules.yml").write_text(PROMETHEUS_RULES)
+    (directory / "rules.yml").write_text(rules)
     ports = [int(u.rsplit(":", 1)[1]) for u in alertmanager_urls]
     (directory / "prometheus.yml").write_text(prometheus_config(switch_port, ports))
     cmd = [
@@ -140,6 +147,7 @@ def prometheus(directory: Path, switch_port: int, alertmanager_urls: list[str]) 
         f"--config.file={directory / 'prometheus.yml'}",
         f"--storage.tsdb.path={directory / 'prometheus-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        *args,
     ]
     url = f"http://127.0.0.1:{port}"
     with running(cmd, f"{url}/-/ready", str(directory / "prometheus.log"), cwd=directory):

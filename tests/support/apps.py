@@ -9,7 +9,7 @@ from dataclasses import replace
 from flask import Flask
 
 from app import create_app
-from config import Settings, load_file
+from config import Settings, load_file, parse_heartbeats
 
 
 def with_settings(settings: Settings, **changes) -> Settings:
@@ -18,7 +18,12 @@ def with_settings(settings: Settings, **changes) -> Settings:
 
 def from_file(path) -> dict:
     """The settings of an operator.yml at `path`, read the way Settings.from_env reads it."""
-    return {"operator_config": str(path), "file": load_file(str(path))}
+    file = load_file(str(path))
+    return {
+        "operator_config": str(path),
+        "file": file,
+        "heartbeats": parse_heartbeats(file.get("heartbeats")),
+    }
 
 
 @contextmanager

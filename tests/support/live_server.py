@@ -55,7 +55,8 @@ def gunicorn(tmp: Path, env: dict[str, str], workers: int = 4, timeout: float = 
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "production.py"), "-b", f"127.0.0.1:{port}"]
     cmd.append("app:create_app()")
     url = f"http://127.0.0.1:{port}"
-    with running(cmd, url + "/healthz", log_path, timeout, cwd=tmp, env=env):
+    # /livez: the web process is up; /healthz would wait for a worker too.
+    with running(cmd, url + "/livez", log_path, timeout, cwd=tmp, env=env):
         _wait_for_workers(Path(env["LOG_DIR"]) / "operator.log", workers, time.monotonic() + timeout)
         yield url
 

@@ -1,0 +1,50 @@
+"""`flask --app app worker` as a real process for a test: its environment, start and clean stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.fakes.twilio_api import FakeTwilio
+from tests.support.live_server import base_env
+from tests.support.phones import ADMIN, RESPONDER, TOKEN, VIEWER
+
+
+def worker_env(tmp: Path, fake: FakeTwilio, database_url: str, **extra: str) -> dict[str, str]:
+    """Sending to the Twilio fake, fast loops and limits; `extra` wins (OPERATOR_CONFIG, ...)."""
+    env = base_env(tmp)
+    env.update(
+        TWILIO_AUTH_TOKEN=TOKEN,
+        TWILIO_ACCOUNT_SID=fake.account_sid,
+        TWILIO_FROM_NUMBER="+15005550006",
+        SMS_BACKEND="twilio",
+        TWILIO_API_URL=fake.url,
+        SMS_RATE="50",
+        AUTHORIZED_NUMBERS=f"{ADMIN}:admin,{RESPONDER}:responder,{VIEWER}:viewer",
+        DATABASE_URL=database_url,
+        ALERT_INTERVAL="1",
+        ALERT_LIMITS="100 per minute",
+        RECOVERY_DELAY="1s",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(tmp: Path, env: dict[str, str], name: str = "worker") -> subprocess.Popen:
+    log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - the child holds it
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "worker"],
+        env=env,
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_worker(proc: subprocess.Popen) -> int:
+    """SIGTERM, as a service manager stops it; returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=20)
