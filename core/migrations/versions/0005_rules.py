@@ -1,0 +1,33 @@
+"""Rules keep their state while their query fails: rule_states.error_since replaces the nodata state.
+
+Revision ID: 0005_rules
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_rules"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("rule_states") as batch:
+        batch.add_column(sa.Column("error_since", sa.Float(), nullable=True))
+    # A rule left in `nodata` was failing: it is firing if its incident is, ok otherwise, and its
+    # errors count from its last evaluation (as good a start as the old rows know).
+    op.execute(
+        "UPDATE rule_states SET error_since = evaluated_at, state = CASE WHEN EXISTS (SELECT 1 FROM alerts"
+        " WHERE alerts.id = rule_states.alert_id AND alerts.status = 'firing') THEN 'firing' ELSE 'ok' END"
+        " WHERE state = 'nodata'"
+    )
+
+
+def downgrade() -> None:
+    op.execute("UPDATE rule_states SET state = 'nodata' WHERE error_since IS NOT NULL")
+    with op.batch_alter_table("rule_states") as batch:
+        batch.drop_column("error_since")
