@@ -20,8 +20,7 @@ from core import db
 from core.timeutil import humanize
 from incidents import paging, records
 from incidents.records import Alert, Source, Status
-from incidents.rules import NoData, Rule, number, parse_rules
-from monitors import MONITORS
+from incidents.rules import NoData, Rule, number
 from outbox.queue import Kind
 from services import Services
 
@@ -57,13 +56,6 @@ rule_states = Table(
 )
 
 
-def load_rules(services: Services) -> list[Rule]:
-    """The validated rules of the YAML file; ConfigError names the rule and the problem."""
-    section = services.settings.file.get("rules")
-    numeric = [name for name, (cls, _) in MONITORS.items() if cls.gives_values()]
-    return parse_rules(section, services.settings, services.monitors, MONITORS, numeric)
-
-
 def reading(value: float | None) -> str:
     """A value as texts show it; an empty result is "empty"."""
     return "empty" if value is None else number(value)
@@ -84,10 +76,17 @@ def states(conn: Connection) -> list[tuple[str, str]]:
 class Evaluator:
     """Evaluates every rule once per tick; run by exactly one worker (see leader.py)."""
 
-    def __init__(self, services: Services, rules: list[Rule], worker_id: str = ""):
-        self.services, self.rules, self.worker_id = services, rules, worker_id
+    def __init__(self, services: Services, rules: list[Rule] | None, worker_id: str = ""):
+        self.services, self.worker_id = services, worker_id
         self.settings, self.engine = services.settings, services.engine
-        self.forget_removed_rules()
+        self.rules: list[Rule] = []
+        self.use(rules)
+
+    def use(self, rules: list[Rule] | None) -> None:
+        """Evaluate `rules` from now on; None (no good rules known yet) evaluates none, forgets none."""
+        if rules is not None:
+            self.rules = list(rules)
+            self.forget_removed_rules()
 
     def tick(self, now: float | None = None) -> None:
         """Evaluate each due rule; a failure is that rule's problem, never the loop's."""

@@ -1,4 +1,5 @@
-"""Rules keep their state while their query fails: rule_states.error_since replaces the nodata state.
+"""Rules keep their state while their query fails (rule_states.error_since replaces the nodata
+state), and the last good rules file is kept in rule_files for a worker that starts with a bad one.
 
 Revision ID: 0005_rules
 Revises: 0002
@@ -16,6 +17,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "rule_files",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("good_section", sa.Text()),
+        sa.Column("good_digest", sa.String(64)),
+        sa.Column("loaded_at", sa.Float()),
+        sa.Column("bad_digest", sa.String(64)),
+        sa.Column("bad_error", sa.Text()),
+        sa.Column("noticed_at", sa.Float()),
+    )
     with op.batch_alter_table("rule_states") as batch:
         batch.add_column(sa.Column("error_since", sa.Float(), nullable=True))
     # A rule left in `nodata` was failing: it is firing if its incident is, ok otherwise, and its
@@ -31,3 +42,4 @@ def downgrade() -> None:
     op.execute("UPDATE rule_states SET state = 'nodata' WHERE error_since IS NOT NULL")
     with op.batch_alter_table("rule_states") as batch:
         batch.drop_column("error_since")
+    op.drop_table("rule_files")
