@@ -23,7 +23,7 @@ from config import ConfigError, read_rules
 from core import db
 from incidents import paging
 from incidents.rules import Rule, parse_rules
-from monitors import MONITORS
+from monitors import MONITORS, BaseMonitor, MonitorError
 from outbox.queue import Kind
 from services import Services
 
@@ -164,3 +164,21 @@ def _first_notice(conn: Connection, digest: str, problem: str) -> bool:
         .values(bad_digest=digest, bad_error=problem[:1000], noticed_at=db.now())
     )
     return bool(claimed.rowcount)
+
+
+class RulesCheck(BaseMonitor):
+    """`flask check`'s rules line: the file read and validated now, as the worker would, changing nothing."""
+
+    name = "rules"
+
+    def __init__(self, services: Services):
+        super().__init__(timeout=10.0)
+        self.services = services
+
+    def _check(self) -> str:
+        path = self.services.settings.operator_config
+        try:
+            rules = load_rules(self.services, (read_rules(path) if path else None) or [])
+        except ConfigError as exc:
+            raise MonitorError(str(exc), permanent=True) from None
+        return f"ok {len(rules)} rule(s) in {path}" if path else "ok no rules (no OPERATOR_CONFIG file)"

@@ -1,14 +1,26 @@
-"""`flask --app app check`: probe every configured backend once and print ok/failed with the reason."""
+"""`flask --app app check`: probe every configured backend once and print ok/failed with the reason.
+
+Besides the monitors, each package adds a probe of what it owns with `add_check(app, key, probe)`
+(the rules file, Twilio, Alertmanager): a probe is a `BaseMonitor` whose `_check()` says what it
+found or raises MonitorError, so it gets the same timeout, table line and exit code.
+"""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from monitors.base_monitor import BaseMonitor, Result
+
+EXTENSION = "operator_checks"
+
+
+def add_check(app: Flask, key: str, probe: BaseMonitor) -> None:
+    """Run `probe` in `flask check` after the monitors, as the line `key`."""
+    app.extensions.setdefault(EXTENSION, {})[key] = probe
 
 
 def probe(monitors: dict[str, BaseMonitor]) -> list[tuple[str, Result]]:
@@ -33,12 +45,12 @@ def table(rows: list[tuple[str, Result]]) -> str:
 @click.command("check")
 @with_appcontext
 def check_command() -> None:
-    """Probe every configured backend; exit 1 when any fails."""
-    monitors = current_app.extensions["operator"].monitors
+    """Probe every configured backend, the rules file, Twilio and Alertmanager; exit 1 when any fails."""
+    monitors = {**current_app.extensions["operator"].monitors, **current_app.extensions.get(EXTENSION, {})}
     rows = probe(monitors)
     click.echo(table(rows))
     failed = [key for key, r in rows if not r.ok]
     if failed:
-        click.echo(f"{len(failed)} of {len(rows)} backend(s) failed: {', '.join(failed)}", err=True)
+        click.echo(f"{len(failed)} of {len(rows)} check(s) failed: {', '.join(failed)}", err=True)
         raise SystemExit(1)
-    click.echo(f"all {len(rows)} backend(s) ok")
+    click.echo(f"all {len(rows)} check(s) ok")

@@ -1,5 +1,7 @@
-"""Rules keep their state while their query fails (rule_states.error_since replaces the nodata
-state), and the last good rules file is kept in rule_files for a worker that starts with a bad one.
+"""Rules keep their state through failing queries; the last good rules file is kept in the store.
+
+rule_states.error_since replaces the nodata state; rule_files holds the last rules section that
+loaded, for a worker that starts with a bad file, and the last bad one the admins were told about.
 
 Revision ID: 0005_rules
 Revises: 0002
