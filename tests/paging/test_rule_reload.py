@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,6 +19,7 @@ from core import db
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.live_server import SignedClient, base_env, gunicorn
 from tests.support.phones import ADMIN, RESPONDER, TOKEN
+from tests.support.workers import start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.slow
 SID = "AC" + "1" * 32
@@ -64,26 +63,6 @@ def environment(tmp_path, fake) -> dict[str, str]:
     return env
 
 
-def start(tmp_path, env, name="worker") -> subprocess.Popen:
-    log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
-    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=env, cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-
-
-def stop(proc: subprocess.Popen) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=20)
-
-
-def wait_for(condition, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
-
-
 def evaluated(tmp_path) -> dict[str, float]:
     """rule -> when it was last evaluated."""
     engine = db.make_engine(f"sqlite:///{tmp_path}/operator.db")
@@ -119,7 +98,7 @@ def test_a_typo_at_start_keeps_the_worker_running_texts_the_admins_once_and_a_fi
 ):
     config = tmp_path / "operator.yml"
     config.write_text(rules("host_busy", op="=>"))
-    worker = start(tmp_path, environment(tmp_path, fake))
+    worker = start_worker(tmp_path, environment(tmp_path, fake))
     try:
         notice = wait_for(lambda: texts_to(fake, ADMIN), "the admins' notice")
         assert notice == [
@@ -134,7 +113,7 @@ def test_a_typo_at_start_keeps_the_worker_running_texts_the_admins_once_and_a_fi
         time.sleep(2)
         assert len(texts_to(fake, ADMIN)) == 1, "told once"
     finally:
-        assert stop(worker) == 0
+        assert stop_worker(worker) == 0
     log = (tmp_path / "worker.log").read_text()
     assert "rules file not loaded: rules: rule 'host_busy': 'op' must be one of" in log
     assert "rules loaded from" in log
@@ -144,7 +123,7 @@ def test_a_bad_edit_keeps_the_last_good_rules_even_across_a_restart_and_sighup_r
     config = tmp_path / "operator.yml"
     config.write_text(rules("first"))
     env = environment(tmp_path, fake)
-    worker = start(tmp_path, env)
+    worker = start_worker(tmp_path, env)
     try:
         wait_for(lambda: "first" in evaluated(tmp_path), "the first rule")
         write(config, rules("first", "second").replace('op: ">="', 'op: ">=', 1))  # an unclosed quote
@@ -156,8 +135,8 @@ def test_a_bad_edit_keeps_the_last_good_rules_even_across_a_restart_and_sighup_r
         assert still_evaluating(tmp_path, "first")
         assert worker.poll() is None
     finally:
-        assert stop(worker) == 0
-    restarted = start(tmp_path, env)
+        assert stop_worker(worker) == 0
+    restarted = start_worker(tmp_path, env)
     try:
         assert still_evaluating(tmp_path, "first"), "a restart with the bad file runs the last good rules"
         time.sleep(1)
@@ -167,13 +146,13 @@ def test_a_bad_edit_keeps_the_last_good_rules_even_across_a_restart_and_sighup_r
         restarted.send_signal(signal.SIGHUP)
         wait_for(lambda: "second" in evaluated(tmp_path), "the second rule after SIGHUP")
     finally:
-        assert stop(restarted) == 0
+        assert stop_worker(restarted) == 0
 
 
 def test_the_web_service_answers_texts_while_the_rules_file_is_broken(tmp_path, fake):
     (tmp_path / "operator.yml").write_text("queries:\n  answer: vector(42)\n" + rules("host_busy", op='=>"'))
     env = environment(tmp_path, fake)
-    worker = start(tmp_path, env)
+    worker = start_worker(tmp_path, env)
     try:
         with gunicorn(tmp_path, env, workers=1) as url:
             reply = SignedClient(url, TOKEN).post(ADMIN, "help")
@@ -182,4 +161,4 @@ def test_the_web_service_answers_texts_while_the_rules_file_is_broken(tmp_path, 
         [notice] = wait_for(lambda: texts_to(fake, ADMIN), "the admins' notice")
         assert notice.startswith("Rules file not loaded, no rules evaluated. operator.yml is not valid YAML")
     finally:
-        assert stop(worker) == 0
+        assert stop_worker(worker) == 0
