@@ -80,20 +80,25 @@ class RuleFile:
         return bool(self.path) and self._stat() != self.seen
 
     def load(self) -> Loaded:
-        """Read and validate the rules now; on a mistake, the last good rules and the problem."""
-        self.seen = self._stat()
+        """Read and validate the rules now; on a mistake, the last good rules and the problem.
+
+        Raises only when the store fails; the file then still counts as unread, so it is tried again.
+        """
+        seen = self._stat()
         try:
             section = read_rules(self.path) if self.path else self.services.settings.file.get("rules")
             rules = load_rules(self.services, section or [])
         except ConfigError as exc:
-            return self._bad(str(exc))
-        digest = _digest(section)
-        if digest != self.digest:
-            logger.info("rules loaded from %s: %d rule(s)", self.path or "settings", len(rules))
-        self.digest = digest
-        with self.services.engine.begin() as conn:
-            _remember(conn, section, digest)
-        return Loaded(rules)
+            loaded = self._bad(str(exc))
+        else:
+            digest = _digest(section)
+            with self.services.engine.begin() as conn:
+                _remember(conn, section, digest)
+            if digest != self.digest:
+                logger.info("rules loaded from %s: %d rule(s)", self.path or "settings", len(rules))
+            self.digest, loaded = digest, Loaded(rules)
+        self.seen = seen
+        return loaded
 
     def _bad(self, problem: str) -> Loaded:
         rules = self._last_good()
@@ -111,7 +116,7 @@ class RuleFile:
         name = os.path.basename(self.path) or "rules"
         if problem.startswith("rules: "):
             return f"{name}: {problem.removeprefix('rules: ')}"
-        return problem.replace(f"OPERATOR_CONFIG: {self.path}", name)
+        return problem.removeprefix("OPERATOR_CONFIG: ").replace(self.path, name)
 
     def _last_good(self) -> list[Rule] | None:
         """The rules in use, else the last section that loaded, from the store; None when unknown."""

@@ -93,8 +93,8 @@ class Worker:
                     self.next_job_at = [0.0] * len(self.jobs)
                 # A follower's last read stands until it leads: changed() compares with that read.
                 if leading and (self.reload.is_set() or self.rule_file.changed()):
-                    self.reload.clear()
                     self.evaluator.use(self.rule_file.load().rules)
+                    self.reload.clear()
                     next_eval = 0.0  # new rules are evaluated at once
                 now = time.time()
                 if leading and now >= next_eval:
