@@ -1,8 +1,10 @@
 """Evaluating alert rules: ok -> pending -> firing -> resolved, persisted in `rule_states`.
 
 Every evaluation reads and writes its rule's row, the alert record and the texts it causes in one
-transaction, so a restart neither re-pages nor forgets a firing alert. A rule whose query fails
-goes to `nodata`, is backed off, and after a few failures sends one "cannot evaluate" notice.
+transaction, so a restart neither re-pages nor forgets a firing alert. As in Prometheus, an empty
+result means "not breached" unless the rule's `no_data` says otherwise, and a query that fails
+leaves the rule's state as it was: it is retried every interval or two, and only errors that
+persist for `error_notice_after` send one "cannot evaluate" notice (and one when it works again).
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from core import db
 from core.timeutil import humanize
 from incidents import paging, records
 from incidents.records import Alert, Source, Status
-from incidents.rules import Rule, number, parse_rules
-from monitors import MONITORS
+from incidents.rules import NoData, Rule, number
 from outbox.queue import Kind
 from services import Services
 
@@ -31,11 +32,11 @@ class RuleState(StrEnum):
     PENDING = "pending"
     FIRING = "firing"
     RESOLVED = "resolved"
-    NODATA = "nodata"
 
 
-FAILURES_BEFORE_NOTICE = 3
-MAX_BACKOFF = 900.0
+# A failing query is retried after one interval, then every other one: a breach that follows
+# still pages within two intervals, and a hung backend costs the loop half as often.
+MAX_BACKOFF_INTERVALS = 2
 
 rule_states = Table(
     "rule_states",
@@ -51,14 +52,13 @@ rule_states = Table(
     Column("notice_sent", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("evaluated_by", String(64)),
+    Column("error_since", Float),  # the first of the failures in a row, None while it evaluates
 )
 
 
-def load_rules(services: Services) -> list[Rule]:
-    """The validated rules of the YAML file; ConfigError names the rule and the problem."""
-    section = services.settings.file.get("rules")
-    numeric = [name for name, (cls, _) in MONITORS.items() if cls.gives_values()]
-    return parse_rules(section, services.settings, services.monitors, MONITORS, numeric)
+def reading(value: float | None) -> str:
+    """A value as texts show it; an empty result is "empty"."""
+    return "empty" if value is None else number(value)
 
 
 def is_firing(conn: Connection, rule: str) -> bool:
@@ -76,10 +76,17 @@ def states(conn: Connection) -> list[tuple[str, str]]:
 class Evaluator:
     """Evaluates every rule once per tick; run by exactly one worker (see leader.py)."""
 
-    def __init__(self, services: Services, rules: list[Rule], worker_id: str = ""):
-        self.services, self.rules, self.worker_id = services, rules, worker_id
+    def __init__(self, services: Services, rules: list[Rule] | None, worker_id: str = ""):
+        self.services, self.worker_id = services, worker_id
         self.settings, self.engine = services.settings, services.engine
-        self.forget_removed_rules()
+        self.rules: list[Rule] = []
+        self.use(rules)
+
+    def use(self, rules: list[Rule] | None) -> None:
+        """Evaluate `rules` from now on; None (no good rules known yet) evaluates none, forgets none."""
+        if rules is not None:
+            self.rules = list(rules)
+            self.forget_removed_rules()
 
     def tick(self, now: float | None = None) -> None:
         """Evaluate each due rule; a failure is that rule's problem, never the loop's."""
@@ -90,7 +97,7 @@ class Evaluator:
             except Exception:
                 logger.exception("rule %s: evaluation failed", rule.name)
                 try:
-                    self._no_data(rule, "internal error, see logs", now)
+                    self._failed(rule, "internal error, see logs", now)
                 except Exception:  # noqa: BLE001 - the store itself may be down; try next tick
                     logger.exception("rule %s: could not record the failure", rule.name)
 
@@ -98,20 +105,19 @@ class Evaluator:
         with self.engine.connect() as conn:
             state = self._state(conn, rule)
         if state["next_eval_at"] > now + 0.01:
-            return  # backing off after failures
-        monitor = self.services.monitors[rule.monitor]
-        result = monitor.value(rule.query)
-        value = result.data.get("value") if result.ok else None
-        if value is None:
-            self._no_data(rule, result.error or "no data", now)
+            return  # a failing query, retried every other interval
+        result = self.services.monitors[rule.monitor].value(rule.query)
+        if result.ok:
+            value = result.data.get("value")
+            self._apply(rule, None if value is None else float(value), now)
         else:
-            self._apply(rule, float(value), now)
+            self._failed(rule, result.error or "no answer", now)
 
     def _state(self, conn: Connection, rule: Rule) -> dict[str, Any]:
         row = conn.execute(select(rule_states).where(rule_states.c.rule == rule.name)).first()
         if row is None:
-            return {"rule": rule.name, "state": RuleState.OK, "since": None, "alert_id": None, "next_eval_at": 0.0,
-                    "failures": 0, "notice_sent": 0}  # fmt: skip
+            return {"rule": rule.name, "state": RuleState.OK, "since": None, "alert_id": None, "value": None,
+                    "next_eval_at": 0.0, "failures": 0, "notice_sent": 0, "error_since": None}  # fmt: skip
         return dict(row._mapping)
 
     def _save(self, conn: Connection, rule: Rule, **values: Any) -> None:
@@ -120,16 +126,22 @@ class Evaluator:
         if not updated.rowcount:
             conn.execute(rule_states.insert().values(rule=rule.name, **{"state": RuleState.OK, **values}))
 
-    def _apply(self, rule: Rule, value: float, now: float) -> None:
+    def _apply(self, rule: Rule, value: float | None, now: float) -> None:
+        """One answer: a number, or None for an empty result (whose meaning the rule's no_data says)."""
         with self.engine.begin() as conn:
             state = self._state(conn, rule)
             current, since, alert_id = state["state"], state["since"], state["alert_id"]
             alert = records.get(conn, alert_id) if alert_id else None
-            if current == RuleState.NODATA:
-                current = RuleState.FIRING if alert and alert.status == Status.FIRING else RuleState.OK
+            if state["error_since"] is not None:
+                self._works_again(conn, rule, state, value, now)
             common = dict(value=value, evaluated_at=now, next_eval_at=now, failures=0, notice_sent=0,
-                          last_error=None)  # fmt: skip
-            if not rule.breached(value):
+                          last_error=None, error_since=None)  # fmt: skip
+            if value is None and rule.no_data == NoData.KEEP:
+                self._hold(conn, rule, state, alert, now)
+                self._save(conn, rule, **{**common, "value": state["value"]})
+                return
+            breached = rule.no_data == NoData.ALERT if value is None else rule.breached(value)
+            if not breached:
                 if current == RuleState.FIRING and alert and alert.status == Status.FIRING:
                     self._resolve(conn, rule, alert, value, now)
                     self._save(conn, rule, state=RuleState.RESOLVED, since=None, **common)
@@ -152,7 +164,17 @@ class Evaluator:
             alert = self._fire(conn, rule, value, since, now)
             self._save(conn, rule, state=RuleState.FIRING, since=since, alert_id=alert.id, **common)
 
-    def _fire(self, conn: Connection, rule: Rule, value: float, since: float, now: float) -> Alert:
+    def _hold(
+        self, conn: Connection, rule: Rule, state: dict[str, Any], alert: Alert | None, now: float
+    ) -> None:
+        """No verdict this time (a failed query, or an empty one under `no_data: keep`): no change.
+
+        A firing alert stays firing and keeps its reminders, with the last value known.
+        """
+        if state["state"] == RuleState.FIRING and alert and alert.status == Status.FIRING:
+            self._remind(conn, rule, alert, state["value"], now)
+
+    def _fire(self, conn: Connection, rule: Rule, value: float | None, since: float, now: float) -> Alert:
         text = rule.render(value, humanize(now - since))
         reopened = records.reopen_flapping(conn, Source.RULE, rule.name, now, self.settings.recovery_delay)
         if reopened is not None:
@@ -166,11 +188,11 @@ class Evaluator:
                                          severity=rule.severity, labels=labels, started_at=since)  # fmt: skip
         if opened:
             paging.page(conn, alert, f"ALERT #{alert.id}: {text}", list(rule.recipients), self.settings, now)
-            logger.warning("rule %s firing: alert #%d (%s %s %s)", rule.name, alert.id, number(value),
+            logger.warning("rule %s firing: alert #%d (%s %s %s)", rule.name, alert.id, reading(value),
                            rule.op, number(rule.threshold))  # fmt: skip
         return alert
 
-    def _remind(self, conn: Connection, rule: Rule, alert: Alert, value: float, now: float) -> None:
+    def _remind(self, conn: Connection, rule: Rule, alert: Alert, value: float | None, now: float) -> None:
         records.seen(conn, alert.id, now)
         if not paging.reminder_due(alert, rule.repeat, now):
             return
@@ -178,29 +200,41 @@ class Evaluator:
         text = f"STILL FIRING {age}: #{alert.id} {rule.render(value, age)}"
         paging.remind(conn, alert, text, list(rule.recipients), self.settings, now)
 
-    def _resolve(self, conn: Connection, rule: Rule, alert: Alert, value: float, now: float) -> None:
+    def _resolve(self, conn: Connection, rule: Rule, alert: Alert, value: float | None, now: float) -> None:
         closed = records.close(conn, alert.id, at=now)
         age = humanize(now - alert.started_at)
-        text = f"RESOLVED after {age}: #{alert.id} {rule.name} now {number(value)}"
+        text = f"RESOLVED after {age}: #{alert.id} {rule.name} now {reading(value)}"
         paging.send_recovery(conn, closed, self.settings, text=text, now=now)
         logger.info("rule %s resolved: alert #%d after %s", rule.name, alert.id, age)
 
-    def _no_data(self, rule: Rule, error: str, now: float) -> None:
+    def _failed(self, rule: Rule, error: str, now: float) -> None:
+        """The query failed: the state stands, retried soon; one notice once errors persist."""
         interval = self.settings.alert_interval
         with self.engine.begin() as conn:
             state = self._state(conn, rule)
             failures = state["failures"] + 1
-            delay = min(MAX_BACKOFF, interval * 2 ** min(failures - 1, 20))
-            notice = failures >= FAILURES_BEFORE_NOTICE and not state["notice_sent"]
+            since = now if state["error_since"] is None else state["error_since"]
+            delay = interval * min(failures, MAX_BACKOFF_INTERVALS)
+            notice = not state["notice_sent"] and now - since >= rule.error_notice_after
             if notice:
-                retry = humanize(delay)
-                paging.notify(conn, rule.recipients, f"Cannot evaluate rule {rule.name}: {error}. Retrying "
-                              f"every {retry} or so; it cannot alert until then.", Kind.NOTICE, self.settings)  # fmt: skip
-            self._save(conn, rule, state=RuleState.NODATA, evaluated_at=now, next_eval_at=now + delay,
+                paging.notify(conn, rule.recipients, f"Cannot evaluate rule {rule.name} for {humanize(now - since)}: "
+                              f"{error}. Retrying every {humanize(delay)}; it cannot alert until it works "
+                              "again.", Kind.NOTICE, self.settings)  # fmt: skip
+            alert = records.get(conn, state["alert_id"]) if state["alert_id"] else None
+            self._hold(conn, rule, state, alert, now)
+            self._save(conn, rule, state=state["state"], evaluated_at=now, next_eval_at=now + delay,
                        failures=failures, notice_sent=1 if notice else state["notice_sent"],
-                       last_error=error[:500])  # fmt: skip
-        logger.warning("rule %s: no data (%s), failure %d, next try in %.0fs", rule.name, error, failures,
-                       delay)  # fmt: skip
+                       last_error=error[:500], error_since=since)  # fmt: skip
+        logger.warning("rule %s: cannot evaluate (%s), failure %d since %s, next try in %.0fs", rule.name,
+                       error, failures, humanize(now - since), delay)  # fmt: skip
+
+    def _works_again(self, conn: Connection, rule: Rule, state: dict[str, Any], value: float | None,
+                     now: float) -> None:  # fmt: skip
+        lasted = humanize(now - state["error_since"])
+        logger.info("rule %s evaluates again after %s of errors", rule.name, lasted)
+        if state["notice_sent"]:
+            paging.notify(conn, rule.recipients, f"Rule {rule.name} evaluates again after {lasted} of errors: "
+                          f"now {reading(value)}.", Kind.NOTICE, self.settings)  # fmt: skip
 
     def forget_removed_rules(self) -> None:
         """Rules gone from the file: close their incidents quietly and drop their state."""

@@ -240,14 +240,59 @@ FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats")
 
 
 def load_file(path: str) -> dict[str, Any]:
-    """The parsed YAML file as a dict of sections."""
+    """The parsed YAML file as a dict of sections.
+
+    A `rules:` block that is not even YAML is left out instead of stopping start-up: the rules are
+    the worker's, which reads them itself (read_rules) and reports a mistake without stopping.
+    """
+    text = _read(path)
+    try:
+        return _sections(path, text)
+    except ConfigError:
+        rest = _without_rules(text)
+        if rest == text:
+            raise
+        try:
+            return _sections(path, rest)
+        except ConfigError:
+            pass
+        raise
+
+
+def read_rules(path: str) -> Any:
+    """The file's `rules:` section, read now: how the worker loads and reloads its rules."""
+    return _sections(path, _read(path)).get("rules")
+
+
+def _without_rules(text: str) -> str:
+    """The text without its top-level `rules:` block (which ends at the next top-level key)."""
+    kept, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if re.match(r"rules\s*:", line):
+            inside = True
+        elif (
+            inside and line.strip() and (not line.startswith((" ", "\t", "#", "-")) or line.startswith("---"))
+        ):
+            inside = False
+        if not inside:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
-    except OSError as exc:
-        raise ConfigError(f"OPERATOR_CONFIG: cannot read {path}: {exc.strerror}") from None
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"OPERATOR_CONFIG: cannot read {path}: {reason}") from None
+
+
+def _sections(path: str, text: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"OPERATOR_CONFIG: {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"OPERATOR_CONFIG: {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"OPERATOR_CONFIG: {path} must be a mapping of sections")
     unknown = sorted(str(k) for k in set(data) - set(FILE_SECTIONS))
@@ -313,6 +358,18 @@ def _heartbeat(item: Any) -> Heartbeat:
     if not isinstance(watchdog, str) or len(watchdog) > 200:
         raise ConfigError("'watchdog' must be the alertname of an always-firing alert, like Watchdog")
     return Heartbeat(name=name, timeout=timeout, recipients=tuple(recipients), watchdog=watchdog.strip())
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message in one line: 'while scanning ... (line 5): found ... (line 9)'."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc).replace("\n", " ")
+    parts = [
+        f"{what} (line {mark.line + 1})" if mark else str(what)
+        for what, mark in ((exc.context, exc.context_mark), (exc.problem, exc.problem_mark))
+        if what
+    ]
+    return ": ".join(parts) or "unreadable"
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:

@@ -19,4 +19,4 @@ from monitors import checkup
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     webhooks.on_watchdog(app, watchdog)
-    checkup.add_check(app, "heartbeats", lambda: watch.check(app.extensions["operator"]))
+    checkup.add_check(app, "heartbeats", checkup.OwnCheck(lambda: watch.check(app.extensions["operator"])))

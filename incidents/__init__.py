@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from flask import Flask
 
+from incidents.rulefile import RulesCheck
+from incidents.silences import AlertmanagerCheck
 from incidents.webhooks import bp
+from monitors.checkup import add_check
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    services = app.extensions["operator"]
+    add_check(app, "rules", RulesCheck(services))
+    if services.settings.alertmanager_url:
+        add_check(app, "alertmanager", AlertmanagerCheck(services.settings))

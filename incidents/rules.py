@@ -12,6 +12,7 @@ import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from config import E164, ConfigError, Settings
@@ -28,7 +29,10 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 FIELDS = ("name", "value", "threshold", "duration", "op", "severity", "monitor", "query")
 KEYS = (
     "name", "monitor", "query", "op", "threshold", "for", "repeat", "severity", "recipients", "message",
+    "no_data", "error_notice_after",
 )  # fmt: skip
+# Long enough that a backend restart or a deploy does not text anyone, short enough to matter.
+ERROR_NOTICE_AFTER = 300.0
 DEFAULT_MESSAGE = "{name} {value} {op} {threshold} for {duration}"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # Short names people also use for the registry's monitors.
@@ -64,6 +68,14 @@ class Num(float):
         return float.__format__(self, spec) if spec else number(self)
 
 
+class NoData(StrEnum):
+    """What an empty result means: Prometheus's answer (not breached), a breach, or no change."""
+
+    OK = "ok"
+    ALERT = "alert"
+    KEEP = "keep"
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -76,14 +88,18 @@ class Rule:
     severity: str
     recipients: tuple[str, ...]
     message: str
+    no_data: NoData = NoData.OK
+    error_notice_after: float = ERROR_NOTICE_AFTER
 
     def breached(self, value: float) -> bool:
         return OPS[self.op](value, self.threshold)
 
     def render(self, value: float | None, duration: str) -> str:
+        if value is None:  # a template written for numbers reads badly around "no data"
+            return f"{self.name}: no data for {duration}"
         return self.message.format(
             name=self.name,
-            value=Num(value) if value is not None else "no data",
+            value=Num(value),
             threshold=Num(self.threshold),
             duration=duration,
             op=self.op,
@@ -167,6 +183,9 @@ def _parse_one(
         if not isinstance(phone, str) or not E164.match(phone):
             raise ConfigError(f"recipient {phone!r} is not an E.164 number like +15550100 (quote it in YAML)")
     message = item.get("message", DEFAULT_MESSAGE)
+    no_data = str(item.get("no_data", NoData.OK)).strip().lower()
+    if no_data not in tuple(NoData):
+        raise ConfigError(f"'no_data' must be ok, alert or keep, not {item['no_data']!r}")
     rule = Rule(
         name=name,
         monitor=monitor,
@@ -178,13 +197,15 @@ def _parse_one(
         severity=str(item.get("severity", "page")),
         recipients=tuple(recipients),
         message=message if isinstance(message, str) else "",
+        no_data=NoData(no_data),
+        error_notice_after=_duration(item, "error_notice_after", ERROR_NOTICE_AFTER),
     )
     _check_template(rule)
     return rule
 
 
-def _duration(item: Mapping, key: str) -> float:
-    value = item.get(key, 0)
+def _duration(item: Mapping, key: str, default: float = 0) -> float:
+    value = item.get(key, default)
     try:
         return parse_duration(str(value))
     except ValueError:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+
+from config import Settings
+from monitors.base_monitor import BaseMonitor, MonitorError
+from monitors.http import HttpClient, auth_refused
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +101,35 @@ class Alertmanager:
         params = [("silenced", "true"), ("inhibited", "true"), ("active", "true")]
         params += [("filter", f'{k}="{_quote(v)}"') for k, v in sorted((labels or {}).items())]
         return self._call("GET", "/api/v2/alerts", params=params).json()
+
+
+class AlertmanagerCheck(BaseMonitor):
+    """`flask check`'s Alertmanager line: ALERTMANAGER_URL answers its status API."""
+
+    name = "am"
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings.monitor_timeout)
+        parts = urlsplit(settings.alertmanager_url)
+        # The credentials go in the session, so no error message can show them.
+        bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        self.http = HttpClient(bare, settings.monitor_timeout)
+        if parts.username:
+            self.http.session.auth = (parts.username, parts.password or "")
+
+    def _check(self) -> str:
+        response = self.http.request("GET", "/api/v2/status")
+        if response.status_code in (401, 403):
+            raise auth_refused(response.status_code)
+        body = self.http.json_or_none(response) if response.status_code == 200 else None
+        if not isinstance(body, dict) or "cluster" not in body:
+            raise MonitorError(f"HTTP {response.status_code}, not Alertmanager's API at {self.http.base_url}")
+        version = (body.get("versionInfo") or {}).get("version", "?")
+        cluster = body.get("cluster") or {}
+        peers = len(cluster.get("peers") or [])
+        return f"ok {version}, cluster {cluster.get('status', '?')}" + (
+            f" ({peers} peers)" if peers > 1 else ""
+        )
+
+    def close(self) -> None:
+        self.http.close()

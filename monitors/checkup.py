@@ -1,7 +1,8 @@
 """`flask --app app check`: probe every configured backend once and print ok/failed with the reason.
 
-Operator's own parts are reported after the backends (the worker's heartbeat): the package that
-owns each fact adds its check from its init_app, since monitors may not import those packages.
+Besides the monitors, each package adds a probe of what it owns with `add_check(app, key, probe)`
+(the rules file, Twilio, Alertmanager): a probe is a `BaseMonitor` whose `_check()` says what it
+found or raises MonitorError, so it gets the same timeout, table line and exit code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from monitors.base_monitor import BaseMonitor, Result
+from monitors.base_monitor import BaseMonitor, MonitorError, Result
+
+EXTENSION = "operator_checks"
+
+
+def add_check(app: Flask, key: str, probe: BaseMonitor) -> None:
+    """Run `probe` in `flask check` after the monitors, as the line `key`."""
+    app.extensions.setdefault(EXTENSION, {})[key] = probe
 
 
 def probe(monitors: dict[str, BaseMonitor]) -> list[tuple[str, Result]]:
@@ -35,39 +43,31 @@ def table(rows: list[tuple[str, Result]]) -> str:
     return "\n".join(lines)
 
 
-# A check of Operator itself: (ok, detail), e.g. (False, "no worker heartbeat for 5m ...").
-OwnCheck = Callable[[], tuple[bool, str]]
-_OWN = "operator.checks"
+class OwnCheck(BaseMonitor):
+    """A check of Operator itself from a function giving (ok, detail), e.g. the worker's heartbeat."""
 
+    name = "self"
 
-def add_check(app: Flask, name: str, check: OwnCheck) -> None:
-    """Have `check` report `name` after the backends; a failing one makes it exit 1."""
-    app.extensions.setdefault(_OWN, {})[name] = check
+    def __init__(self, check: Callable[[], tuple[bool, str]]):
+        super().__init__()
+        self._own = check
 
-
-def own_checks(app: Flask) -> list[tuple[str, bool, str]]:
-    """(name, ok, detail) of every added check, in the order they were added."""
-    checks: dict[str, OwnCheck] = app.extensions.get(_OWN, {})
-    return [(name, *check()) for name, check in checks.items()]
+    def _check(self) -> str:
+        ok, detail = self._own()
+        if not ok:
+            raise MonitorError(detail)
+        return detail
 
 
 @click.command("check")
 @with_appcontext
 def check_command() -> None:
-    """Probe every configured backend; exit 1 when any fails."""
-    monitors = current_app.extensions["operator"].monitors
+    """Probe every configured backend, the rules file, Twilio and Alertmanager; exit 1 when any fails."""
+    monitors = {**current_app.extensions["operator"].monitors, **current_app.extensions.get(EXTENSION, {})}
     rows = probe(monitors)
-    own = own_checks(current_app)
     click.echo(table(rows))
-    for name, ok, detail in own:
-        click.echo(f"{name:<12} {'':<5} {'ok' if ok else 'FAILED':<7} {'':>6}  {detail}")
     failed = [key for key, r in rows if not r.ok]
     if failed:
-        click.echo(f"{len(failed)} of {len(rows)} backend(s) failed: {', '.join(failed)}", err=True)
-    else:
-        click.echo(f"all {len(rows)} backend(s) ok")
-    broken = [name for name, ok, _ in own if not ok]
-    if broken:
-        click.echo(f"not ready: {', '.join(broken)}", err=True)
-    if failed or broken:
+        click.echo(f"{len(failed)} of {len(rows)} check(s) failed: {', '.join(failed)}", err=True)
         raise SystemExit(1)
+    click.echo(f"all {len(rows)} check(s) ok")

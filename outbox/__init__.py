@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from monitors.checkup import add_check
+from outbox.backends import TwilioAccount
 from outbox.delivery import bp
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    add_check(app, "twilio", TwilioAccount(app.extensions["operator"].settings))

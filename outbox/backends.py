@@ -18,6 +18,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from config import Settings
+from monitors.base_monitor import BaseMonitor, MonitorError
 from security import mask
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,34 @@ class TwilioBackend:
         extra = {"status_callback": status_callback} if status_callback else {}
         message = self.client.messages.create(to=to, from_=self.from_number, body=body, **extra)
         return Accepted(message.sid, message.status or "queued")
+
+
+class TwilioAccount(BaseMonitor):
+    """`flask check`'s SMS line: Twilio's account resource fetched (read-only) with our credentials."""
+
+    name = "sms"
+
+    def __init__(self, settings: Settings, timeout: float = 4.0):
+        super().__init__(timeout)
+        self.settings = settings
+
+    def _check(self) -> str:
+        if self.settings.sms_backend != "twilio":
+            return "console: texts are written to the log, not sent (SMS_BACKEND)"
+        client = TwilioBackend(self.settings, self.timeout).client
+        try:
+            account = client.api.v2010.accounts(self.settings.twilio_account_sid).fetch()
+        except TwilioRestException as exc:
+            if exc.status in (401, 403):
+                raise MonitorError(
+                    f"auth refused (HTTP {exc.status}): check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", True
+                ) from None
+            raise MonitorError(f"Twilio said HTTP {exc.status}: {exc.msg}") from None
+        except requests.RequestException as exc:
+            raise MonitorError(classify(exc).message) from None
+        if account.status != "active":
+            raise MonitorError(f"account {account.friendly_name!r} is {account.status}", True)
+        return f"ok account {account.friendly_name!r} ({account.type}), sending from {mask(self.settings.twilio_from_number)}"
 
 
 def make_backend(settings: Settings, timeout: float = 10.0) -> Backend:

@@ -10,12 +10,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-import alerting
 import commands  # noqa: F401 - registers the real commands
 from command_processor import CommandProcessor, registry
 from config import ConfigError
 from conversation.vocabulary import OPT_IN, OPT_OUT, RESERVED
 from inbound import audit
+from incidents import rulefile
 from incidents.rules import ALIASES
 from monitors import MONITORS
 from services import build_services
@@ -59,9 +59,9 @@ def test_a_rule_may_name_every_registered_monitor_and_alias_that_gives_numbers(s
     try:
         if not MONITORS[registered][0].gives_values():
             with pytest.raises(ConfigError, match=f"monitor '{registered}' gives no number to compare"):
-                alerting.load_rules(services)
+                rulefile.load_rules(services)
             return
-        [rule] = alerting.load_rules(services)
+        [rule] = rulefile.load_rules(services)
     finally:
         services.close()
     assert rule.monitor == registered
@@ -76,7 +76,7 @@ def test_an_unknown_monitor_is_refused_naming_the_configured_ones(settings):
     services = build_services(replace(settings, file=rule_naming("graphite")))
     try:
         with pytest.raises(ConfigError, match="unknown monitor 'graphite'; configured: system"):
-            alerting.load_rules(services)
+            rulefile.load_rules(services)
     finally:
         services.close()
 

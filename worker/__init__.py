@@ -11,4 +11,4 @@ from worker.loop import worker_command
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(worker_command)
-    checkup.add_check(app, "worker", lambda: liveness.check(app.extensions["operator"]))
+    checkup.add_check(app, "worker", checkup.OwnCheck(lambda: liveness.check(app.extensions["operator"])))

@@ -4,7 +4,8 @@ Run one or several (on one or many hosts): all of them send and record a heartbe
 (worker.liveness); one at a time evaluates rules and runs the periodic jobs (escalation, webhook
 alert reminders, silent heartbeats, retention; see worker.leader).
 SIGTERM or Ctrl-C: the text in flight is finished and recorded, claimed but unsent texts go
-back to the queue, and the process exits 0.
+back to the queue, and the process exits 0. SIGHUP, or any change to the rules file, reloads the
+rules; a file with a mistake keeps the last good ones (incidents.rulefile) and stops nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import click
 from flask import current_app
 
 import alerting
-from config import ConfigError
 from heartbeats import watch
 from incidents import escalation, paging, records, reminders
-from incidents.rules import Rule
+from incidents.rulefile import RuleFile
 from outbox.backends import make_backend
 from outbox.sender import Sender
 from rate_limiter import RateLimiter
@@ -57,18 +57,21 @@ def periodic_jobs(default_period: float) -> list[tuple[Job, float]]:
 class Worker:
     """The loop: lead (evaluate rules, run jobs) when we hold the lock; always send."""
 
-    def __init__(self, services: Services, rules: list[Rule], lease: float = 60.0, send_timeout: float = 10.0,
-                 poll: float = 0.5):  # fmt: skip
+    def __init__(
+        self, services: Services, lease: float = 60.0, send_timeout: float = 10.0, poll: float = 0.5
+    ):
         self.services, self.poll = services, poll
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"[:64]
         self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.rule_file = RuleFile(services)
         limiter = services.limiter
         storm = RateLimiter(
             limiter.storage, services.settings.alert_limits, "alerts", fallback=limiter.fallback
         )
         self.sender = Sender(services.engine, services.settings, make_backend(services.settings, send_timeout),
                              storm, records, self.worker_id, lease=lease)  # fmt: skip
-        self.evaluator = alerting.Evaluator(services, rules, self.worker_id)
+        self.evaluator = alerting.Evaluator(services, self.rule_file.load().rules, self.worker_id)
         self.leader = make_leader(services.engine)
         self.jobs = periodic_jobs(min(services.settings.alert_interval, JOB_PERIOD))
         self.next_job_at = [0.0] * len(self.jobs)
@@ -78,6 +81,7 @@ class Worker:
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
         interval = self.services.settings.alert_interval
         logger.info(
             "worker %s started: %d rule(s), every %gs", self.worker_id, len(self.evaluator.rules), interval
@@ -96,6 +100,11 @@ class Worker:
                     )
                     self.leading, next_eval = leading, 0.0
                     self.next_job_at = [0.0] * len(self.jobs)
+                # A follower's last read stands until it leads: changed() compares with that read.
+                if leading and (self.reload.is_set() or self.rule_file.changed()):
+                    self.evaluator.use(self.rule_file.load().rules)
+                    self.reload.clear()
+                    next_eval = 0.0  # new rules are evaluated at once
                 now = time.time()
                 if leading and now >= next_eval:
                     next_eval = now + interval
@@ -140,8 +149,4 @@ class Worker:
 def worker_command(lease: float, send_timeout: float) -> None:
     """Evaluate alert rules and send queued texts until SIGTERM."""
     services: Services = current_app.extensions["operator"]
-    try:
-        rules = alerting.load_rules(services)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    Worker(services, rules, lease=lease, send_timeout=min(send_timeout, lease / 2)).run()
+    Worker(services, lease=lease, send_timeout=min(send_timeout, lease / 2)).run()

@@ -141,15 +141,6 @@ def test_sigterm_finishes_the_text_in_flight_and_requeues_the_rest(tmp_path, fak
     assert "stopped cleanly" in (tmp_path / "worker.log").read_text()
 
 
-def test_a_rules_file_with_a_mistake_stops_the_worker_at_start(tmp_path, fake):
-    config = tmp_path / "operator.yml"
-    config.write_text(RULES.replace('op: ">="', 'op: "=>"'))
-    env = environment(tmp_path, fake, f"sqlite:///{tmp_path}/operator.db", OPERATOR_CONFIG=str(config))
-    worker = start(env, tmp_path, "worker")
-    assert worker.wait(timeout=30) == 1
-    assert "rules: rule 'host_busy': 'op' must be one of" in (tmp_path / "worker.log").read_text()
-
-
 def test_a_restarted_worker_keeps_the_incident_without_paging_again(tmp_path, fake):
     config = tmp_path / "operator.yml"
     config.write_text(RULES)

@@ -138,29 +138,117 @@ def test_a_recovery_notice_waits_for_the_recovery_delay(services, dial):
     assert not_before == T0 + 60 + services.settings.recovery_delay
 
 
-def test_a_failing_query_backs_off_and_sends_one_cannot_evaluate_notice(services, dial):
+def run(ev, services, start: float, ticks: int) -> float:
+    """`ticks` evaluations one ALERT_INTERVAL apart from `start`; returns the next tick's time."""
+    interval = services.settings.alert_interval
+    for n in range(ticks):
+        ev.tick(start + n * interval)
+    return start + ticks * interval
+
+
+def ticks_until_paged(ev, services, start: float, limit: int = 30) -> int:
+    """Evaluation intervals from `start` until a page is queued."""
+    for n in range(1, limit + 1):
+        ev.tick(start + (n - 1) * services.settings.alert_interval)
+        if any(kind == "alert" for kind, _ in texts(services)):
+            return n
+    return limit + 1
+
+
+def test_an_empty_result_is_neither_a_breach_nor_an_error_and_a_later_breach_pages_at_once(services, dial):
     ev = evaluator(services, **{"for": 0})
+    dial.reading = None
+    now = run(ev, services, T0, 45)
+    assert state(services) == "ok" and texts(services) == []
+    dial.reading = 99
+    assert ticks_until_paged(ev, services, now) == 1
+    assert texts(services) == [("alert", "ALERT #1: CPU 99% over 80% for 0s")]
+
+
+def test_a_firing_rule_whose_query_goes_empty_resolves_like_prometheus(services, dial):
+    ev = evaluator(services, **{"for": 0})
+    dial.reading = 99
+    ev.tick(T0)
+    dial.reading = None
+    ev.tick(T0 + 600)
+    assert state(services) == "resolved"
+    assert texts(services)[-1] == ("recovery", "RESOLVED after 10m: #1 high_cpu now empty")
+
+
+def test_no_data_alert_makes_an_empty_result_a_breach(services, dial):
+    ev = evaluator(services, no_data="alert", **{"for": "2m"})
+    dial.reading = None
+    run(ev, services, T0, 3)
+    assert texts(services) == [("alert", "ALERT #1: high_cpu: no data for 2m")]
+    dial.reading = 10
+    ev.tick(T0 + 600)
+    assert texts(services)[-1] == ("recovery", "RESOLVED after 10m: #1 high_cpu now 10")
+
+
+@pytest.mark.parametrize("before", [99, 10])
+def test_no_data_keep_holds_the_last_state_with_its_reminders(services, dial, before):
+    ev = evaluator(services, no_data="keep", **{"for": 0})
+    dial.reading = before
+    ev.tick(T0)
+    was = state(services)
+    dial.reading = None
+    run(ev, services, T0 + 60, 40)
+    assert state(services) == was
+    kinds = [k for k, _ in texts(services)]
+    assert kinds == (["alert", "reminder"] if before == 99 else [])
+    if before == 99:
+        assert texts(services)[-1][1] == "STILL FIRING 30m: #1 CPU 99% over 80% for 30m"
+
+
+def test_a_failing_query_keeps_the_state_is_retried_within_two_intervals_and_texts_once_after_5m(
+    services, dial
+):
+    ev = evaluator(services, **{"for": 0, "repeat": 0})
+    dial.reading = 99
+    ev.tick(T0)
     dial.reading = MonitorError("connection refused")
-    now = T0
-    evaluated = []
-    for _ in range(40):
+    evaluated, now = [], T0 + 60
+    for _ in range(30):
         before = _evaluated_at(services)
         ev.tick(now)
         if _evaluated_at(services) != before:
-            evaluated.append(now - T0)
-        now += services.settings.alert_interval
-    assert state(services) == "nodata"
+            evaluated.append(now)
+        now += 60
+    assert state(services) == "firing", "an error is no verdict: the alert stays open, nobody hears RESOLVED"
+    gaps = {b - a for a, b in zip(evaluated, evaluated[1:], strict=False)}
+    assert gaps <= {60.0, 120.0}, "retried at the interval, backing off to two at most"
     notices = [b for k, b in texts(services) if k == "notice"]
     assert notices == [
-        "Cannot evaluate rule high_cpu: connection refused. Retrying every 4m or so; it cannot alert until then."
+        "Cannot evaluate rule high_cpu for 5m: connection refused. Retrying every 2m; it cannot alert until "
+        "it works again."
     ]
-    gaps = [b - a for a, b in zip(evaluated, evaluated[1:], strict=False)]
-    assert gaps[:4] == [60, 120, 240, 480], "each failure doubles the wait"
-    dial.reading = 99
-    for _ in range(20):
+    dial.reading = 10
+    for _ in range(3):
         ev.tick(now)
         now += 60
-    assert state(services) == "firing"
+    assert texts(services)[-2:] == [
+        ("notice", "Rule high_cpu evaluates again after 31m of errors: now 10."),
+        ("recovery", "RESOLVED after 32m: #1 high_cpu now 10"),
+    ]
+
+
+def test_errors_shorter_than_error_notice_after_text_nobody(services, dial):
+    ev = evaluator(services, error_notice_after="10m")
+    for spell in range(3):
+        dial.reading = MonitorError("timeout after 4s")
+        now = run(ev, services, T0 + spell * 3600, 9)
+        dial.reading = 10
+        run(ev, services, now, 3)
+    assert texts(services) == []
+
+
+def test_a_breach_after_a_failing_spell_pages_within_two_intervals(services, dial):
+    ev = evaluator(services, **{"for": 0})
+    dial.reading = MonitorError("unavailable: too many queries")
+    now = run(ev, services, T0, 45)
+    dial.reading = 99
+    assert ticks_until_paged(ev, services, now) <= 2
+    assert [k for k, _ in texts(services)] == ["notice", "notice", "alert"]
 
 
 def test_one_broken_rule_does_not_stop_the_others(services, dial):
@@ -183,7 +271,11 @@ def test_one_broken_rule_does_not_stop_the_others(services, dial):
     alerting.Evaluator(services, rules, "w").tick(T0)
     with services.engine.connect() as conn:
         states = dict(conn.execute(select(alerting.rule_states.c.rule, alerting.rule_states.c.state)).all())
-    assert states == {"broken": "nodata", "fine": "firing"}
+    assert states == {"broken": "ok", "fine": "firing"}
+    with services.engine.connect() as conn:
+        assert conn.scalar(
+            select(alerting.rule_states.c.last_error).where(alerting.rule_states.c.rule == "broken")
+        )
 
 
 def test_a_rule_removed_from_the_file_closes_its_alert_quietly(services, dial):

@@ -279,7 +279,7 @@ def test_check_reports_heartbeats_not_armed_yet_and_fails_while_one_is_missing(a
     assert " ok " in line and "3 configured; never pinged (not armed): nightly, pipeline" in line
     pinged(services, "backup", 720)
     result = app.test_cli_runner().invoke(args=["check"])
-    assert result.exit_code == 1 and "not ready: heartbeats, worker" in result.stderr
+    assert result.exit_code == 1 and "check(s) failed: heartbeats, worker" in result.stderr
     [line] = [line for line in result.stdout.splitlines() if line.startswith("heartbeats")]
     assert "FAILED" in line and "MISSING backup last seen 12m ago" in line
 

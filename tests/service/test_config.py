@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from config import ConfigError, Heartbeat, Settings
+from config import ConfigError, Heartbeat, Settings, read_rules
 from tests.support.paths import REPO
 
 BASE = {"TWILIO_AUTH_TOKEN": "tok-0123456789"}
@@ -197,3 +197,44 @@ def test_two_heartbeats_cannot_share_a_name(tmp_path):
     config.write_text("heartbeats: {a: 5m}\n")
     with pytest.raises(ConfigError, match="^heartbeats: must be a list"):
         settings(OPERATOR_CONFIG=str(config))
+
+
+BROKEN_RULES = """queries:
+  answer: vector(42)
+rules:
+- name: busy
+  op: ">
+  threshold: 1
+api:
+  health: {path: /health}
+"""
+
+
+def test_a_rules_block_that_is_not_yaml_leaves_the_other_sections_to_start_with(tmp_path):
+    path = tmp_path / "operator.yml"
+    path.write_text(BROKEN_RULES)
+    settings = Settings.from_env({"TWILIO_AUTH_TOKEN": "t", "OPERATOR_CONFIG": str(path)})
+    assert dict(settings.file) == {
+        "queries": {"answer": "vector(42)"},
+        "api": {"health": {"path": "/health"}},
+    }
+    with pytest.raises(ConfigError) as caught:
+        read_rules(str(path))
+    assert str(caught.value) == (
+        f"OPERATOR_CONFIG: {path} is not valid YAML: while scanning a quoted scalar (line 5): found unexpected "
+        "end of stream (line 9)"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["queries: [\nrules: []\n", "rules: []\nqueries:\n  a: [\n", "rules: [\nqueries: {a: [}\n", "- a\n"],
+)
+def test_a_mistake_outside_the_rules_still_stops_start_up_in_one_line(tmp_path, text):
+    path = tmp_path / "operator.yml"
+    path.write_text(text)
+    with pytest.raises(
+        ConfigError, match=r"^OPERATOR_CONFIG: .*operator.yml (is not valid YAML|must be a)"
+    ) as caught:
+        Settings.from_env({"TWILIO_AUTH_TOKEN": "t", "OPERATOR_CONFIG": str(path)})
+    assert "\n" not in str(caught.value)

@@ -95,7 +95,7 @@ def test_check_fails_naming_the_worker_when_none_has_beaten(app):
     assert result.exit_code == 1
     [line] = [line for line in result.stdout.splitlines() if line.startswith("worker")]
     assert "FAILED" in line and "no worker has ever run against this store" in line
-    assert "not ready: worker" in result.stderr
+    assert "check(s) failed: worker" in result.stderr
 
 
 def test_check_reports_a_silent_worker_and_a_beating_one(app, services):

@@ -2,7 +2,8 @@
 
 It serves POST /2010-04-01/Accounts/{AccountSid}/Messages.json the way the real twilio `Client`
 calls it (HTTP basic auth, form fields To/From/Body/StatusCallback) and answers with the
-documented message resource (201) or the documented error JSON. Tests choose the answer with
+documented message resource (201) or the documented error JSON; GET .../Accounts/{AccountSid}.json
+answers the account resource (its `status` is `account_status`), for `flask check`. Tests choose the answer with
 `mode` (for every request) or `answers` (a queue consumed first, one answer per request).
 """
 
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs
 from tests.support.servers import free_port
 
 PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
+ACCOUNT = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})\.json$")
 
 # mode -> (HTTP status, Twilio error code, message), as documented at twilio.com/docs/errors
 ERRORS = {
@@ -54,6 +56,7 @@ class FakeTwilio:
     hang_seconds: float = 30.0
     port: int = 0  # 0: a free one; pass the old port to bring a stopped fake "back up"
     host: str = "127.0.0.1"  # another address of this machine: a test network's (tests/support/hosts.py)
+    account_status: str = "active"  # active | suspended | closed
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -123,6 +126,23 @@ class FakeTwilio:
         }
 
 
+def account(fake: FakeTwilio) -> dict:
+    """The account resource as documented for GET /2010-04-01/Accounts/{Sid}.json."""
+    uri = f"/2010-04-01/Accounts/{fake.account_sid}.json"
+    return {
+        "auth_token": fake.auth_token,
+        "date_created": "Thu, 30 Jul 2015 20:00:00 +0000",
+        "date_updated": "Thu, 30 Jul 2015 20:00:00 +0000",
+        "friendly_name": "Operator test account",
+        "owner_account_sid": fake.account_sid,
+        "sid": fake.account_sid,
+        "status": fake.account_status,
+        "subresource_uris": {"messages": uri.replace(".json", "/Messages.json")},
+        "type": "Full",
+        "uri": uri,
+    }
+
+
 def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -146,6 +166,20 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             more = f"https://www.twilio.com/docs/errors/{code}"
             self._json(status, {"code": code, "message": message, "more_info": more, "status": status})
 
+        def _authorized(self, sid: str) -> bool:
+            expected = base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()
+            if sid != fake.account_sid or self.headers.get("Authorization") != f"Basic {expected}":
+                self._error(401, 20003, "Authenticate")
+                return False
+            return True
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            match = ACCOUNT.match(self.path)
+            if not match:
+                self._error(404, 20404, "The requested resource was not found")
+            elif self._authorized(match.group(1)):
+                self._json(200, account(fake))
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
@@ -153,9 +187,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             if not match:
                 self._error(404, 20404, "The requested resource was not found")
                 return
-            expected = base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()
-            if match.group(1) != fake.account_sid or self.headers.get("Authorization") != f"Basic {expected}":
-                self._error(401, 20003, "Authenticate")
+            if not self._authorized(match.group(1)):
                 return
             if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
                 self._error(400, 21602, "Message body is required.")
