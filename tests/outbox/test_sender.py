@@ -213,12 +213,13 @@ def test_new_alerts_over_the_limit_go_out_together_at_once(twilio_services, fake
     assert len({r.provider_sid for r in together}) == 1 and {r.status for r in together} == {"sent"}
 
 
-def test_a_critical_alert_is_never_held_and_keeps_its_own_text(twilio_services, fake):
+@pytest.mark.parametrize("severity", ["critical", "Critical", "P1", "sev1"])
+def test_a_critical_alert_is_never_held_and_keeps_its_own_text(twilio_services, fake, severity):
     sender = make_sender(twilio_services, limits="1 per hour")
     fire_and_page(twilio_services, "Warmup")
     sender.step()
     warn = fire_and_page(twilio_services, "HighCPU")
-    down = fire_and_page(twilio_services, "PostgresDown", severity="critical")
+    down = fire_and_page(twilio_services, "PostgresDown", severity=severity)
     with twilio_services.engine.begin() as conn:
         queue.enqueue(conn, ADMIN, f"STILL FIRING 4h: PostgresDown #{down}", "reminder",
                       twilio_services.settings, alert_id=down)  # fmt: skip
