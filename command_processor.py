@@ -90,6 +90,9 @@ class Command:
     fallback: bool = False
     # Answers a bare alert id ("#12?") and questions about actions ("was 12 acked?").
     describes_ids: bool = False
+    # Handles alerts (ack, snooze, ...): never held back by the inbound rate limit, which is
+    # there for queries (backends and SMS cost), not for someone working an incident.
+    unlimited: bool = False
 
     @property
     def help(self) -> str:
@@ -113,7 +116,8 @@ class Registry:
         hidden: bool = False,
         **flags: bool,
     ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
-        """Register the decorated function as command `name` (flags: leading, weak, fallback, describes_ids)."""
+        """Register the decorated function as command `name` (flags: leading, weak, fallback, describes_ids,
+        unlimited)."""
 
         def decorate(func: Callable[[Context], str]) -> Callable[[Context], str]:
             for word in (name, *aliases):
@@ -385,9 +389,11 @@ class CommandProcessor:
         before = text[words[first].start : words[index].start] if first < index else ""
         return args, (before + text[words[index].end :]).strip()
 
-    def run(self, text: str, phone: str, role: str) -> Outcome:
-        """The reply for `text` from `phone`; never raises."""
-        cmd, args, rest = self.resolve(text)
+    def run(
+        self, text: str, phone: str, role: str, resolved: tuple[Command | None, list[str], str] | None = None
+    ) -> Outcome:
+        """The reply for `text` from `phone` (`resolved`: what `resolve(text)` already said); never raises."""
+        cmd, args, rest = resolved or self.resolve(text)
         if cmd is None:
             return Outcome(self.unknown(text), "unknown", "unknown")
         if not allows(role, cmd.role):

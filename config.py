@@ -69,7 +69,7 @@ class Settings:
     # Off: the schema is only changed by `flask --app app db upgrade`; start refuses an old one.
     migrate_on_start: bool = True
     redis_url: str = ""
-    rate_limit: str = "10 per 5 minutes"
+    rate_limit: str = "30 per 5 minutes"
     log_dir: str = "logs"
     log_level: str = "INFO"
     sms_emoji: bool = False

@@ -2,7 +2,9 @@
 
 Every alert source (rules, Alertmanager, Datadog) shares the records in incidents.records, so these
 commands work the same for all of them. An id is optional where it makes sense: a bare `ack`
-means the last alert texted to you. Actions on many alerts ask "Reply YES" first.
+means the alert of the last page that reached you (the carrier accepted it for your phone); when
+that is not certain, Operator names the candidates and asks. Actions on many alerts ask "Reply
+YES" first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from incidents import maintenance, paging, records
 from incidents.maintenance import Window
 from incidents.records import Alert, Source, Status
 from incidents.silences import Alertmanager, AlertmanagerError
+from outbox.backends import status_callback_url
 from security import allows, mask
 
 logger = logging.getLogger(__name__)
@@ -100,18 +103,47 @@ def _shown(render: Callable[[Alert], str], alert: Alert) -> str:
         return f"#{alert.id} {alert.name} (cannot be shown; see the log)"
 
 
-def _fetch(conn: Connection, ctx: Context, target: Target) -> list[Alert]:
-    """The alerts named by ids, or the last one texted to this phone; CommandError when none."""
-    if not target.ids:
-        last = records.last_sent_to(conn, ctx.phone)
-        if last is None:
-            raise CommandError("No alert was texted to you yet. Text ALERTS for open ones.")
-        if not ctx.leading:
-            # A command word mid-sentence ("cpu close to limit") must not act on an implied alert.
-            raise CommandError(f"Which alert? Text '{ctx.command} {last.id}' for #{last.id} {last.name}.")
-        return [last]
+def _fetch(conn: Connection, ctx: Context, target: Target, confirm: dict | None = None) -> list[Alert] | str:
+    """The alerts named by ids, or the one whose page last reached this phone; else a question.
+
+    `confirm` (the action a YES would take, without its ids) lets the question be answered YES.
+    """
+    if target.ids:
+        return _by_ids(conn, target.ids)
+    received, waiting = records.received_by(conn, ctx.phone, bool(status_callback_url(ctx.services.settings)))
+    candidates = [*received, *waiting]
+    if not candidates:
+        raise CommandError("No alert was texted to you yet. Text ALERTS for open ones.")
+    first, verb, tail = candidates[0], ctx.command, _tail(ctx)
+    if not ctx.leading:
+        # A command word mid-sentence ("cpu close to limit") must not act on an implied alert.
+        raise CommandError(f"Which alert? Text '{verb} {first.id}{tail}' for #{first.id} {first.name}.")
+    if len(received) == 1 and not waiting:
+        return received
+    if len(candidates) == 1:
+        question = f"{first.line()} has not reached you yet."
+        if confirm is None:
+            return f"{question} Text '{verb} {first.id}{tail}' if you mean it."
+        pending.ask(conn, ctx.phone, {**confirm, "ids": [first.id]})
+        return f"{question} Reply YES to {verb} it, or text '{verb} {first.id}{tail}'."
+    shown = [a.line() + ("" if a in received else " (not here yet)") for a in candidates[:3]]
+    more = f" +{len(candidates) - 3}" if len(candidates) > 3 else ""
+    question = f"Which alert? {', '.join(shown)}{more}. Text '{verb} {first.id}{tail}'"
+    if confirm is None:
+        return question + "."
+    pending.ask(conn, ctx.phone, {**confirm, "ids": [a.id for a in candidates]})
+    return f"{question}, or YES to {verb} all {len(candidates)}."
+
+
+def _tail(ctx: Context) -> str:
+    """The duration a bare snooze or silence was given, for the command it suggests."""
+    target = arguments.parse_target(ctx.args, wants_duration=ctx.command in ("snooze", "silence"))
+    return f" {humanize(target.seconds)}" if target.seconds else ""
+
+
+def _by_ids(conn: Connection, ids: list[int]) -> list[Alert]:
     found = []
-    for alert_id in dict.fromkeys(target.ids):
+    for alert_id in dict.fromkeys(ids):
         alert = records.get(conn, alert_id)
         if alert is None:
             raise CommandError(f"No alert #{alert_id}. Text ALERTS for open ones.")
@@ -123,6 +155,8 @@ def _one(conn: Connection, ctx: Context, target: Target, verb: str) -> Alert:
     if target.all:
         raise CommandError(f"{verb} works on one alert at a time, e.g. '{verb} 12'.")
     alerts = _fetch(conn, ctx, target)
+    if isinstance(alerts, str):
+        raise CommandError(alerts)
     if len(alerts) > 1:
         raise CommandError(f"One alert at a time for {verb}, e.g. '{verb} {alerts[0].id} 2h'.")
     return alerts[0]
@@ -148,7 +182,7 @@ def alerts_(ctx: Context) -> str:
         now = db.now()
         windows = maintenance.active(conn, now)
         if target.ids:
-            return " | ".join(_shown(lambda a: _detail(a, windows), a) for a in _fetch(conn, ctx, target))
+            return " | ".join(_shown(lambda a: _detail(a, windows), a) for a in _by_ids(conn, target.ids))
         if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
             recent = records.recent(conn, 10)
             if not recent:
@@ -195,9 +229,9 @@ def _unacked(conn: Connection) -> list[Alert]:
     return [a for a in records.firing(conn) if not a.acked_at]
 
 
-@command("ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder")
+@command("ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder", unlimited=True)
 def ack(ctx: Context) -> str:
-    """ack [id|all]: acknowledge the last alert texted to you, alert #id, or every open alert."""
+    """ack [id|all]: acknowledge the last alert that reached you, alert #id, or every open alert."""
     target = parse_target(ctx.args)
     with ctx.services.engine.begin() as conn:
         if target.all or ctx.text.strip().lower().startswith("ackall"):
@@ -208,7 +242,10 @@ def ack(ctx: Context) -> str:
                 return _ack(conn, unacked[0], ctx.phone) + "."
             ids = [a.id for a in unacked]
             return ask(conn, ctx, {"op": "ack", "ids": ids}, f"ack {len(ids)} alerts ({_ids(ids)})")
-        return ". ".join(_ack(conn, a, ctx.phone) for a in _fetch(conn, ctx, target)) + "."
+        found = _fetch(conn, ctx, target, {"op": "ack"})
+        if isinstance(found, str):
+            return found
+        return ". ".join(_ack(conn, a, ctx.phone) for a in found) + "."
 
 
 def _ids(ids: list[int]) -> str:
@@ -231,7 +268,7 @@ def _duration(target: Target, verb: str, limit: float) -> float:
     return target.seconds
 
 
-@command("snooze", aliases=("mute", "hush"), role="responder")
+@command("snooze", aliases=("mute", "hush"), role="responder", unlimited=True)
 def snooze(ctx: Context) -> str:
     """snooze [id|all] 30m: no reminders for that alert for a while (a RESOLVED still comes)."""
     target = parse_target(ctx.args, wants_duration=True)
@@ -244,7 +281,10 @@ def snooze(ctx: Context) -> str:
             ids = [a.id for a in open_alerts]
             action = {"op": "snooze", "ids": ids, "seconds": seconds}
             return ask(conn, ctx, action, f"snooze {len(ids)} alerts for {humanize(seconds)}")
-        return ". ".join(_snooze(conn, a, seconds) for a in _fetch(conn, ctx, target)) + "."
+        found = _fetch(conn, ctx, target, {"op": "snooze", "seconds": seconds})
+        if isinstance(found, str):
+            return found
+        return ". ".join(_snooze(conn, a, seconds) for a in found) + "."
 
 
 def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
@@ -258,7 +298,7 @@ def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
     return Alertmanager(url, ctx.services.settings.monitor_timeout)
 
 
-@command("silence", aliases=("shush", "suppress"), role="responder")
+@command("silence", aliases=("shush", "suppress"), role="responder", unlimited=True)
 def silence(ctx: Context) -> str:
     """silence id 2h: a silence in Alertmanager matching that alert's labels."""
     target = parse_target(ctx.args, wants_duration=True)
@@ -281,7 +321,7 @@ def silence(ctx: Context) -> str:
     return f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}. 'unsilence {alert.id}' ends it."
 
 
-@command("unsilence", aliases=("unmute", "unshush", "unsuppress"), role="responder")
+@command("unsilence", aliases=("unmute", "unshush", "unsuppress"), role="responder", unlimited=True)
 def unsilence(ctx: Context) -> str:
     """unsilence id: expire the silence Operator created for that alert."""
     target = parse_target(ctx.args)
@@ -301,7 +341,7 @@ def unsilence(ctx: Context) -> str:
     return f"Silence on #{alert.id} {alert.name} expired{note}."
 
 
-@command("resolve", aliases=("close", "resolved", "fixed", "solved"), role="responder")
+@command("resolve", aliases=("close", "resolved", "fixed", "solved"), role="responder", unlimited=True)
 def resolve(ctx: Context) -> str:
     """resolve id: close an alert here; everyone paged for it gets a RESOLVED text."""
     target = parse_target(ctx.args)
@@ -350,6 +390,7 @@ CONFIRMATIONS: dict[str, Callable[[Context, Connection, dict], str]] = {
     aliases=("y", "confirm", "yep", "yeah", "yup", "yea", "ya", "sure", "affirmative"),
     hidden=True,
     leading=True,
+    unlimited=True,
 )
 def yes(ctx: Context) -> str:
     """yes: confirm the question Operator just asked (within 5 minutes)."""
@@ -365,7 +406,11 @@ def yes(ctx: Context) -> str:
 
 
 @command(
-    "no", aliases=("nope", "n", "nah", "nvm", "nevermind", "negative", "abort"), hidden=True, leading=True
+    "no",
+    aliases=("nope", "n", "nah", "nvm", "nevermind", "negative", "abort"),
+    hidden=True,
+    leading=True,
+    unlimited=True,
 )
 def no(ctx: Context) -> str:
     """no: drop the question Operator just asked."""

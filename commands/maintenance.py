@@ -226,7 +226,7 @@ def _off(conn: Connection, ctx: Context, request: Request, now: float) -> str:
     return reply
 
 
-@command("maintenance", aliases=("maint", "downtime"))
+@command("maintenance", aliases=("maint", "downtime"), unlimited=True)
 def maintenance_(ctx: Context) -> str:
     """maintenance [2h] [alertname|label=value] | off [n|all]: hold pages during planned work; alone: list."""
     request = parse(ctx.args, ctx.text)

@@ -3,6 +3,10 @@
 Order: authorized number -> stored (idempotency by MessageSid) -> rate limit -> command ->
 composer -> audit. The message row is written before any work so nothing accepted is lost, and a
 Twilio retry of the same MessageSid gets the first answer again instead of a second run.
+
+The rate limit is for queries: it protects backends and SMS cost. Handling alerts (ack, snooze,
+silence, unsilence, resolve, yes, no: commands registered `unlimited`) is neither counted nor
+held back, so the command is resolved before the limit is asked.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from command_processor import CommandProcessor
+from command_processor import Command, CommandProcessor
 from conversation import composer, continuations
 from conversation.vocabulary import OPT_OUT, RESERVED
 from core import db
@@ -23,7 +27,7 @@ from core.timeutil import humanize
 from inbound import audit
 from inbound.audit import Outcome
 from rate_limiter import Decision
-from security import mask, role_of
+from security import allows, mask, role_of
 from services import Services
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,9 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
 
     body = composer.normalize(body or "")[:MAX_BODY]
     keyword = twilio_keyword(body)
+    processor = CommandProcessor(services)
+    resolved = processor.resolve(body) if keyword is None else None
+    counted = resolved is not None and not _handles_alerts(resolved[0], role)
     limiter = services.limiter
     decision = None
     try:
@@ -70,14 +77,19 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
             row_id = audit.start(conn, phone, Outcome.PROCESSING, sid=sid, body=body)
             # Counted in the same transaction as the stored message when the counters live in
             # the database: a retry (duplicate MessageSid) rolls back before it counts.
-            if keyword is None and limiter.in_database:
+            if counted and limiter.in_database:
                 decision = limiter.hit(phone, conn)
     except IntegrityError:
         return _duplicate(services, phone, sid, body)
-    if keyword is None and decision is None:
+    if counted and decision is None:
         decision = limiter.hit(phone)
 
-    reply, parts = _respond(services, phone, role, body, keyword, decision)
+    if keyword is not None or resolved is None:
+        reply, parts = _keyword_reply(phone, keyword or ""), None
+    elif decision is not None and not decision.allowed:
+        reply, parts = _limited(settings.rate_limit, decision), None
+    else:
+        reply, parts = _respond(services, processor, resolved, phone, role, body)
     latency = (time.monotonic() - started) * 1000
     # The reply's audit and its continuation in one transaction (one round trip less).
     with engine.begin() as conn:
@@ -102,29 +114,45 @@ def twilio_keyword(body: str) -> str | None:
     return words if words in RESERVED else None
 
 
+def _handles_alerts(cmd: Command | None, role: str) -> bool:
+    """An alert command the sender may run: never rate-limited (a viewer's 'ack' is counted)."""
+    return cmd is not None and cmd.unlimited and allows(role, cmd.role)
+
+
+def _keyword_reply(phone: str, keyword: str) -> Reply:
+    # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
+    opted_out = keyword in OPT_OUT
+    if opted_out:
+        logger.error(
+            "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
+        )
+    return Reply(None, Outcome.OK, "optout" if opted_out else "optin")
+
+
+def _limited(limit: str, decision: Decision) -> Reply:
+    """One notice per window, naming the limit and that alert handling still works; then silence."""
+    audit.RATE_LIMITED.inc()
+    if not decision.notify:
+        return Reply(None, Outcome.RATE_LIMITED)
+    wait = humanize(math.ceil(decision.retry_after / 60) * 60)
+    text = (
+        f"Query limit reached ({limit}): queries resume in {wait}. "
+        "ack, snooze, silence, resolve, yes and no always work."
+    )
+    text = composer.fit(text)
+    return Reply(text, Outcome.RATE_LIMITED, segments=composer.segments(text))
+
+
 def _respond(
-    services: Services, phone: str, role: str, body: str, keyword: str | None, decision: Decision | None
+    services: Services,
+    processor: CommandProcessor,
+    resolved: tuple[Command | None, list[str], str],
+    phone: str,
+    role: str,
+    body: str,
 ) -> tuple[Reply, list[str] | None]:
     """The reply, and the parts to keep for MORE (None: leave the stored ones alone)."""
-    if keyword is not None:
-        # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
-        opted_out = keyword in OPT_OUT
-        if opted_out:
-            logger.error(
-                "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
-            )
-        return Reply(None, Outcome.OK, "optout" if opted_out else "optin"), None
-
-    assert decision is not None  # every message that is not a Twilio keyword was counted
-    if not decision.allowed:
-        audit.RATE_LIMITED.inc()
-        if not decision.notify:
-            return Reply(None, Outcome.RATE_LIMITED), None
-        minutes = max(1, math.ceil(decision.retry_after / 60))
-        text = f"Slow down: rate limit reached. Try again in {minutes} min."
-        return Reply(text, Outcome.RATE_LIMITED, segments=composer.segments(text)), None
-
-    result = CommandProcessor(services).run(body, phone, role)
+    result = processor.run(body, phone, role, resolved)
     settings = services.settings
     outcome = Outcome.OK if result.outcome == "ok" else Outcome.ERROR
     if isinstance(result.reply, composer.Part):

@@ -19,6 +19,7 @@ from core import db
 from incidents import paging, records
 from incidents.records import Alert
 from incidents.sources import Incoming, Source, Status
+from outbox.queue import Kind
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,10 @@ class IngestResult:
     texts: int
 
 
-def page(conn: Connection, alert: Alert, word: str, settings: Settings) -> int:
+def page(conn: Connection, alert: Alert, word: str, settings: Settings, kind: Kind) -> int:
     """Queue one page for `alert` to every recipient; returns the count."""
     body = paging.page_text(alert, word, paging.budget(settings))
-    return paging.page(conn, alert, body, settings.pager_numbers, settings)
+    return paging.page(conn, alert, body, settings.pager_numbers, settings, kind=kind)
 
 
 def _seen(conn: Connection, keys: list[str]) -> set[str]:
@@ -139,5 +140,5 @@ def _apply(
     # A page for a new incident; for an open one only when something new fires (Alertmanager) or
     # the state changes (Datadog WARN -> FIRING), and nobody has taken it yet.
     if opened or (changed and not renotify and not alert.quiet(now)):
-        return alert, page(conn, alert, word, settings)
+        return alert, page(conn, alert, word, settings, Kind.ALERT if opened else Kind.UPDATE)
     return alert, 0

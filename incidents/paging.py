@@ -86,15 +86,20 @@ def page(
     numbers: list[str],
     settings: Settings,
     now: float | None = None,
+    kind: Kind = Kind.ALERT,
 ) -> int:
-    """Queue a page for `alert` to `numbers` and start its reminder clock; returns the count."""
+    """Queue a page for `alert` to `numbers` and start its reminder clock; returns the count.
+
+    `Kind.ALERT` is a new alert's first page, which the storm limits never hold back;
+    `Kind.UPDATE` is news about an open one (its group grew), which they may.
+    """
     if not numbers:
         logger.warning("alert #%s has nobody to page: set ALERT_RECIPIENTS or responder numbers", alert.id)
         return 0
     if maintenance.hold(conn, alert, text, numbers, db.now() if now is None else now):
         logger.info("alert #%s is inside a maintenance window: its page is held", alert.id)
         return 0
-    notify(conn, numbers, text, Kind.ALERT, settings, alert.id)
+    notify(conn, numbers, text, kind, settings, alert.id)
     records.notified(conn, alert.id, db.now() if now is None else now)
     return len(numbers)
 

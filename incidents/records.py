@@ -30,10 +30,16 @@ from sqlalchemy import (
     update,
 )
 
+from conversation import composer
 from core import db
 from incidents.sources import Source, Status
 from outbox import queue
 from outbox.queue import Kind
+from outbox.sender import Brief
+
+# Severities whose texts never wait behind the storm limits (Alertmanager's `severity` label,
+# Datadog's priority, a rule's `severity`), compared in lower case.
+CRITICAL = frozenset({"critical", "crit", "emergency", "fatal", "p1", "sev1", "sev-1", "p0", "sev0"})
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +144,21 @@ class Alert:
     def quiet(self, now: float) -> bool:
         """Someone is on it: acked, snoozed or silenced, so no page, reminder or escalation."""
         return bool(self.acked_at or self.silenced(now) or (self.snoozed_until or 0) > now)
+
+    @property
+    def critical(self) -> bool:
+        return self.severity.strip().lower() in CRITICAL
+
+    def line(self) -> str:
+        """'#12 PostgresDown db-1' ('+2' when it fires in more places): how a list of alerts names it."""
+        places = [p for p in self.places.split(",") if p]
+        name = composer.normalize(self.name).strip() or "alert"
+        name = name if len(name) <= 40 else name[:37].rstrip() + "..."
+        where = ""
+        if places:
+            more = max(self.size, len(places)) - 1
+            where = f" {composer.normalize(places[0])[:30]}" + (f" +{more}" if more else "")
+        return f"#{self.id} {name}{where}"
 
 
 _TIMES = ("started_at", "last_seen", "resolved_at", "acked_at", "snoozed_until", "last_notified_at",
@@ -315,10 +336,23 @@ def recent(conn: Connection, limit: int) -> list[Alert]:
     return _readable(rows)
 
 
-def last_sent_to(conn: Connection, phone: str) -> Alert | None:
-    """The alert of the latest page (not recovery or notice) queued for `phone`."""
-    alert_id = queue.last_alert_paged(conn, phone)
-    return get(conn, alert_id) if alert_id else None
+def received_by(conn: Connection, phone: str, carrier_reports: bool) -> tuple[list[Alert], list[Alert]]:
+    """What `phone` was told: (the alerts of the latest page that reached it, newer ones not yet there).
+
+    A page still queued, folded into a digest not yet sent, or not yet accepted by the carrier
+    is not something the person can be answering (see queue.pages_to).
+    """
+    told = queue.pages_to(conn, phone, carrier_reports)
+    last = next((t for t in told if t.received), None)
+    received = list(dict.fromkeys(t.alert_id for t in told if last and t.text == last.text))
+    newer = told[: told.index(last)] if last else told
+    waiting = [i for i in dict.fromkeys(t.alert_id for t in newer) if i not in received]
+    return _existing(conn, received), _existing(conn, waiting)
+
+
+def _existing(conn: Connection, alert_ids: list[int]) -> list[Alert]:
+    found = [get(conn, alert_id) for alert_id in alert_ids]
+    return [a for a in found if a is not None]
 
 
 def seen(conn: Connection, alert_id: int, at: float) -> None:
@@ -369,14 +403,15 @@ def stale(conn: Connection, alert_id: int, kind: str, now: float) -> str | None:
     return "alert acked, snoozed or silenced" if alert.quiet(now) else None
 
 
-def firing_names(conn: Connection, alert_ids: list[int]) -> list[str]:
-    """Names of the alerts among `alert_ids` that still fire, in that order, each once."""
-    names: list[str] = []
-    for alert_id in alert_ids:
-        alert = get(conn, alert_id)
-        if alert is not None and alert.status == Status.FIRING and alert.name not in names:
-            names.append(alert.name)
-    return names
+def briefs(conn: Connection, alert_ids: list[int]) -> dict[int, Brief]:
+    """How a combined page or a digest names each of these alerts (outbox.sender.AlertView)."""
+    found: dict[int, Brief] = {}
+    ids = list(dict.fromkeys(alert_ids))
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(select(alerts).where(alerts.c.id.in_(ids[start : start + 500]))):
+            alert = Alert.from_row(row)
+            found[alert.id] = Brief(alert.line(), alert.status == Status.FIRING, alert.critical)
+    return found
 
 
 def prune_events(conn: Connection, before: float, batch: int) -> int:

@@ -38,26 +38,32 @@ OUTCOMES = ("delivered", "undelivered", "failed")
 
 
 def record(engine: Engine, sid: str, status: str, error_code: str = "") -> bool:
-    """Apply one status report to the outbox row with this sid; False when ignored."""
+    """Apply one status report to the outbox rows sent as this sid; False when ignored.
+
+    Several rows share a sid when new-alert pages went out together in one text.
+    """
     o = outbox.c
     with engine.begin() as conn:
-        row = conn.execute(
+        rows = conn.execute(
             select(o.id, o.delivery_status, o.to_number).where(o.provider_sid == sid).with_for_update()
-        ).first()
-        if row is None:
+        ).all()
+        if not rows:
             logger.info("status %s for unknown message %s ignored", status, sid)
             return False
-        if RANK[status] <= RANK.get(row.delivery_status or "", -1):
-            logger.info("out-of-order status %s after %s for %s ignored", status, row.delivery_status, sid)
+        newer = [r.id for r in rows if RANK[status] > RANK.get(r.delivery_status or "", -1)]
+        if not newer:
+            logger.info(
+                "out-of-order status %s after %s for %s ignored", status, rows[0].delivery_status, sid
+            )
             return False
         values = {"delivery_status": status, "delivery_updated_at": db.now()}
         if status in OUTCOMES:
             values["status"] = Delivery(status)
         if error_code:
             values["error_code"] = error_code
-        conn.execute(update(outbox).where(o.id == row.id).values(**values))
+        conn.execute(update(outbox).where(o.id.in_(newer)).values(**values))
     if status in ("undelivered", "failed"):
-        logger.warning("text %s to %s %s (error %s)", sid, mask(row.to_number), status, error_code or "-")
+        logger.warning("text %s to %s %s (error %s)", sid, mask(rows[0].to_number), status, error_code or "-")
     return True
 
 

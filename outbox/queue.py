@@ -9,6 +9,7 @@ the only code that reads or writes the table: others ask the functions below.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -48,7 +49,8 @@ class Delivery(StrEnum):
 
 class Kind(StrEnum):
     REPLY = "reply"
-    ALERT = "alert"
+    ALERT = "alert"  # the first page of a new alert
+    UPDATE = "update"  # a page about an open alert again: its group grew, its state changed
     REMINDER = "reminder"
     RECOVERY = "recovery"
     DIGEST = "digest"
@@ -56,15 +58,20 @@ class Kind(StrEnum):
     ESCALATION = "escalation"
 
 
-# Kinds that page people and so obey per-recipient storm limits; replies never wait.
-STORM_KINDS = frozenset({Kind.ALERT, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE})
+# What the per-person storm limits hold back (folded, then named in a digest) once a person's
+# budget is spent. A new alert's first page counts against the budget but is never held back;
+# replies, escalations and digests neither count nor wait.
+THROTTLED = frozenset({Kind.UPDATE, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE})
+STORM_KINDS = THROTTLED | {Kind.ALERT}
 # Kinds of text that tell a person an alert is firing: they make that person "paged" for it.
-PAGING_KINDS = (Kind.ALERT, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST)
+PAGING_KINDS = (Kind.ALERT, Kind.UPDATE, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST)
 FINISHED = (
     Delivery.SENT, Delivery.DELIVERED, Delivery.UNDELIVERED, Delivery.FAILED, Delivery.FOLDED, Delivery.DROPPED,
 )  # fmt: skip
 # A text that never reached its person: it did not tell them anything.
 NOT_TOLD = (Delivery.DROPPED, Delivery.FAILED, Delivery.UNDELIVERED)
+# Twilio's delivery statuses that mean the carrier took the text for the phone.
+CARRIER_ACCEPTED = ("sent", "delivered", "read")
 
 outbox = Table(
     "outbox",
@@ -142,15 +149,58 @@ def drop_queued(conn: Connection, alert_id: int, kind: Kind, reason: str) -> int
     ).rowcount
 
 
-def last_alert_paged(conn: Connection, phone: str) -> int | None:
-    """The alert id of the latest text that paged `phone`, or None."""
-    o = outbox.c
-    return conn.execute(
-        select(o.alert_id)
-        .where(o.to_number == phone, o.alert_id.is_not(None), o.kind.in_(PAGING_KINDS))
+@dataclass(frozen=True)
+class Told:
+    """One page to one phone: the alert, the text it went out in, and whether that reached the phone."""
+
+    alert_id: int
+    text: str  # what pages sharing one text have in common (a combined page, a digest)
+    received: bool
+
+
+def pages_to(conn: Connection, phone: str, carrier_reports: bool, limit: int = 30) -> list[Told]:
+    """The latest pages to `phone` (new, update, reminder, escalation), newest first.
+
+    A page reached the phone when the carrier accepted its text (Twilio's status `sent` or
+    `delivered`); a folded one when the digest naming it did. Without `carrier_reports` (no
+    StatusCallback asked for), Twilio taking the text is the best there is, so it counts.
+    """
+    digest = outbox.alias("digest")
+    o, d = outbox.c, digest.c
+    rows = conn.execute(
+        select(
+            o.id,
+            o.alert_id,
+            o.status,
+            o.delivery_status,
+            o.provider_sid,
+            o.digest_id,
+            d.status.label("digest_status"),
+            d.delivery_status.label("digest_delivery"),
+        )  # fmt: skip
+        .select_from(outbox.outerjoin(digest, d.id == o.digest_id))
+        .where(
+            o.to_number == phone,
+            o.alert_id.is_not(None),
+            o.kind.in_([k for k in PAGING_KINDS if k != Kind.DIGEST]),
+            o.status.not_in(NOT_TOLD),
+        )
         .order_by(o.id.desc())
-        .limit(1)
-    ).scalar()
+        .limit(limit)
+    ).all()
+
+    def reached(status: str | None, delivery: str | None) -> bool:
+        sent = status in (Delivery.SENT, Delivery.DELIVERED)
+        return delivery in CARRIER_ACCEPTED or (not carrier_reports and sent)
+
+    told = []
+    for r in rows:
+        if r.status == Delivery.FOLDED:
+            key, received = f"digest:{r.digest_id}", reached(r.digest_status, r.digest_delivery)
+        else:
+            key, received = r.provider_sid or f"text:{r.id}", reached(r.status, r.delivery_status)
+        told.append(Told(r.alert_id, key, received))
+    return told
 
 
 def numbers_paged(conn: Connection, alert_id: int) -> list[str]:

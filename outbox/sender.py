@@ -8,6 +8,12 @@ allows: a sender that dies after Twilio accepted a text but before it recorded t
 
 Pacing is a shared schedule in the `sms_pacing` table: each text reserves `segments / SMS_RATE`
 seconds after the last reservation, whichever process or host makes it.
+
+Storm control is per person (ALERT_LIMITS). A new alert's first page is never held: it counts
+against the budget, and once the budget is spent the new-alert pages waiting for that person go
+out together, one text listing each number and name. Updates, reminders, recoveries and notices
+over the budget are folded, and one digest names all of them when the window opens. Texts about
+a critical alert are never held.
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import Counter
-from sqlalchemy import Column, Connection, Engine, Float, Row, String, Table, case, select, update
+from sqlalchemy import Column, Connection, Engine, Float, String, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from config import Settings
+from conversation import composer
 from core import db
 from outbox import queue
 from outbox.backends import Backend, SendError, classify, status_callback_url
@@ -48,14 +56,23 @@ SMS_OPTED_OUT = Counter(
 STALE_KINDS = frozenset({Kind.RECOVERY, Kind.REMINDER, Kind.ESCALATION})
 
 
+@dataclass(frozen=True)
+class Brief:
+    """What a text naming an alert among others says of it: '#12 PostgresDown db-1'."""
+
+    line: str
+    firing: bool
+    critical: bool  # never held back by the storm limits
+
+
 class AlertView(Protocol):
     """What the sender asks about the alert behind a text (incidents answers; the worker wires it)."""
 
     def stale(self, conn: Connection, alert_id: int, kind: str, now: float) -> str | None:
         """Why a text of `kind` about this alert should no longer go out, or None."""
 
-    def firing_names(self, conn: Connection, alert_ids: list[int]) -> list[str]:
-        """The names of those alerts that still fire, in the order given, each once."""
+    def briefs(self, conn: Connection, alert_ids: list[int]) -> dict[int, Brief]:
+        """The alerts among `alert_ids` that exist, by id."""
 
 
 RETRY_BASE = 2.0
@@ -110,11 +127,13 @@ class Sender:
         stop = stop or threading.Event()
         self.send_digests()
         rows = self.claim()
+        done: set[int] = set()
         for index, row in enumerate(rows):
             if stop.is_set():
-                self.release([r.id for r in rows[index:]])
+                self.release([r.id for r in rows[index:] if r.id not in done])
                 break
-            self.process(row, stop)
+            if row.id not in done:  # not already sent together with an earlier one
+                done.update(self.process(row, stop))
         return len(rows)
 
     def claim(self, now: float | None = None) -> list[Any]:
@@ -128,8 +147,9 @@ class Sender:
             ids = conn.scalars(
                 select(o.id)
                 .where(due)
-                # Replies to a person's own command go first: they are waiting for them.
-                .order_by(case((o.kind == Kind.REPLY, 0), else_=1), o.not_before, o.id)
+                # Replies to a person's own command go first (they are waiting for them), then
+                # new alerts and escalations, then the rest.
+                .order_by(_PRIORITY, o.not_before, o.id)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             ).all()
@@ -140,7 +160,8 @@ class Sender:
                 .where(o.id.in_(ids))
                 .values(status=Delivery.SENDING, claimed_by=self.worker_id, claimed_until=now + self.lease)
             )
-            return list(conn.execute(select(outbox).where(o.id.in_(ids)).order_by(o.id)).all())
+            claimed = {r.id: r for r in conn.execute(select(outbox).where(o.id.in_(ids)))}
+            return [claimed[i] for i in ids]  # in the order chosen above: replies first
 
     def release(self, ids: list[int]) -> None:
         """Hand unsent claimed rows back to the queue (clean shutdown)."""
@@ -154,36 +175,45 @@ class Sender:
                 .values(status=Delivery.QUEUED, claimed_by=None, claimed_until=None)
             )
 
-    def process(self, row: Any, stop: threading.Event) -> None:
-        """Check, pace and send one claimed row, then record the outcome."""
+    def process(self, row: Any, stop: threading.Event) -> list[int]:
+        """Check, pace and send one claimed row, then record the outcome; returns the ids handled.
+
+        Those are more than `row` when new-alert pages for one person went out together.
+        """
         verdict = self._precheck(row)
-        if verdict != "send":
-            return
-        start = reserve_slot(self.engine, row.segments / self.settings.sms_rate)
+        if verdict == "together":
+            rows, body = self._together(row)
+        elif verdict == "send":
+            rows, body = [row], row.body
+        else:
+            return [row.id]
+        ids = [r.id for r in rows]
+        segments = composer.segments(body)
+        start = reserve_slot(self.engine, segments / self.settings.sms_rate)
         if stop.wait(max(0.0, start - time.time())):
-            self.release([row.id])
-            return
+            self.release(ids)
+            return ids
         try:
-            accepted = self.backend.send(row.to_number, row.body, self.callback)
+            accepted = self.backend.send(row.to_number, body, self.callback)
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
             failure = classify(exc)
             if failure.code == "internal":
                 logger.exception("unexpected error sending outbox #%d", row.id)
-            self._failed(row, failure)
-            return
-        self._finish(
-            row,
-            status=Delivery.SENT,
-            provider_sid=accepted.sid,
-            delivery_status=accepted.status,
-            sent_at=time.time(),
-            error_code=None,
-            error_message=None,
-        )
-        logger.info("sent outbox #%d (%s) to %s", row.id, row.kind, mask(row.to_number))
+            for r in rows:
+                self._failed(r, failure)
+            return ids
+        sent = dict(status=Delivery.SENT, provider_sid=accepted.sid, delivery_status=accepted.status,
+                    sent_at=time.time(), error_code=None, error_message=None)  # fmt: skip
+        if len(rows) > 1:
+            sent.update(body=body, segments=segments)  # what each of them went out as
+        for r in rows:
+            self._finish(r, **sent)
+        logger.info("sent outbox #%d (%s) to %s%s", row.id, row.kind, mask(row.to_number),
+                    f" with {len(rows) - 1} more new alert(s)" if len(rows) > 1 else "")  # fmt: skip
+        return ids
 
     def _precheck(self, row: Any) -> str:
-        """Expire, drop or fold a row before spending a send on it; 'send' when it should go."""
+        """Expire, drop or fold a row before spending a send on it; 'send' or 'together' when it should go."""
         now = time.time()
         if now - row.created_at > self.settings.sms_max_age:
             self._finish(
@@ -196,7 +226,8 @@ class Sender:
             self._finish(row, status=Delivery.DROPPED, error_message=stale)
             logger.info("outbox #%d (%s) dropped: %s", row.id, row.kind, stale)
             return "dropped"
-        if row.kind in queue.STORM_KINDS and not self.storm.hit(row.to_number).allowed:
+        verdict = self._storm(row)
+        if verdict == "fold":
             self._finish(row, status=Delivery.FOLDED)
             logger.info("outbox #%d folded into a digest for %s", row.id, mask(row.to_number))
             return "folded"
@@ -208,7 +239,59 @@ class Sender:
                 .where(o.id == row.id, o.claimed_by == self.worker_id, o.status == Delivery.SENDING)
                 .values(claimed_until=now + self.lease)
             ).rowcount
-        return "send" if held else "lost"
+        return verdict if held else "lost"
+
+    def _storm(self, row: Any) -> str:
+        """'send', 'fold' or 'together' under the recipient's storm limits."""
+        if row.kind not in queue.STORM_KINDS or self.storm.hit(row.to_number).allowed:
+            return "send"
+        if row.alert_id is not None:
+            with self.engine.connect() as conn:
+                brief = self.alerts.briefs(conn, [row.alert_id]).get(row.alert_id)
+            if brief is not None and brief.critical:
+                return "send"
+        return "together" if row.kind == Kind.ALERT else "fold"
+
+    def _together(self, row: Any) -> tuple[list[Any], str]:
+        """The new-alert pages due for row's person that fit one text with it, claimed, and that text.
+
+        Critical ones are left to go out alone, with their summary.
+        """
+        now, o = time.time(), outbox.c
+        mine = (o.status == Delivery.SENDING) & (o.claimed_by == self.worker_id)
+        due = (o.status == Delivery.QUEUED) & (o.not_before <= now)
+        with self.engine.begin() as conn:
+            others = conn.execute(
+                select(outbox)
+                .where(
+                    o.to_number == row.to_number,
+                    o.kind == Kind.ALERT,
+                    o.id != row.id,
+                    o.alert_id.is_not(None),
+                    o.created_at >= now - self.settings.sms_max_age,
+                    mine | due,
+                )  # fmt: skip
+                .order_by(o.id)
+                .limit(MAX_TOGETHER)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if row.alert_id is None or not others:
+                return [row], row.body
+            briefs = self.alerts.briefs(conn, [row.alert_id, *(r.alert_id for r in others)])
+            if row.alert_id not in briefs:
+                return [row], row.body
+            candidates = [r for r in others if r.alert_id in briefs and not briefs[r.alert_id].critical]
+            lines = [briefs[r.alert_id].line for r in [row, *candidates]]
+            body, shown = together_text(lines, self.settings.sms_max_segments)
+            chosen = candidates[: shown - 1]
+            if not chosen:
+                return [row], row.body
+            conn.execute(
+                update(outbox)
+                .where(o.id.in_([r.id for r in chosen]))
+                .values(status=Delivery.SENDING, claimed_by=self.worker_id, claimed_until=now + self.lease)
+            )
+        return [row, *chosen], body
 
     def _stale(self, row: Any, now: float) -> str | None:
         """Why a text about an alert no longer applies, checked just before it would go out.
@@ -270,14 +353,17 @@ class Sender:
                 continue
             with self.engine.begin() as conn:
                 rows = conn.execute(
-                    select(o.id, o.alert_id)
+                    select(o.id, o.alert_id, o.body)
                     .where(o.status == Delivery.FOLDED, o.digest_id.is_(None), o.to_number == number)
                     .order_by(o.id)
                     .with_for_update(skip_locked=True)
                 ).all()
                 if not rows:
                     continue
-                text = digest_text(self.alerts.firing_names(conn, _alert_ids(rows)), len(rows))
+                briefs = self.alerts.briefs(conn, _alert_ids(rows))
+                notices = [r.body for r in reversed(rows) if r.alert_id is None]
+                text = digest_text(len(rows), [briefs[i] for i in _alert_ids(rows) if i in briefs], notices,
+                                   self.settings.sms_max_segments)  # fmt: skip
                 digest_id = queue.enqueue(conn, number, text, Kind.DIGEST, self.settings)
                 conn.execute(update(outbox).where(o.id.in_([r.id for r in rows])).values(digest_id=digest_id))
                 queued += 1
@@ -287,21 +373,66 @@ class Sender:
         return all(self.storm.strategy.test(item, self.storm.namespace, number) for item in self.storm.items)
 
 
-def _alert_ids(rows: Sequence[Row[Any, Any]]) -> list[int]:
+# At most this many waiting new-alert pages are looked at to share one text.
+MAX_TOGETHER = 100
+_PRIORITY = case(
+    (outbox.c.kind == Kind.REPLY, 0), (outbox.c.kind.in_([Kind.ALERT, Kind.ESCALATION]), 1), else_=2
+)
+
+
+def _alert_ids(rows: Sequence[Any]) -> list[int]:
     """The alerts behind folded texts, latest first, each once."""
     return list(dict.fromkeys(r.alert_id for r in reversed(rows) if r.alert_id is not None))
 
 
-def digest_text(names: list[str], folded: int) -> str:
-    """ "7 firing: db-cpu, api-5xx, +5. Reply ALERTS" for the alerts behind folded texts."""
-    names = list(dict.fromkeys(names))
-    if not names:
-        return f"{folded} alert texts held back; none firing now. Reply ALERTS"
-    shown: list[str] = []
-    for name in names:
-        if len(", ".join([*shown, name])) > 100 and shown:
-            break
-        shown.append(name)
-    rest = len(names) - len(shown)
-    listed = ", ".join(shown) + (f", +{rest}" if rest else "")
-    return f"{len(names)} firing: {listed}. Reply ALERTS"
+def _listing(head: str, groups: list[tuple[str, list[str]]], tail: str, max_segments: int) -> tuple[str, int]:
+    """head + 'WORD a, b; WORD2 c' + tail, cut to fit with '+N more' for the rest; (text, items shown)."""
+    items = [(word, item) for word, group in groups for item in group]
+    room = composer.capacity("", max_segments)
+
+    def render(count: int) -> str:
+        parts: list[str] = []
+        for word, _ in groups:
+            shown = [item for w, item in items[:count] if w == word]
+            if shown:
+                parts.append((f"{word} " if word else "") + ", ".join(shown))
+        hidden = len(items) - count
+        return head + "; ".join(parts) + (f" +{hidden} more" if hidden else "") + tail
+
+    count = 0
+    while count < len(items) and composer.length_units(render(count + 1)) <= room:
+        count += 1
+    return composer.fit(render(count), max_segments), count
+
+
+def together_text(lines: list[str], max_segments: int) -> tuple[str, int]:
+    """'3 new: #12 PostgresDown db-1, #13 HighCPU web-1, #14 DiskFull', as many as fit; (text, how many)."""
+    room = composer.capacity("", max_segments)
+
+    def render(count: int) -> str:
+        return f"{count} new: " + ", ".join(lines[:count])
+
+    count = 1
+    while count < len(lines) and composer.length_units(render(count + 1)) <= room:
+        count += 1
+    return render(count), count
+
+
+def digest_text(held: int, briefs: list[Brief], notices: list[str], max_segments: int) -> str:
+    """'Held back 3: FIRING #12 HighCPU web-1; RESOLVED #9 PostgresDown db-1. Reply ALERTS'.
+
+    Every folded text's alert is named, by what it is now (still firing, or resolved), and
+    notices by their first words; what does not fit is counted.
+    """
+    groups = [
+        ("FIRING", [b.line for b in briefs if b.firing]),
+        ("RESOLVED", [b.line for b in briefs if not b.firing]),
+        ("NOTICE", [_gist(n) for n in dict.fromkeys(notices)]),
+    ]
+    return _listing(f"Held back {held}: ", groups, ". Reply ALERTS", max_segments)[0]
+
+
+def _gist(notice: str) -> str:
+    """A notice's first sentence, short: 'Cannot evaluate rule db_lag: timeout'."""
+    first = composer.normalize(notice).split(". ")[0].rstrip(".")
+    return first if len(first) <= 60 else first[:57].rstrip() + "..."

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import select
 
 import commands  # noqa: F401 - registers the real commands
+from app import create_app
 from command_processor import CommandProcessor, registry
 from config import ConfigError
-from conversation.vocabulary import OPT_IN, OPT_OUT, RESERVED
+from conversation.vocabulary import INTENTS, OPT_IN, OPT_OUT, RESERVED
 from inbound import audit
 from incidents import rulefile
 from incidents.rules import ALIASES
@@ -117,3 +118,22 @@ def test_every_command_is_listed_by_help_explained_by_help_name_and_documented(p
     assert re.search(rf"\b{name}\b", listed, re.IGNORECASE), listed
     assert phone.text(f"help {name}") == registry.commands[name].help
     assert f"| `{name}" in (REPO / "README.md").read_text(), f"README's commands tables lack {name}"
+
+
+def test_every_word_that_handles_an_alert_runs_and_answers_past_the_query_limit(settings):
+    app = create_app(replace(settings, rate_limit="1 per hour"))
+    try:
+        phone = Phone(app.test_client(), ADMIN)
+        assert phone.text("help").startswith("Commands:")
+        assert phone.text("help").startswith("Query limit reached")
+        handling = [c for c in registry.commands.values() if c.role != "viewer" or c.name in ("yes", "no")]
+        assert {"ack", "snooze", "silence", "unsilence", "resolve", "yes", "no"} <= {c.name for c in handling}
+        words = [w for c in handling for w in (c.name, *c.aliases)]
+        words += [phrase for phrase, name in INTENTS.items() if name in {c.name for c in handling}]
+        for cmd in handling:
+            assert cmd.unlimited, f"{cmd.name} handles alerts: register it with unlimited=True"
+        for word in words:
+            assert phone.text(f"{word} 1") or phone.text(word), word
+        assert phone.text("status") is None, "queries stay limited"
+    finally:
+        app.extensions["operator"].close()

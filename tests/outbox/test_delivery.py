@@ -56,6 +56,20 @@ def test_a_failed_delivery_is_recorded_with_its_error_code(client, services, sen
     assert (row(services).status, row(services).error_code) == (status, code)
 
 
+def test_a_report_for_new_alerts_sent_together_applies_to_each_of_them(client, services, sent):
+    with services.engine.begin() as conn:
+        other = queue.enqueue(conn, ADMIN, "ALERT #2: disk", "alert", services.settings)
+        conn.execute(
+            update(queue.outbox)
+            .where(queue.outbox.c.id == other)
+            .values(status="sent", provider_sid=sent, delivery_status="queued")
+        )
+    report(client, sent, "delivered")
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(queue.outbox)).all()
+    assert [(r.status, r.delivery_status) for r in rows] == [("delivered", "delivered")] * 2
+
+
 def test_a_forged_report_is_refused_and_changes_nothing(client, services, sent):
     assert report(client, sent, "failed", "30007", signature="forged").status_code == 403
     assert row(services).delivery_status == "queued"

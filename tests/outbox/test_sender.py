@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core import db
 from incidents import records
 from outbox import backends, queue
-from outbox.sender import Sender, reserve_slot
-from rate_limiter import RateLimiter
+from outbox.sender import Brief, Sender, digest_text, reserve_slot, together_text
+from rate_limiter import RateLimiter, rate_limits
 from services import build_services
 from tests.support.apps import with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
@@ -166,36 +167,113 @@ def test_a_recovery_notice_is_dropped_when_its_alert_fires_again(twilio_services
     assert rows(twilio_services)[0].status == "dropped"
 
 
-def test_a_storm_of_200_alerts_becomes_the_stepped_limit_plus_digests(twilio_services, fake):
-    limits = "1 per 2 seconds; 3 per 30 seconds"
-    sender = make_sender(twilio_services, limits=limits)
+def fire_and_page(services, name: str, kind: str = "alert", severity: str = "", to: str = ADMIN) -> int:
+    """An open alert and one page about it for `to`; returns the alert id."""
+    with services.engine.begin() as conn:
+        alert, _ = records.fire(conn, "alertmanager", f"fp-{name}", name, severity=severity)
+        queue.enqueue(conn, to, f"FIRING {name} #{alert.id}: summary of {name}", kind, services.settings,
+                      alert_id=alert.id)  # fmt: skip
+    return alert.id
 
-    def storm(start: int) -> None:
-        with twilio_services.engine.begin() as conn:
-            for i in range(start, start + 100):
-                alert, _ = records.fire(conn, "alertmanager", f"fp{i}", f"svc-{i}")
-                queue.enqueue(conn, ADMIN, f"ALERT #{alert.id}: svc-{i}", "alert", twilio_services.settings,
-                            alert_id=alert.id)  # fmt: skip
 
-    storm(0)
+def settled(services) -> bool:
+    return all(r.status not in ("queued", "sending") and (r.status != "folded" or r.digest_id)
+               for r in rows(services))  # fmt: skip
+
+
+def test_a_storm_of_200_new_alerts_names_every_one_and_never_holds_a_reply(twilio_services, fake):
+    sender = make_sender(twilio_services, limits="1 per 2 seconds; 3 per 30 seconds")
+    ids = [fire_and_page(twilio_services, f"svc-{i}") for i in range(100)]
     sender.step()
-    storm(100)
+    before = len(fake.bodies())
+    ids += [fire_and_page(twilio_services, f"svc-{i}") for i in range(100, 200)]
     queue_texts(twilio_services, to=ADMIN, kind="reply", body="status: all fine")
-
-    def settled() -> bool:
-        return all(r.status not in ("queued", "sending") and (r.status != "folded" or r.digest_id)
-                   for r in rows(twilio_services))  # fmt: skip
-
-    drain(sender, settled)
+    drain(sender, lambda: settled(twilio_services))
     texts = fake.bodies()
-    alerts = [t for t in texts if t.startswith("ALERT")]
-    digests = [t for t in texts if "firing:" in t]
-    assert "status: all fine" in texts, "a reply to a person's own command is never held back"
-    assert len(alerts) + len(digests) <= 3
-    assert len(alerts) == 1 and 1 <= len(digests) <= 2
-    assert digests[-1].startswith(("199 firing: svc-199, svc-198", "100 firing: svc-199"))
-    assert digests[-1].endswith(". Reply ALERTS") and len(digests[-1]) <= 160
-    assert len(texts) == 1 + len(alerts) + len(digests)
+    assert texts[before] == "status: all fine", "a reply to a person's own command is never held back"
+    named = {int(n) for n in re.findall(r"#(\d+)\b", " ".join(texts))}
+    assert named == set(ids), "every new alert is named with its number"
+    together = [t for t in texts if " new: " in t]
+    assert all(len(t) <= 160 for t in texts)
+    assert len(together) <= 200 / 5, "new alerts over the limit share texts, several to a text"
+    assert {r.status for r in rows(twilio_services)} == {"sent"}, "nothing folded, nothing waiting"
+
+
+def test_new_alerts_over_the_limit_go_out_together_at_once(twilio_services, fake):
+    sender = make_sender(twilio_services, limits="1 per hour")
+    first = fire_and_page(twilio_services, "Warmup")
+    sender.step()
+    ids = [fire_and_page(twilio_services, name) for name in ("PostgresDown", "HighCPU", "DiskFull")]
+    sender.step()
+    assert fake.bodies() == [
+        f"FIRING Warmup #{first}: summary of Warmup",
+        f"3 new: #{ids[0]} PostgresDown, #{ids[1]} HighCPU, #{ids[2]} DiskFull",
+    ]
+    together = [r for r in rows(twilio_services) if r.alert_id in ids]
+    assert len({r.provider_sid for r in together}) == 1 and {r.status for r in together} == {"sent"}
+
+
+@pytest.mark.parametrize("severity", ["critical", "Critical", "P1", "sev1"])
+def test_a_critical_alert_is_never_held_and_keeps_its_own_text(twilio_services, fake, severity):
+    sender = make_sender(twilio_services, limits="1 per hour")
+    fire_and_page(twilio_services, "Warmup")
+    sender.step()
+    warn = fire_and_page(twilio_services, "HighCPU")
+    down = fire_and_page(twilio_services, "PostgresDown", severity=severity)
+    with twilio_services.engine.begin() as conn:
+        queue.enqueue(conn, ADMIN, f"STILL FIRING 4h: PostgresDown #{down}", "reminder",
+                      twilio_services.settings, alert_id=down)  # fmt: skip
+        queue.enqueue(conn, ADMIN, f"STILL FIRING 4h: HighCPU #{warn}", "reminder", twilio_services.settings,
+                      alert_id=warn)  # fmt: skip
+    sender.step()
+    assert fake.bodies()[1:] == [
+        f"FIRING HighCPU #{warn}: summary of HighCPU",
+        f"FIRING PostgresDown #{down}: summary of PostgresDown",
+        f"STILL FIRING 4h: PostgresDown #{down}",
+    ]
+    held = [r for r in rows(twilio_services) if r.status == "folded"]
+    assert [(r.kind, r.alert_id) for r in held] == [("reminder", warn)]
+
+
+def test_a_digest_names_each_folded_alert_by_its_state_and_each_notice(twilio_services, fake):
+    sender = make_sender(twilio_services, limits="1 per hour")
+    cpu = fire_and_page(twilio_services, "HighCPU")
+    disk = fire_and_page(twilio_services, "DiskFull")
+    sender.step()
+    with twilio_services.engine.begin() as conn:
+        settings = twilio_services.settings
+        queue.enqueue(conn, ADMIN, f"FIRING 2 HighCPU #{cpu}", "update", settings, alert_id=cpu)
+        records.close(conn, disk)
+        queue.enqueue(conn, ADMIN, f"RESOLVED after 3m DiskFull #{disk}", "recovery", settings, alert_id=disk)
+        queue.enqueue(
+            conn, ADMIN, "Cannot evaluate rule db_lag: timeout. Retrying every 2m.", "notice", settings
+        )
+    sender.step()
+    assert [r.status for r in rows(twilio_services)][-3:] == ["folded"] * 3
+    with twilio_services.engine.begin() as conn:  # the hour is over
+        conn.execute(delete(rate_limits))
+    drain(sender, lambda: settled(twilio_services))
+    assert fake.bodies()[-1] == (
+        f"Held back 3: FIRING #{cpu} HighCPU; RESOLVED #{disk} DiskFull; "
+        "NOTICE Cannot evaluate rule db_lag: timeout. Reply ALERTS"
+    )
+
+
+def test_a_digest_too_long_for_one_text_counts_what_it_cannot_name():
+    briefs = [Brief(f"#{i} service-number-{i} web-{i}", i % 3 != 0, False) for i in range(40)]
+    text = digest_text(45, briefs, ["Cannot evaluate rule x: no data"], 1)
+    assert text.startswith("Held back 45: FIRING #1 service-number-1 web-1, #2 service-number-2 web-2")
+    hidden = int(text.split(" +")[1].split(" more")[0])
+    assert text.endswith(" more. Reply ALERTS") and len(text) <= 160
+    assert text.count("#") + hidden == 41
+
+
+def test_new_alerts_that_do_not_fit_one_text_continue_in_the_next():
+    lines = [f"#{i} alert-with-a-long-name-{i}" for i in range(20)]
+    text, shown = together_text(lines, 1)
+    assert text.startswith(f"{shown} new: #0 alert-with-a-long-name-0, #1 ")
+    assert 2 <= shown < 20 and len(text) <= 160
+    assert together_text(lines, 3)[1] > shown
 
 
 def test_two_senders_on_postgresql_never_send_the_same_row(settings, fake):

@@ -11,7 +11,7 @@ from conversation import pending
 from core import db
 from incidents import records
 from outbox.queue import outbox
-from tests.support.alerts import WEBHOOK_TOKEN, age, alert, fire, fire_datadog
+from tests.support.alerts import WEBHOOK_TOKEN, age, alert, deliver, fire, fire_datadog
 from tests.support.apps import with_settings
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 from tests.support.servers import free_port
@@ -91,19 +91,80 @@ def test_alerts_recent_includes_resolved_ones(phone, client):
 # --- ack -----------------------------------------------------------------------------------
 
 
-def test_a_bare_ack_acks_the_last_alert_texted_to_you(responder, client, services):
+def test_a_bare_ack_acks_the_last_alert_that_reached_you(responder, app, client, services):
     fire(client, "HighCPU")
     second = fire(client, "DiskFull")
+    deliver(app)
     assert responder.text("ack").startswith(f"Acked #{second} DiskFull")
     assert alert(services, second).acked_by == RESPONDER
     assert alert(services, 1).acked_at is None
 
 
-def test_a_bare_ack_skips_recovery_texts(responder, client, services):
+def test_a_bare_ack_skips_recovery_texts(responder, app, client, services):
     first = fire(client, "HighCPU")
     second = fire(client, "DiskFull")
+    deliver(app)
     Phone(client, ADMIN).text(f"resolve {first}")  # queues a RESOLVED text for the responder
+    deliver(app)
     assert responder.text("ack").startswith(f"Acked #{second}")
+
+
+@pytest.mark.parametrize("words", ["on it", "ack", "ack it"])
+def test_a_bare_ack_of_a_page_still_in_the_outbox_asks_first(responder, client, services, words):
+    alert_id = fire(client, "PostgresDown", ("db-1",))
+    reply = responder.text(words)
+    assert reply == (
+        f"#{alert_id} PostgresDown db-1 has not reached you yet. Reply YES to ack it, or text 'ack {alert_id}'."
+    )
+    assert alert(services, alert_id).acked_at is None
+    assert responder.text("yes") == f"Acked 1 alert: #{alert_id}."
+    assert alert(services, alert_id).acked_by == RESPONDER
+
+
+def test_a_bare_ack_names_the_candidates_when_a_newer_page_is_on_its_way(responder, app, client, services):
+    first = fire(client, "HighCPU")
+    deliver(app)
+    second = fire(client, "DiskFull", ("db-2",))
+    reply = responder.text("on it")
+    assert reply == (
+        f"Which alert? #{first} HighCPU web-1, #{second} DiskFull db-2 (not here yet). "
+        f"Text 'ack {first}', or YES to ack all 2."
+    )
+    assert alert(services, first).acked_at is None and alert(services, second).acked_at is None
+    assert responder.text(f"ack {second}").startswith(f"Acked #{second} DiskFull")
+
+
+def test_a_page_that_failed_or_was_undelivered_is_never_what_a_bare_ack_means(
+    responder, app, client, services
+):
+    first = fire(client, "HighCPU")
+    deliver(app)
+    second = fire(client, "DiskFull")
+    deliver(app)
+    with services.engine.begin() as conn:
+        o = outbox.c
+        conn.execute(
+            update(outbox).where(o.alert_id == second, o.to_number == RESPONDER).values(status="undelivered")
+        )
+    assert responder.text("ack").startswith(f"Acked #{first} HighCPU")
+
+
+def test_a_bare_resolve_or_silence_of_an_unseen_page_asks_without_acting(responder, client, services):
+    alert_id = fire(client, "HighCPU")
+    assert responder.text("fixed") == (
+        f"#{alert_id} HighCPU web-1 has not reached you yet. Text 'resolve {alert_id}' if you mean it."
+    )
+    assert responder.text("silence 2h") == (
+        f"#{alert_id} HighCPU web-1 has not reached you yet. Text 'silence {alert_id} 2h' if you mean it."
+    )
+    assert responder.text("snooze 30m").startswith(f"#{alert_id} HighCPU web-1 has not reached you yet.")
+    taken = alert(services, alert_id)
+    assert (taken.status, taken.acked_at, taken.snoozed_until, taken.silence_id) == (
+        "firing",
+        None,
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,8 +186,9 @@ def test_an_action_word_mid_sentence_never_acts_on_the_last_alert(responder, cli
 
 
 @pytest.mark.parametrize("words", ["ack", "ok ack it", "please ack", "ack that thanks"])
-def test_an_action_word_first_still_means_the_last_alert(responder, client, services, words):
+def test_an_action_word_first_still_means_the_last_alert(responder, app, client, services, words):
     alert_id = fire(client, "HighCPU")
+    deliver(app)
     assert responder.text(words).startswith(f"Acked #{alert_id} HighCPU")
 
 
@@ -241,9 +303,10 @@ def test_snooze_holds_reminders_for_the_given_time(responder, client, services, 
     assert alert(services, 1).snoozed_until == pytest.approx(db.now() + seconds, abs=5)
 
 
-def test_a_bare_snooze_applies_to_the_last_alert_texted(responder, client, services):
+def test_a_bare_snooze_applies_to_the_last_alert_that_reached_you(responder, app, client, services):
     fire(client, "A")
     fire(client, "B")
+    deliver(app)
     assert responder.text("snooze 10m") == "Snoozed #2 B for 10m."
 
 

@@ -14,7 +14,7 @@ from incidents import escalation, maintenance, paging, records, reminders
 from incidents.rules import parse_rules
 from monitors import BaseMonitor
 from outbox.queue import outbox
-from tests.support.alerts import WEBHOOK_TOKEN, age, fire_datadog
+from tests.support.alerts import WEBHOOK_TOKEN, age, deliver, fire_datadog
 from tests.support.apps import app_with, with_settings
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 from tests.support.servers import fresh_postgres_database
@@ -258,7 +258,7 @@ def test_a_group_that_grows_beyond_its_window_pages_once_and_not_again_at_the_en
     assert len(texts(services, alert_id)) == 2
 
 
-def test_a_window_that_ends_while_the_alert_still_fires_pages_it_then(phone, client, services):
+def test_a_window_that_ends_while_the_alert_still_fires_pages_it_then(app, phone, client, services):
     reply = phone.text("maintenance 1h HighCPU")
     alert_id = fire(client, "HighCPU", ("web-1",), summary="CPU above 90%")
     assert paging.release_ended_windows(services) == 0  # still inside the window
@@ -270,6 +270,7 @@ def test_a_window_that_ends_while_the_alert_still_fires_pages_it_then(phone, cli
     ]
     assert paging.release_ended_windows(services) == 0, "a held page goes out once"
     assert phone.text("maintenance").startswith("No maintenance windows.")
+    deliver(app)
     assert phone.text("ack").startswith(f"Acked #{alert_id} HighCPU"), (
         "the released page is what a bare ack means"
     )

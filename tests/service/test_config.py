@@ -22,7 +22,7 @@ def settings(**env: str) -> Settings:
 def test_defaults_follow_the_readme():
     s = settings()
     assert s.database_url == "sqlite:///var/operator.db"
-    assert s.rate_limit == "10 per 5 minutes"
+    assert s.rate_limit == "30 per 5 minutes"
     assert (s.proxy_hops, s.sms_max_segments, s.sms_emoji) == (0, 1, False)
     assert (s.log_dir, s.log_level, s.redis_url, s.public_url) == ("logs", "INFO", "", "")
     assert dict(s.authorized) == {}
@@ -124,7 +124,7 @@ def test_the_env_example_itself_is_a_valid_configuration_once_a_token_is_set():
     example = (REPO / ".env.example").read_text()
     env = dict(re.findall(r"^([A-Z_]+)=(.*)$", example, re.M))
     env["TWILIO_AUTH_TOKEN"] = "generated-token-123"
-    assert Settings.from_env(env).rate_limit == "10 per 5 minutes"
+    assert Settings.from_env(env).rate_limit == "30 per 5 minutes"
 
 
 def test_make_runs_env_file_checks_signatures_against_the_local_server(tmp_path):

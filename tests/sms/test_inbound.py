@@ -9,9 +9,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select
 
+from config import Settings
 from conversation.composer import segments
 from inbound import audit
 from monitors.system import SystemMonitor
+from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import app_with, with_settings
 from tests.support.phones import ADMIN, RESPONDER, STRANGER, VIEWER, Phone, reply_text
 
@@ -63,6 +65,48 @@ def test_a_repeated_message_sid_runs_once_and_gets_the_first_reply(app, phone):
     assert outcomes == ["ok", "ok", "duplicate", "duplicate", "ok"]
 
 
+NOTICE = (
+    "Query limit reached (3 per 5 minutes): queries resume in {minutes}m. "
+    "ack, snooze, silence, resolve, yes and no always work."
+)
+
+
+def test_the_eleventh_text_in_five_minutes_never_stops_ack_or_any_alert_handling(settings):
+    limited = with_settings(settings, rate_limit="10 per 5 minutes", alertmanager_token=WEBHOOK_TOKEN)
+    with app_with(limited) as app:
+        client = app.test_client()
+        fire(client, "HighCPU")
+        fire(client, "DiskFull")
+        responder = Phone(client, RESPONDER)
+        assert all(responder.text("alerts").startswith("2 open:") for _ in range(10))
+        assert responder.text("status").startswith("Query limit reached (10 per 5 minutes)")
+        assert responder.text("status") is None, "one notice per window"
+        handling = {
+            "ack 1": "Acked #1 HighCPU",
+            "snooze 2 30m": "Snoozed #2 DiskFull for 30m.",
+            "silence 2 1h": "ALERTMANAGER_URL is not set",
+            "unsilence 2": "#2 has no silence from Operator.",
+            "resolve 1": "Resolved #1 HighCPU after",
+            "snooze all 1h": "Reply YES to snooze 1 alerts for 1h",
+            "yes": "Snoozed for 1h 1 alert: #2.",
+            "ack all": "Acked #2 DiskFull",
+            "no": "Nothing to cancel.",
+            "on it": "",
+        }
+        for text, reply in handling.items():
+            assert (responder.text(text) or "").startswith(reply), text
+        assert responder.text("metrics cpu") is None, "queries still wait for the window"
+        outcomes = [r.outcome for r in messages(app)]
+        assert outcomes.count("rate_limited") == 3
+
+
+def test_the_default_limit_lets_a_responder_query_every_ten_seconds_for_five_minutes(settings):
+    with app_with(with_settings(settings, rate_limit=Settings(twilio_auth_token="x").rate_limit)) as app:
+        responder = Phone(app.test_client(), RESPONDER)
+        assert all(responder.text("help").startswith("Commands:") for _ in range(30))
+        assert responder.text("help").startswith("Query limit reached")
+
+
 def test_a_duplicate_does_not_count_against_the_rate_limit(settings):
     with app_with(with_settings(settings, rate_limit="2 per minute")) as app:
         phone = Phone(app.test_client())
@@ -70,7 +114,7 @@ def test_a_duplicate_does_not_count_against_the_rate_limit(settings):
         for _ in range(4):
             assert phone.text("help", sid=sid).startswith("Commands:")
         assert phone.text("help").startswith("Commands:")
-        assert phone.text("help").startswith("Slow down")
+        assert phone.text("help").startswith("Query limit reached")
 
 
 def test_over_the_limit_a_number_gets_one_notice_then_nothing(settings):
@@ -78,7 +122,7 @@ def test_over_the_limit_a_number_gets_one_notice_then_nothing(settings):
         phone = Phone(app.test_client())
         replies = [phone.text("help") for _ in range(7)]
         assert all(r.startswith("Commands:") for r in replies[:3])
-        assert replies[3] == "Slow down: rate limit reached. Try again in 5 min."
+        assert replies[3] == NOTICE.format(minutes=5)
         assert replies[4:] == [None, None, None]
         # Each number has its own budget.
         assert phone.text("help", number=RESPONDER).startswith("Commands:")

@@ -19,7 +19,7 @@ from conversation.arguments import parse_target
 from conversation.vocabulary import FILLER
 from core.timeutil import humanize
 from monitors.prometheus import ALIASES
-from tests.support.alerts import WEBHOOK_TOKEN, alert, fire
+from tests.support.alerts import WEBHOOK_TOKEN, alert, deliver, fire
 from tests.support.apps import with_settings
 from tests.support.fakes.loki import FakeLoki
 from tests.support.phones import RESPONDER, VIEWER, Phone
@@ -412,6 +412,7 @@ def test_alert_phrasings_do_what_was_meant_over_sms(alert_app, responder, text, 
     client = alert_app.test_client()
     fire(client, "HighCPU")
     fire(client, "DiskFull")
+    deliver(alert_app)
     assert responder.text(text).startswith(reply)
 
 

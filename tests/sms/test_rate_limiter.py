@@ -184,13 +184,13 @@ def test_redis_gets_short_timeouts_unless_the_url_sets_its_own():
     assert own.storage.connection_pool.connection_kwargs["socket_timeout"] == 2
 
 
-def test_sms_still_gets_its_slow_down_when_redis_is_refused(settings):
+def test_sms_still_gets_its_limit_notice_when_redis_is_refused(settings):
     changed = with_settings(settings, rate_limit="2 per hour", redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with app_with(changed) as app:
         phone = Phone(app.test_client())
         replies = [phone.text("help") for _ in range(4)]
     assert [r.startswith("Commands:") for r in replies[:2]] == [True, True]
-    assert replies[2].startswith("Slow down") and replies[3] is None
+    assert replies[2].startswith("Query limit reached") and replies[3] is None
 
 
 def test_when_redis_and_the_database_both_fail_messages_go_through_counted(tmp_path):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from core import db
 from incidents import records
+from outbox.backends import ConsoleBackend
+from outbox.sender import Sender
+from rate_limiter import RateLimiter
 
 WEBHOOK_TOKEN = "am-token-commands"
 
@@ -63,3 +66,12 @@ def age(services, alert_id: int, **seconds_ago: float) -> None:
     """Move an alert's timestamps into the past, as if time had passed."""
     with services.engine.begin() as conn:
         records.set_fields(conn, alert_id, **{k: db.now() - v for k, v in seconds_ago.items()})
+
+
+def deliver(app) -> None:
+    """Send everything queued through the real sender (console backend: the carrier 'accepted' it)."""
+    services = app.extensions["operator"]
+    storm = RateLimiter(services.limiter.storage, "1000 per minute", "alerts")
+    sender = Sender(services.engine, services.settings, ConsoleBackend(), storm, records, "test-sender")
+    while sender.step():
+        pass
