@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 import alerting
 from command_processor import CommandError, Context, command
-from conversation import arguments, pending
+from conversation import arguments, pending, resolver
 from conversation.arguments import Target
 from core import db
 from core.timeutil import humanize
@@ -32,6 +32,20 @@ def parse_target(args: list[str], wants_duration: bool = False) -> Target:
     if target.problem:
         raise CommandError(target.problem)
     return target
+
+
+def _canonical(ctx: Context, wants_duration: bool = False) -> str:
+    """'12 13', 'all', '12 30m': the ids (or all), then the duration in its largest whole unit."""
+    target = arguments.parse_target(ctx.args, wants_duration)
+    every = target.all or ctx.text.strip().lower().startswith("ackall")
+    parts = ["all"] if every and not target.ids else [str(i) for i in dict.fromkeys(target.ids)]
+    if target.seconds > 0:
+        parts.append(resolver.duration_text(target.seconds))
+    return " ".join(parts)
+
+
+def _timed_canonical(ctx: Context) -> str:
+    return _canonical(ctx, wants_duration=True)
 
 
 def _ago(seconds: float) -> str:
@@ -113,6 +127,7 @@ def _one(conn: Connection, ctx: Context, target: Target, verb: str) -> Alert:
 ALERT_WORDS = (
     "fire", "burning", "paged", "paging", "pages", "pager", "open", "unacked", "unacknowledged",
     "outstanding", "pending", "triggered", "fired", "alarm", "details", "detail", "info", "woke", "wake",
+    "anyone", "anybody", "someone",
 )  # fmt: skip
 
 
@@ -172,7 +187,9 @@ def _unacked(conn: Connection) -> list[Alert]:
     return [a for a in records.firing(conn) if not a.acked_at]
 
 
-@command("ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder")
+@command(
+    "ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder", canonical=_canonical
+)
 def ack(ctx: Context) -> str:
     """ack [id|all]: acknowledge the last alert texted to you, alert #id, or every open alert."""
     target = parse_target(ctx.args)
@@ -208,7 +225,7 @@ def _duration(target: Target, verb: str, limit: float) -> float:
     return target.seconds
 
 
-@command("snooze", aliases=("mute", "hush"), role="responder")
+@command("snooze", aliases=("mute", "hush"), role="responder", canonical=_timed_canonical)
 def snooze(ctx: Context) -> str:
     """snooze [id|all] 30m: no reminders for that alert for a while (a RESOLVED still comes)."""
     target = parse_target(ctx.args, wants_duration=True)
@@ -235,7 +252,7 @@ def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
     return Alertmanager(url, ctx.services.settings.monitor_timeout)
 
 
-@command("silence", aliases=("shush", "suppress"), role="responder")
+@command("silence", aliases=("shush", "suppress"), role="responder", canonical=_timed_canonical)
 def silence(ctx: Context) -> str:
     """silence id 2h: a silence in Alertmanager matching that alert's labels."""
     target = parse_target(ctx.args, wants_duration=True)

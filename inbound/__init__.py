@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from inbound.cli import sms_command
+from inbound.cli import parse_command, sms_command
 from inbound.routes import bp
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(sms_command)
+    app.cli.add_command(parse_command)

@@ -38,6 +38,9 @@ messages = Table(
     Column("phone_masked", String(32), nullable=False),
     Column("body", Text),
     Column("command", String(32)),
+    # What the body was read as ("snooze 12 30m", "none") and how sure the resolver was (0..1).
+    Column("canonical", String(160)),
+    Column("confidence", Float),
     Column("reply", Text),
     Column("segments", Integer),
     Column("latency_ms", Float),
@@ -97,11 +100,21 @@ def finish(
     segments: int,
     latency_ms: float,
     outcome: Outcome,
+    canonical: str | None = None,
+    confidence: float | None = None,
 ) -> None:
     conn.execute(
         update(messages)
         .where(messages.c.id == row_id)
-        .values(command=command, reply=reply, segments=segments, latency_ms=latency_ms, outcome=outcome)
+        .values(
+            command=command,
+            reply=reply,
+            segments=segments,
+            latency_ms=latency_ms,
+            outcome=outcome,
+            canonical=canonical[:160] if canonical else canonical,
+            confidence=confidence,
+        )
     )
 
 

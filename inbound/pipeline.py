@@ -38,6 +38,9 @@ class Reply:
     outcome: Outcome
     command: str = ""
     segments: int = 0
+    # What the text was read as, and how surely (None when no command was read: STOP, limits).
+    canonical: str | None = None
+    confidence: float | None = None
 
 
 def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
@@ -51,7 +54,8 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
         audit_log.info("unauthorized sender %s", mask(phone))
         return Reply(None, Outcome.UNAUTHORIZED)
 
-    body = composer.normalize(body or "")[:MAX_BODY]
+    # An emoji-only text keeps its emoji, so the reply can say emoji are not read (not "empty").
+    body = composer.normalize(body or "")[:MAX_BODY] or composer.normalize(body or "", emoji=True)[:MAX_BODY]
     keyword = twilio_keyword(body)
     limiter = services.limiter
     decision = None
@@ -73,7 +77,17 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
     with engine.begin() as conn:
         if parts is not None:
             continuations.save(conn, phone, parts)
-        audit.finish(conn, row_id, reply.command, reply.text, reply.segments, latency, reply.outcome)
+        audit.finish(
+            conn,
+            row_id,
+            reply.command,
+            reply.text,
+            reply.segments,
+            latency,
+            reply.outcome,
+            reply.canonical,
+            reply.confidence,
+        )
     audit.COMMANDS.labels(reply.command or "none", reply.outcome).inc()
     audit.REPLY_LATENCY.observe(latency / 1000)
     audit_log.info(
@@ -118,9 +132,18 @@ def _respond(
     settings = services.settings
     outcome = Outcome.OK if result.outcome == "ok" else Outcome.ERROR
     if isinstance(result.reply, composer.Part):
-        return Reply(result.reply, outcome, result.command, composer.segments(result.reply)), None
+        return Reply(
+            result.reply,
+            outcome,
+            result.command,
+            composer.segments(result.reply),
+            result.canonical,
+            result.confidence,
+        ), None
     parts = composer.split(result.reply, settings.sms_max_segments, settings.sms_emoji)
-    return Reply(parts[0], outcome, result.command, composer.segments(parts[0])), parts
+    return Reply(
+        parts[0], outcome, result.command, composer.segments(parts[0]), result.canonical, result.confidence
+    ), parts
 
 
 def _duplicate(services: Services, phone: str, sid: str, body: str) -> Reply:

@@ -25,24 +25,46 @@ class Named:
     unit: str = ""
     # "desc": the biggest values matter (cpu); "asc": the smallest do (up, free space).
     order: str = "desc"
+    # What must feed Prometheus for a built-in query to have data (said when it has none).
+    needs: str = ""
+
+
+_NODE = "node_exporter on each host"
+_APP = "your services to export {} (most HTTP client libraries do)"
 
 
 BUILTIN = {
-    "cpu": Named('100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))', "%"),
-    "memory": Named("100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)", "%"),
+    "cpu": Named(
+        '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))', "%", needs=_NODE
+    ),
+    "memory": Named(
+        "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)", "%", needs=_NODE
+    ),
     "disk": Named(
         '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"}'
         ' / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"})',
         "%",
+        needs=_NODE,
     ),
-    "errors": Named('sum by (job) (rate(http_requests_total{code=~"5.."}[5m]))', "/s"),
+    "errors": Named(
+        'sum by (job) (rate(http_requests_total{code=~"5.."}[5m]))',
+        "/s",
+        needs=_APP.format("http_requests_total with a code label"),
+    ),
     "latency": Named(
-        "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))", "s"
+        "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+        "s",
+        needs=_APP.format("the http_request_duration_seconds histogram"),
     ),
-    "up": Named("up", "", "asc"),
+    "up": Named("up", "", "asc", needs="a scrape target in Prometheus's config"),
 }
 ALIASES = {"mem": "memory", "ram": "memory", "error": "errors", "err": "errors", "5xx": "errors",
            "p95": "latency", "lat": "latency", "targets": "up", "storage": "disk"}  # fmt: skip
+
+
+def no_data_hint(key: str, named: Named) -> str:
+    """' It needs node_exporter on each host.' for a built-in query with no series; '' for yours."""
+    return f" It needs {named.needs}." if named.needs else ""
 
 
 def parse_queries(section: Any) -> dict[str, Named]:
