@@ -159,13 +159,13 @@ _HOW = {
 }
 
 
-def default_canonical(args: list[str], targets: bool) -> str:
-    """For a command on alerts: ids or `all`, then a duration in its largest whole unit."""
+def default_canonical(args: list[str], targets: bool, acts: bool) -> str:
+    """For a command on alerts: ids (or `all`, then a duration, for one that acts on them)."""
     if not targets:
         return ""
     target = parse_target(args)
-    parts = [str(i) for i in dict.fromkeys(target.ids)] or (["all"] if target.all else [])
-    if target.seconds > 0:
+    parts = [str(i) for i in dict.fromkeys(target.ids)] or (["all"] if target.all and acts else [])
+    if target.seconds > 0 and acts:
         parts.append(resolver.duration_text(target.seconds))
     return " ".join(parts)
 
@@ -279,7 +279,11 @@ class CommandProcessor:
         cmd = self.registry.commands[reading.name]
         ctx = Context("", "", reading.args, reading.rest, self.services, text, cmd.name, reading.leading)
         targets = cmd.role != "viewer" or cmd.describes_ids
-        tail = cmd.canonical(ctx) if cmd.canonical else default_canonical(reading.args, targets)
+        tail = (
+            cmd.canonical(ctx)
+            if cmd.canonical
+            else default_canonical(reading.args, targets, cmd.role != "viewer")
+        )
         return f"{cmd.name} {tail}".strip()
 
     def _known(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import click
 import requests
 from flask import current_app
+from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 
 from command_processor import CommandProcessor
@@ -65,6 +66,7 @@ def sms_command(text: str, from_: str, url: str) -> None:
 
 
 @click.command("parse")
+@with_appcontext
 @click.argument("text", nargs=-1)
 @click.option(
     "--file", "source", type=click.File("r", encoding="utf-8"), help="One phrasing per line ('-': stdin)."
