@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import ConfigError, Settings
+from conversation.composer import PAGE_BREAK
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import HttpClient, auth_refused, clip
 
 logger = logging.getLogger(__name__)
 
-# Series shown per answer; the rest are counted ("+4 more").
+# Series shown per answer; the rest are counted ("+4 more") and listed on the MORE page.
 TOP_N = 3
+LISTED = 50
 RAW = "=promql"
 
 
@@ -143,7 +145,13 @@ class PrometheusMonitor(BaseMonitor):
                 raise MonitorError(f"no metric '{clip(what, 20)}'; known: {', '.join(self.queries)}", True)
             expr, label, named = self.queries[key].query, key, self.queries[key]
         data = self._api("/api/v1/query", {"query": expr})
-        return format_result(label, data, named)
+        short = format_result(label, data, named)
+        if data.get("resultType") in ("vector", "matrix") and len(_series(data)) > TOP_N:
+            # "+2 more" promises the rest: they are the MORE page.
+            return (
+                short + PAGE_BREAK + format_result(f"{label} (all)" if label else "all", data, named, LISTED)
+            )
+        return short
 
     def _value(self, query: str) -> float | None:
         key = self.resolve(query) if query.replace("_", "").isalnum() else None
@@ -198,8 +206,8 @@ def _series(data: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
     return out
 
 
-def format_result(label: str, data: dict[str, Any], named: Named) -> str:
-    """'cpu: 91.2% api-1, 40.1% api-2 +3 more' from an instant query's data."""
+def format_result(label: str, data: dict[str, Any], named: Named, top: int = TOP_N) -> str:
+    """'cpu: 91.2% api-1, 40.1% api-2 +3 more' from an instant query's data (`top` series shown)."""
     head = f"{label}: " if label else ""
     if data.get("resultType") == "string":
         return head + clip(data["result"][1], 120)
@@ -212,8 +220,10 @@ def format_result(label: str, data: dict[str, Any], named: Named) -> str:
     parts = [
         f"{number(v)}{named.unit}" + (f" {n}" if n else "") for (_, v), n in zip(series, names, strict=True)
     ]
-    more = f" +{len(parts) - TOP_N} more" if len(parts) > TOP_N else ""
-    return head + ", ".join(parts[:TOP_N]) + more
+    if len(parts) <= top:
+        return head + ", ".join(parts)
+    more = f" +{len(parts) - top} more" if top == TOP_N else f" ({len(parts) - top} not listed)"
+    return head + ", ".join(parts[:top]) + more
 
 
 def short_labels(label_sets: list[dict[str, str]]) -> list[str]:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from inbound import audit
 from tests.support.alerts import WEBHOOK_TOKEN, alert, fire
-from tests.support.apps import app_with, with_settings
+from tests.support.apps import app_with, from_file, with_settings
 from tests.support.phones import RESPONDER, VIEWER, Phone
 from tests.support.prometheus_server import prometheus
 
@@ -179,3 +179,17 @@ def test_errors_without_an_error_metric_answer_from_the_logs_that_have_them(prom
         reply = Phone(app.test_client()).text("errors?")
     assert reply.startswith("logs: 2 matches 'error' in 1h")
     assert "no data" not in reply
+
+
+@pytest.mark.slow
+def test_a_reply_ending_in_more_series_has_a_more_page_listing_them(prom, settings, tmp_path):
+    config = tmp_path / "operator.yml"
+    config.write_text("queries:\n  handlers: 'sum by (handler) (prometheus_http_requests_total)'\n")
+    changed = with_settings(settings, prometheus_url=prom.url, **from_file(config))
+    with app_with(changed) as app:
+        phone = Phone(app.test_client())
+        first = phone.text("metrics handlers")
+        rest = phone.text("more")
+    shown = first.split(" +", 1)[0].removeprefix("handlers: ").split(", ")
+    assert " more... (1/" in first and first.endswith("Reply MORE")
+    assert rest.startswith("handlers (all): ") and len(rest.split(", ")) > len(shown)
