@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from config import ConfigError
 from conversation import pending, resolver
 from conversation.arguments import parse_target
 from conversation.resolver import THRESHOLD, Reading
@@ -144,6 +145,38 @@ class Registry:
 
 registry = Registry()
 command = registry.command
+
+
+# The longest phrase matched as one (built-in PHRASES have up to 3 words, the file's up to 5).
+_LONGEST = 5
+
+
+def parse_phrases(section: object, processor: CommandProcessor) -> dict[tuple[str, ...], list[str]]:
+    """`phrases:` from the config file: words or phrasings -> a command, a canonical command
+    ("metrics cpu") or a word a command claims (a metric name); ConfigError naming a bad entry."""
+    if not isinstance(section, dict):
+        raise ConfigError(
+            "OPERATOR_CONFIG: `phrases` must map words or phrasings to commands or metric names"
+        )
+    known = processor._known()
+    parsed: dict[tuple[str, ...], list[str]] = {}
+    for phrase, target in section.items():
+        key = tuple(tokens(str(phrase)))
+        words = tokens(target) if isinstance(target, str) else []
+        where = f"OPERATOR_CONFIG: phrases.{str(phrase)[:40]!r}"
+        if not key or len(key) > _LONGEST:
+            raise ConfigError(f"{where} must be 1 to {_LONGEST} words")
+        if " ".join(key) in RESERVED:
+            raise ConfigError(
+                f"{where} is a Twilio keyword (STOP, START...): Twilio acts on it, not Operator"
+            )
+        if not words or not any(form in known for form in stems(words[0])):
+            raise ConfigError(
+                f"{where} must name a command or a metric (e.g. status, db, metrics cpu, cpu), "
+                f"not {str(target)[:40]!r}"
+            )
+        parsed[key] = words
+    return parsed
 
 
 # The pending question "which of these did you mean?" (conversation.pending).
@@ -286,6 +319,10 @@ class CommandProcessor:
         )
         return f"{cmd.name} {tail}".strip()
 
+    def check_phrases(self) -> None:
+        """Refuse to start with a `phrases:` entry that names nothing (ConfigError naming it)."""
+        self._phrases()
+
     def _known(self) -> dict[str, str]:
         """Every word a command or a keyword claims -> the command's name."""
         if self._words is None:
@@ -308,17 +345,29 @@ class CommandProcessor:
             else:
                 words.append(word)
         out, i = [], 0
+        own = self._phrases()
         while i < len(words):
-            for n in (3, 2):
-                phrase = " ".join(w.text for w in words[i : i + n])
-                if len(words) - i >= n and phrase in PHRASES:
-                    out.append(Word(PHRASES[phrase], words[i].start, words[i + n - 1].end))
-                    i += n
-                    break
+            for n in range(min(_LONGEST, len(words) - i), 0, -1):
+                key = tuple(w.text for w in words[i : i + n])
+                start, end = words[i].start, words[i + n - 1].end
+                if key in own:  # the config file's phrases: they win over the built-in ones
+                    out += [Word(t, start, end) for t in own[key]]
+                elif n > 1 and " ".join(key) in PHRASES:
+                    out.append(Word(PHRASES[" ".join(key)], start, end))
+                else:
+                    continue
+                i += n
+                break
             else:
                 out.append(words[i])
                 i += 1
         return out
+
+    def _phrases(self) -> dict[tuple[str, ...], list[str]]:
+        """The `phrases:` of the config file (checked at start by `check_phrases`)."""
+        settings = getattr(self.services, "settings", None)
+        section = settings.file.get("phrases") if settings is not None else None
+        return parse_phrases(section, self) if section else {}
 
     def _first_line(self, text: str) -> str:
         """The first line that says something: one command per SMS ("ack 12" + a signature)."""
@@ -488,7 +537,10 @@ class CommandProcessor:
         # Leading filler ("show me") is dropped; the rest keeps its quotes and case.
         first = next((k for k in range(index) if texts[k] not in FILLER), index)
         before = text[words[first].start : words[index].start] if first < index else ""
-        return args, (before + text[words[index].end :]).strip()
+        # A phrase from the config file ("burning" -> "logs checkout error") has no typed text.
+        span = (words[index].start, words[index].end)
+        given = [w.text for w in words[index + 1 :] if (w.start, w.end) == span]
+        return args, " ".join([before.strip(), *given, text[words[index].end :].strip()]).strip()
 
     def run(self, text: str, phone: str, role: str) -> Outcome:
         """The reply for `text` from `phone`; never raises."""

@@ -4,6 +4,7 @@ guesses, the stored reading, `flask parse`, and replies that explain an empty an
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 from sqlalchemy import select
@@ -193,3 +194,44 @@ def test_a_reply_ending_in_more_series_has_a_more_page_listing_them(prom, settin
     shown = first.split(" +", 1)[0].removeprefix("handlers: ").split(", ")
     assert " more... (1/" in first and first.endswith("Reply MORE")
     assert rest.startswith("handlers (all): ") and len(rest.split(", ")) > len(shown)
+
+
+def _with_phrases(settings, tmp_path, yaml_text: str):
+    config = tmp_path / "operator.yml"
+    config.write_text(yaml_text)
+    return with_settings(settings, **from_file(config))
+
+
+def test_phrases_in_the_config_file_extend_the_vocabulary(settings, tmp_path):
+    changed = _with_phrases(
+        settings,
+        tmp_path,
+        "phrases:\n  heat: cpu\n  how's the shop: status\n  anything burning on checkout: logs checkout error\n",
+    )
+    with app_with(changed) as app:
+        result = app.test_cli_runner().invoke(
+            args=["parse", "--file", "-"], input="heat?\nhow's the shop?\nanything burning on checkout\n"
+        )
+    assert [line.split("\t")[0] for line in result.output.splitlines()] == [
+        "metrics cpu",
+        "status",
+        "logs checkout error",
+    ]
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("phrases: [cpu]\n", "`phrases` must map words or phrasings"),
+        ("phrases:\n  heat: frobnicate\n", "phrases.'heat' must name a command or a metric"),
+        ("phrases:\n  heat: 12\n", "phrases.'heat' must name a command or a metric"),
+        ("phrases:\n  stop: status\n", "phrases.'stop' is a Twilio keyword"),
+        ("phrases:\n  '!!!': status\n", "must be 1 to 5 words"),
+    ],
+)
+def test_a_bad_phrase_stops_start_up_naming_it(settings, tmp_path, yaml_text, message):
+    from app import create_app
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        create_app(_with_phrases(settings, tmp_path, yaml_text))
