@@ -185,15 +185,17 @@ def test_errors_without_an_error_metric_answer_from_the_logs_that_have_them(prom
 @pytest.mark.slow
 def test_a_reply_ending_in_more_series_has_a_more_page_listing_them(prom, settings, tmp_path):
     config = tmp_path / "operator.yml"
-    config.write_text("queries:\n  handlers: 'sum by (handler) (prometheus_http_requests_total)'\n")
+    config.write_text(
+        "queries:\n  buckets: 'count by (le) (prometheus_http_request_duration_seconds_bucket)'\n"
+    )
     changed = with_settings(settings, prometheus_url=prom.url, **from_file(config))
     with app_with(changed) as app:
         phone = Phone(app.test_client())
-        first = phone.text("metrics handlers")
+        first = phone.text("metrics buckets")
         rest = phone.text("more")
-    shown = first.split(" +", 1)[0].removeprefix("handlers: ").split(", ")
+    shown = first.split(" +", 1)[0].removeprefix("buckets: ").split(", ")
     assert " more... (1/" in first and first.endswith("Reply MORE")
-    assert rest.startswith("handlers (all): ") and len(rest.split(", ")) > len(shown)
+    assert rest.startswith("buckets (all): ") and len(rest.split(", ")) > len(shown)
 
 
 def _with_phrases(settings, tmp_path, yaml_text: str):
