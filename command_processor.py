@@ -278,10 +278,19 @@ class CommandProcessor:
         confidence = base * (0.5 + 0.5 * similar)
         if cmd.role != "viewer" and text.rstrip().endswith("?"):
             confidence, reason = min(confidence, 0.7), reason + ", asked with '?'"
+        after = [w.text for w in words[(index or 0) + 1 :]]
+        if cmd.role != "viewer" and any(self._calls_off(t) for t in after):
+            # "ack 12, no wait", "snooze 12 never mind": the sentence takes it back.
+            confidence, reason = min(confidence, 0.6), reason + ", with a word that calls it off"
         args, rest = self._arguments(words, index, text)
         leading = self._leads(cmd, " ".join(w.text for w in words))
         reading = Reading(cmd.name, args, rest, leading, confidence, note + reason)
         return self._scored(self._as_search(reading, words, text, index), text)
+
+    def _calls_off(self, word: str) -> bool:
+        """A negation, or a word of the command that drops a question ("no", "nvm", "abort")."""
+        cmd = self._word(word) if len(word) > 1 else None
+        return word in NEGATION or (cmd is not None and cmd.name == self.registry.words.get("no"))
 
     def _as_search(self, reading: Reading, words: list[Word], text: str, index: int | None) -> Reading:
         """A log search instead, when the sentence has a range, a search verb, quotes or a subject.

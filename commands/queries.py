@@ -258,9 +258,13 @@ def _log_sources(ctx: Context) -> list[BaseMonitor]:
 def logs(ctx: Context) -> str:
     """logs <words> [30m|1h|1d]: matching log lines, newest first (Loki and/or LOG_FILES)."""
     sources = _log_sources(ctx)
+    terms, seconds = search_words(ctx.rest)
+    prom = _find(ctx.services, "prometheus", PrometheusMonitor)
+    if not sources and prom is not None and not ctx.leading and any(resolver.error_word(t) for t in terms):
+        # "any errors in the last hour?" without log search: the error metric is the next best answer.
+        return _named(ctx, prom, "errors") + " (Set LOKI_URL or LOG_FILES to search the logs.)"
     if not sources:
         raise CommandError("Not configured: set LOKI_URL or LOG_FILES to search logs.")
-    terms, seconds = search_words(ctx.rest)
     deadline = ctx.services.settings.reply_deadline
     results = query_all([(m, "search", [str(seconds), *terms]) for m in sources], deadline)
     return " | ".join(_reply(r) for r in results)

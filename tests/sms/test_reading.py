@@ -81,6 +81,14 @@ def test_a_state_changing_command_read_from_a_question_is_asked_about_before_it_
     assert responder.text("yes").startswith("Acked #1 HighCPU")
 
 
+@pytest.mark.parametrize("text", ["ack 1, no wait", "ack 1 never mind", "resolve 1 - not yet"])
+def test_an_action_called_off_in_the_same_text_is_asked_about_and_never_run(alert_app, responder, text):
+    fire(alert_app.test_client(), "HighCPU")
+    assert responder.text(text).startswith("Did you mean '")
+    current = alert(alert_app.extensions["operator"], 1)
+    assert (current.status, current.acked_at) == ("firing", None)
+
+
 def test_a_typo_between_two_commands_asks_and_the_number_picks_the_reading(alert_app, responder):
     fire(alert_app.test_client(), "HighCPU")
     # "mure": one letter from "more" (here: alert 1's details) and from "mute" (snooze).
@@ -237,3 +245,13 @@ def test_a_bad_phrase_stops_start_up_naming_it(settings, tmp_path, yaml_text, me
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         create_app(_with_phrases(settings, tmp_path, yaml_text))
+
+
+@pytest.mark.slow
+def test_an_error_question_without_log_search_answers_from_the_metric(prom, settings):
+    with app_with(with_settings(settings, prometheus_url=prom.url, sms_max_segments=3)) as app:
+        reply = Phone(app.test_client()).text("Any errors in the last hour?")
+    assert reply.startswith(
+        "errors: no data in Prometheus. It needs your services to export http_requests_total"
+    )
+    assert reply.endswith("(Set LOKI_URL or LOG_FILES to search the logs.)")
