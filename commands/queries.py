@@ -247,7 +247,8 @@ def search_words(rest: str) -> tuple[list[str], float]:
 def _log_canonical(ctx: Context) -> str:
     terms, seconds = resolver.log_query(ctx.rest)
     span = [resolver.duration_text(min(max(seconds, 60.0), MAX_RANGE))] if seconds else []
-    return " ".join([*(t.lower() for t in terms), *span])
+    # A phrase keeps its quotes, so the canonical form searches the same when texted back.
+    return " ".join([*(f'"{t.lower()}"' if " " in t else t.lower() for t in terms), *span])
 
 
 def _log_sources(ctx: Context) -> list[BaseMonitor]:

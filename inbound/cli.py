@@ -69,7 +69,10 @@ def sms_command(text: str, from_: str, url: str) -> None:
 @with_appcontext
 @click.argument("text", nargs=-1)
 @click.option(
-    "--file", "source", type=click.File("r", encoding="utf-8"), help="One phrasing per line ('-': stdin)."
+    "--file",
+    "source",
+    type=click.File("r", encoding="utf-8", errors="replace"),
+    help="One phrasing per line ('-': stdin).",
 )
 def parse_command(text: tuple[str, ...], source: IO[str] | None) -> None:
     """Print what each phrasing is read as: canonical command, tab, confidence, tab, reason.

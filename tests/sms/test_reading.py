@@ -142,6 +142,14 @@ def test_parse_prints_one_line_per_phrasing_from_stdin_and_runs_nothing(alert_ap
     assert alert(alert_app.extensions["operator"], 1).acked_at is None
 
 
+def test_parse_reads_bytes_that_are_not_utf8_without_a_traceback(app):
+    result = app.test_cli_runner().invoke(
+        args=["parse", "--file", "-"], input=b'\xff\xfeack 1\nlogs "card declined"\n'
+    )
+    assert result.exit_code == 0, result.output
+    assert [line.split("\t")[0] for line in result.output.splitlines()] == ["ack 1", 'logs "card declined"']
+
+
 def test_parse_without_a_phrasing_is_a_usage_error(app):
     result = app.test_cli_runner().invoke(args=["parse"])
     assert result.exit_code == 2 and "give a phrasing" in result.output
