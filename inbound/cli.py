@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from command_processor import CommandProcessor
 from conversation import composer
+from inbound.pipeline import MAX_BODY
 
 
 @click.command("sms")
@@ -86,7 +87,7 @@ def parse_command(text: tuple[str, ...], source: IO[str] | None) -> None:
         raise click.UsageError("give a phrasing, or --file - for one per line on stdin")
     processor = CommandProcessor(current_app.extensions["operator"])
     for phrasing in phrasings:
-        reading = processor.interpret(composer.normalize(phrasing))
+        reading = processor.interpret(composer.normalize(phrasing)[:MAX_BODY])
         reason = reading.reason
         if reading.runner_up is not None:
             reason += f"; or {reading.runner_up.canonical} ({reading.runner_up.confidence:.2f})"
