@@ -17,8 +17,12 @@ import difflib
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from config import ConfigError
+from conversation import pending, resolver
+from conversation.arguments import parse_target
+from conversation.resolver import THRESHOLD, Reading
 from conversation.vocabulary import (
     FILLER,
     HOW_TO,
@@ -93,6 +97,10 @@ class Command:
     # Handles alerts (ack, snooze, ...): never held back by the inbound rate limit, which is
     # there for queries (backends and SMS cost), not for someone working an incident.
     unlimited: bool = False
+    # Searches text (logs): what a sentence with a time range, a search verb or quotes asks for.
+    searches: bool = False
+    # The arguments in canonical form ("12 30m", "payment error 1h"); default: ids or all, duration.
+    canonical: Callable[[Context], str] | None = None
 
     @property
     def help(self) -> str:
@@ -114,10 +122,11 @@ class Registry:
         role: str = "viewer",
         keywords: Iterable[str] | Callable[[Services], Iterable[str]] = (),
         hidden: bool = False,
+        canonical: Callable[[Context], str] | None = None,
         **flags: bool,
     ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
-        """Register the decorated function as command `name` (flags: leading, weak, fallback, describes_ids,
-        unlimited)."""
+        """Register the decorated function as command `name` (flags: leading, weak, fallback,
+        describes_ids, searches, unlimited); `canonical` gives its arguments in canonical form."""
 
         def decorate(func: Callable[[Context], str]) -> Callable[[Context], str]:
             for word in (name, *aliases):
@@ -126,7 +135,9 @@ class Registry:
                 if word in self.words and self.words[word] != name:
                     raise ValueError(f"{word!r} already belongs to {self.words[word]!r}")
                 self.words[word] = name
-            self.commands[name] = Command(name, func, tuple(aliases), role, keywords, hidden, **flags)
+            self.commands[name] = Command(
+                name, func, tuple(aliases), role, keywords, hidden, canonical=canonical, **flags
+            )
             return func
 
         return decorate
@@ -139,28 +150,69 @@ registry = Registry()
 command = registry.command
 
 
-def distance(a: str, b: str, limit: int) -> int:
-    """Edits (insert, delete, substitute, swap two neighbours) from a to b; limit+1 when above limit."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    before, row = None, list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
-            if before is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], before[j - 2] + 1)
-        before, row = row, current
-        if min(row) > limit:
-            return limit + 1
-    return min(row[-1], limit + 1)
+# The longest phrase matched as one (built-in PHRASES have up to 3 words, the file's up to 5).
+_LONGEST = 5
+
+
+def parse_phrases(section: object, processor: CommandProcessor) -> dict[tuple[str, ...], list[str]]:
+    """`phrases:` from the config file: words or phrasings -> a command, a canonical command
+    ("metrics cpu") or a word a command claims (a metric name); ConfigError naming a bad entry."""
+    if not isinstance(section, dict):
+        raise ConfigError(
+            "OPERATOR_CONFIG: `phrases` must map words or phrasings to commands or metric names"
+        )
+    known = processor._known()
+    parsed: dict[tuple[str, ...], list[str]] = {}
+    for phrase, target in section.items():
+        key = tuple(tokens(str(phrase)))
+        words = tokens(target) if isinstance(target, str) else []
+        where = f"OPERATOR_CONFIG: phrases.{str(phrase)[:40]!r}"
+        if not key or len(key) > _LONGEST:
+            raise ConfigError(f"{where} must be 1 to {_LONGEST} words")
+        if " ".join(key) in RESERVED:
+            raise ConfigError(
+                f"{where} is a Twilio keyword (STOP, START...): Twilio acts on it, not Operator"
+            )
+        if not words or not any(form in known for form in stems(words[0])):
+            raise ConfigError(
+                f"{where} must name a command or a metric (e.g. status, db, metrics cpu, cpu), "
+                f"not {str(target)[:40]!r}"
+            )
+        parsed[key] = words
+    return parsed
+
+
+# The pending question "which of these did you mean?" (conversation.pending).
+CHOOSE = "choose"
+# Confidence by how the command was found, and the reason `flask parse` prints.
+_HOW = {
+    "first": (1.0, "command word '{}'"),
+    "word": (0.85, "command word '{}' mid-sentence"),
+    "keyword": (0.8, "'{}' is a word it claims"),
+    "id": (0.9, "a bare alert id"),
+    "thanks": (0.9, "thanks only"),
+    "small talk": (0.6, "small talk with '{}'"),
+}
+
+
+def default_canonical(args: list[str], targets: bool, acts: bool) -> str:
+    """For a command on alerts: ids (or `all`, then a duration, for one that acts on them)."""
+    if not targets:
+        return ""
+    target = parse_target(args)
+    parts = [str(i) for i in dict.fromkeys(target.ids)] or (["all"] if target.all and acts else [])
+    if target.seconds > 0 and acts:
+        parts.append(resolver.duration_text(target.seconds))
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
 class Outcome:
     reply: str
     command: str
-    outcome: str  # ok | error | unknown | forbidden
+    outcome: str  # ok | error | unknown | forbidden | asked
+    canonical: str = "none"
+    confidence: float = 0.0
 
 
 class CommandProcessor:
@@ -177,33 +229,120 @@ class CommandProcessor:
     def __init__(self, services: Services, reg: Registry = registry):
         self.services = services
         self.registry = reg
+        self._words: dict[str, str] | None = None
 
     def resolve(self, text: str) -> tuple[Command | None, list[str], str]:
         """(command, args, rest) for `text`; command None when nothing matches."""
+        reading = self.interpret(text)
+        cmd = self.registry.commands[reading.name] if reading.name else None
+        return cmd, reading.args, reading.rest
+
+    def interpret(self, text: str) -> Reading:
+        """The best reading of `text`, scored, with a close second when a typo fits two commands."""
         if _REACTION.match(text):
-            return None, [], ""  # a phone's reaction quotes our own text, commands and all
-        text = self._first_line(text)
-        words = self._prepare(text)
+            return Reading(None, reason="a phone's reaction, quoting Operator's own text")
+        line = self._first_line(text)
+        words = self._prepare(line)
         if not words:
             # A bare "?" (or "??") is the classic way to ask for help on SMS.
-            bare = text.strip()
+            bare = line.strip()
             if bare and set(bare) == {"?"} and "?" in self.registry.words:
-                return self.registry.commands[self.registry.words["?"]], [], ""
-            return None, [], ""
-        intent = self._intent([w.text for w in words])
+                return self._scored(
+                    Reading(self.registry.words["?"], confidence=1.0, reason="a bare '?'"), line
+                )
+            return Reading(None, reason="no words")
+        texts = [w.text for w in words]
+        intent = self._intent(texts)
         if intent is not None:
-            return intent, [], ""
+            reading = Reading(intent.name, confidence=0.95, reason="a whole-message phrase")
+            return self._scored(reading, line)
+        readings = [self._read(words, line)]
+        if readings[0].name is None:
+            fixed = [self._read(w, line, sim, note) for w, sim, note in self._corrections(words)]
+            readings = [r for r in fixed if r.name] or [self._as_search(readings[0], words, line, None)]
+        readings.sort(key=lambda r: -r.confidence)
+        best = readings[0]
+        others = [r for r in readings[1:] if r.canonical != best.canonical]
+        return replace(best, runner_up=others[0]) if others else best
+
+    def _read(self, words: list[Word], text: str, similar: float = 1.0, note: str = "") -> Reading:
+        """One reading of the words as they stand (`similar` < 1 when a typo was corrected)."""
+        meaningful = [w.text for w in words if w.text not in FILLER]
         found = self._find(words, text)
-        if found is None:
-            corrected = self._corrected(words)
-            if corrected is not None:
-                words, found = corrected, self._find(corrected, text)
-        if found is None:
-            return None, [w.text for w in words if w.text not in FILLER], ""
-        cmd, index = self._adjust(*found, words, text)
-        if cmd is None:
-            return None, [w.text for w in words if w.text not in FILLER], ""
-        return (cmd, *self._arguments(words, index, text))
+        cmd: Command | None = None
+        if found is not None:
+            cmd, index, how = found
+            before = cmd
+            cmd, index = self._adjust(cmd, index, words, text)
+        if cmd is None or found is None:
+            return Reading(None, meaningful, reason="no command word")
+        base, why = _HOW[how[0]]
+        reason = why.format(how[1]) + (f", read as {cmd.name}" if cmd is not before else "")
+        confidence = base * (0.5 + 0.5 * similar)
+        if cmd.role != "viewer" and text.rstrip().endswith("?"):
+            confidence, reason = min(confidence, 0.7), reason + ", asked with '?'"
+        after = [w.text for w in words[(index or 0) + 1 :]]
+        if cmd.role != "viewer" and any(self._calls_off(t) for t in after):
+            # "ack 12, no wait", "snooze 12 never mind": the sentence takes it back.
+            confidence, reason = min(confidence, 0.6), reason + ", with a word that calls it off"
+        args, rest = self._arguments(words, index, text)
+        leading = self._leads(cmd, " ".join(w.text for w in words))
+        reading = Reading(cmd.name, args, rest, leading, confidence, note + reason)
+        return self._scored(self._as_search(reading, words, text, index), text)
+
+    def _calls_off(self, word: str) -> bool:
+        """A negation, or a word of the command that drops a question ("no", "nvm", "abort")."""
+        cmd = self._word(word) if len(word) > 1 else None
+        return word in NEGATION or (cmd is not None and cmd.name == self.registry.words.get("no"))
+
+    def _as_search(self, reading: Reading, words: list[Word], text: str, index: int | None) -> Reading:
+        """A log search instead, when the sentence has a range, a search verb, quotes or a subject.
+
+        Only a reading that no command word chose gives way: "ack 12" stays ack, "errors today"
+        becomes logs, and the state-changing commands are never replaced.
+        """
+        cmd = self.registry.commands[reading.name] if reading.name else None
+        if cmd is not None and (index is not None or cmd.role != "viewer" or cmd.searches):
+            return reading
+        search = next((c for c in self.registry.commands.values() if c.searches), None)
+        if search is None:
+            return reading
+        why = resolver.log_signals([w.text for w in words], text, self._known())
+        if not why:
+            return reading
+        args = [w.text for w in words if w.text not in FILLER]
+        found = Reading(search.name, args, text.strip(), False, 0.85, f"a log search: {why}")
+        return self._scored(found, text)
+
+    def _scored(self, reading: Reading, text: str) -> Reading:
+        return replace(reading, canonical=self.canonical(reading, text))
+
+    def canonical(self, reading: Reading, text: str = "") -> str:
+        """'snooze 12 30m', 'logs payment error 1h', 'metrics cpu', 'none': what the reading runs."""
+        if reading.name is None:
+            return "none"
+        cmd = self.registry.commands[reading.name]
+        ctx = Context("", "", reading.args, reading.rest, self.services, text, cmd.name, reading.leading)
+        targets = cmd.role != "viewer" or cmd.describes_ids
+        tail = (
+            cmd.canonical(ctx)
+            if cmd.canonical
+            else default_canonical(reading.args, targets, cmd.role != "viewer")
+        )
+        return f"{cmd.name} {tail}".strip()
+
+    def check_phrases(self) -> None:
+        """Refuse to start with a `phrases:` entry that names nothing (ConfigError naming it)."""
+        self._phrases()
+
+    def _known(self) -> dict[str, str]:
+        """Every word a command or a keyword claims -> the command's name."""
+        if self._words is None:
+            known = dict(self.registry.words)
+            for cmd in self.registry.commands.values():
+                known.update({k: cmd.name for k in cmd.keywords_for(self.services) if k not in known})
+            self._words = known
+        return self._words
 
     # --- matching steps ---------------------------------------------------------------------
 
@@ -218,17 +357,29 @@ class CommandProcessor:
             else:
                 words.append(word)
         out, i = [], 0
+        own = self._phrases()
         while i < len(words):
-            for n in (3, 2):
-                phrase = " ".join(w.text for w in words[i : i + n])
-                if len(words) - i >= n and phrase in PHRASES:
-                    out.append(Word(PHRASES[phrase], words[i].start, words[i + n - 1].end))
-                    i += n
-                    break
+            for n in range(min(_LONGEST, len(words) - i), 0, -1):
+                key = tuple(w.text for w in words[i : i + n])
+                start, end = words[i].start, words[i + n - 1].end
+                if key in own:  # the config file's phrases: they win over the built-in ones
+                    out += [Word(t, start, end) for t in own[key]]
+                elif n > 1 and " ".join(key) in PHRASES:
+                    out.append(Word(PHRASES[" ".join(key)], start, end))
+                else:
+                    continue
+                i += n
+                break
             else:
                 out.append(words[i])
                 i += 1
         return out
+
+    def _phrases(self) -> dict[tuple[str, ...], list[str]]:
+        """The `phrases:` of the config file (checked at start by `check_phrases`)."""
+        settings = getattr(self.services, "settings", None)
+        section = settings.file.get("phrases") if settings is not None else None
+        return parse_phrases(section, self) if section else {}
 
     def _first_line(self, text: str) -> str:
         """The first line that says something: one command per SMS ("ack 12" + a signature)."""
@@ -255,36 +406,37 @@ class CommandProcessor:
                 return self.registry.commands[name]
         return None
 
-    def _find(self, words: list[Word], text: str) -> tuple[Command, int | None] | None:
-        """The command and the index of the word that named it (None: a keyword or id chose it)."""
+    def _find(self, words: list[Word], text: str) -> tuple[Command, int | None, tuple[str, str]] | None:
+        """The command, the index of the word that named it (None: a keyword or id chose it), and how."""
         texts = [w.text for w in words]
         first = self._word(texts[0])
         if first is not None and not first.fallback:
-            return first, 0
+            return first, 0, ("first", texts[0])
         meaningful = [i for i, t in enumerate(texts) if t not in FILLER]
         for n, i in enumerate(meaningful):
             cmd = self._word(texts[i])
             if cmd is None or cmd.fallback or (n > 0 and (cmd.leading or len(texts[i]) == 1)):
                 continue
-            return cmd, i
-        cmd = self._by_keyword([texts[i] for i in meaningful])
-        if cmd is not None:
-            return cmd, None
+            return cmd, i, ("first" if n == 0 else "word", texts[i])
+        claimed = self._by_keyword([texts[i] for i in meaningful])
+        if claimed is not None:
+            return claimed[0], None, ("keyword", claimed[1])
         describer = self._describer()
         if meaningful and describer and all(_ID_WORD.fullmatch(texts[i]) for i in meaningful):
-            return describer, None
+            return describer, None, ("id", texts[meaningful[0]])
         thanks = self._thanks(texts, text)
         if thanks is not None:
-            return thanks, None
+            return thanks, None, ("thanks", "")
         if not meaningful:
             # Small talk made only of filler ("how's it going?", "are we ok?") may still hit a
             # keyword a command claims; filler never outranks a meaningful word above.
-            cmd = self._by_keyword(texts)
-            if cmd is not None:
-                return cmd, None
+            claimed = self._by_keyword(texts)
+            if claimed is not None:
+                return claimed[0], None, ("small talk", claimed[1])
         return None
 
-    def _by_keyword(self, words: list[str], skip: Command | None = None) -> Command | None:
+    def _by_keyword(self, words: list[str], skip: Command | None = None) -> tuple[Command, str] | None:
+        """The first command claiming one of `words` (in a plain form), and the word."""
         claimed = [
             (cmd, set(cmd.keywords_for(self.services)))
             for cmd in self.registry.commands.values()
@@ -295,7 +447,7 @@ class CommandProcessor:
             forms = [f for f in stems(word) if f not in own]
             for cmd, keywords in claimed:
                 if any(f in keywords for f in forms):
-                    return cmd
+                    return cmd, word
         return None
 
     def _describer(self) -> Command | None:
@@ -315,23 +467,33 @@ class CommandProcessor:
                 return None
         return found
 
-    def _corrected(self, words: list[Word]) -> list[Word] | None:
-        """The words with the first clear misspelling of a command or keyword put right."""
-        vocabulary = {w: n for w, n in self.registry.words.items() if len(w) >= 4}
-        for cmd in self.registry.commands.values():
-            vocabulary.update({k: cmd.name for k in cmd.keywords_for(self.services) if len(k) >= 4})
+    def _corrections(self, words: list[Word]) -> list[tuple[list[Word], float, str]]:
+        """The words with the first misspelling of a command or keyword put right, once per command
+        it could name (two for "a typo between two commands"), with how similar each fix is."""
+        vocabulary = {w: n for w, n in self._known().items() if len(w) >= 4}
         for i, word in enumerate(words):
             t = word.text
             if len(t) < 4 or not t.isalpha() or t in FILLER or t in NEGATION or t in vocabulary:
                 continue
-            limit = 1 if len(t) < 8 else 2
-            scored = [(distance(t, v, limit), v) for v in vocabulary if v[0] == t[0]]
-            best = min((d for d, _ in scored), default=limit + 1)
-            names = {vocabulary[v] for d, v in scored if d == best}
-            if best <= limit and len(names) == 1:
-                choice = min(v for d, v in scored if d == best)
-                return [*words[:i], Word(choice, word.start, word.end), *words[i + 1 :]]
-        return None
+            if t in resolver.TIME_WORDS or resolver.error_word(t):
+                continue
+            near = resolver.closest(t, [v for v in vocabulary if v[0] == t[0]], 1 if len(t) < 8 else 2)
+            if not near:
+                continue
+            best = near[0][1]
+            by_command: dict[str, str] = {}
+            for choice, edits in near:
+                if edits == best:
+                    by_command.setdefault(vocabulary[choice], choice)
+            return [
+                (
+                    [*words[:i], Word(choice, word.start, word.end), *words[i + 1 :]],
+                    resolver.similarity(t, choice),
+                    f"'{t[:20]}' read as '{choice}', ",
+                )
+                for choice in list(by_command.values())[:2]
+            ]
+        return []
 
     def _adjust(
         self, cmd: Command, index: int | None, words: list[Word], text: str
@@ -368,9 +530,9 @@ class CommandProcessor:
             if cmd is not None and cmd is not weak and not (cmd.weak or cmd.leading or cmd.fallback):
                 return cmd, i
         others = [t for i, t in enumerate(texts) if i != index and t not in FILLER]
-        cmd = self._by_keyword(others, skip=weak)
-        if cmd is not None:
-            return cmd, None
+        claimed = self._by_keyword(others, skip=weak)
+        if claimed is not None:
+            return claimed[0], None
         describer = self._describer()
         if describer is not None and any(_ID_WORD.fullmatch(t) for t in others):
             return describer, None
@@ -387,43 +549,79 @@ class CommandProcessor:
         # Leading filler ("show me") is dropped; the rest keeps its quotes and case.
         first = next((k for k in range(index) if texts[k] not in FILLER), index)
         before = text[words[first].start : words[index].start] if first < index else ""
-        return args, (before + text[words[index].end :]).strip()
+        # A phrase from the config file ("burning" -> "logs checkout error") has no typed text.
+        span = (words[index].start, words[index].end)
+        given = [w.text for w in words[index + 1 :] if (w.start, w.end) == span]
+        return args, " ".join([before.strip(), *given, text[words[index].end :].strip()]).strip()
 
-    def run(
-        self, text: str, phone: str, role: str, resolved: tuple[Command | None, list[str], str] | None = None
-    ) -> Outcome:
-        """The reply for `text` from `phone` (`resolved`: what `resolve(text)` already said); never raises."""
-        cmd, args, rest = resolved or self.resolve(text)
-        if cmd is None:
-            return Outcome(self.unknown(text), "unknown", "unknown")
+    def run(self, text: str, phone: str, role: str, read: Reading | None = None) -> Outcome:
+        """The reply for `text` from `phone` (`read`: what `interpret(text)` already said); never raises."""
+        reading = self._chosen(text, phone) or read or self.interpret(text)
+
+        def answer(reply: str, command: str, outcome: str) -> Outcome:
+            return Outcome(reply, command, outcome, reading.canonical, round(reading.confidence, 3))
+
+        if reading.name is None:
+            return answer(self.unknown(text), "unknown", "unknown")
+        cmd = self.registry.commands[reading.name]
         if not allows(role, cmd.role):
-            return Outcome(f"'{cmd.name}' needs the {cmd.role} role; you are {role}.", cmd.name, "forbidden")
-        if cmd.role != "viewer" and _UNREADABLE.search(f" {rest} "):
+            return answer(f"'{cmd.name}' needs the {cmd.role} role; you are {role}.", cmd.name, "forbidden")
+        if cmd.role != "viewer" and _UNREADABLE.search(f" {reading.rest} "):
             # Characters SMS could not carry arrive as '?' ("ack 一"): not a bare "ack".
-            return Outcome(
+            return answer(
                 f"Could not read part of that; use plain digits, e.g. '{cmd.name} 12'.", cmd.name, "error"
             )
+        if reading.runner_up is not None or (cmd.role != "viewer" and reading.confidence < THRESHOLD):
+            # Never act on a guess: one short question, answered by YES, 1 or 2.
+            return answer(self._ask(reading, phone), "ask", "ok")
         ctx = Context(
             phone=phone,
             role=role,
-            args=args,
-            rest=rest,
+            args=reading.args,
+            rest=reading.rest,
             services=self.services,
             text=text,
             command=cmd.name,
-            leading=self._leads(cmd, text),
+            leading=reading.leading,
         )
         try:
-            return Outcome(cmd.func(ctx), cmd.name, "ok")
+            return answer(cmd.func(ctx), cmd.name, "ok")
         except CommandError as exc:
-            return Outcome(str(exc), cmd.name, "error")
+            return answer(str(exc), cmd.name, "error")
         except Exception:
             logger.exception("command %s failed", cmd.name)
-            return Outcome(f"'{cmd.name}' failed inside Operator; the logs have details.", cmd.name, "error")
+            return answer(f"'{cmd.name}' failed inside Operator; the logs have details.", cmd.name, "error")
+
+    def _ask(self, reading: Reading, phone: str) -> str:
+        """Keep the readings as this number's question and ask it."""
+        options = [reading.canonical] + ([reading.runner_up.canonical] if reading.runner_up else [])
+        with self.services.engine.begin() as conn:
+            pending.ask(conn, phone, {"op": CHOOSE, "options": options})
+        if len(options) == 1:
+            return f"Did you mean '{options[0]}'? Reply YES to run it."
+        return f"Did you mean 1) {options[0]} or 2) {options[1]}? Reply 1 or 2 (YES for 1)."
+
+    def _chosen(self, text: str, phone: str) -> Reading | None:
+        """The reading picked by YES, 1 or 2 when this number was asked which one it meant."""
+        word = text.strip().strip("!.").lower()
+        yes = self.registry.words.get("yes")
+        if word not in ("1", "2") and (yes is None or self._word(word) is not self.registry.commands[yes]):
+            return None
+        engine = getattr(self.services, "engine", None)
+        if engine is None:
+            return None
+        with engine.begin() as conn:
+            question = pending.peek(conn, phone)
+            if question is None or question.get("op") != CHOOSE:
+                return None
+            pending.take(conn, phone)
+        options = question["options"]
+        choice = options[1] if word == "2" and len(options) > 1 else options[0]
+        return replace(self.interpret(choice), confidence=1.0, reason=f"confirmed: {choice}", runner_up=None)
 
     def _leads(self, cmd: Command, text: str) -> bool:
         """Whether `cmd` was named first ("ok ack it") or by a whole-message phrase ("on it")."""
-        words = tokens(self._first_line(text))
+        words = tokens(text)
         if self._intent(words) is cmd:
             return True
         first = next((w for w in words if w not in FILLER and w not in SOFT and w not in OPENERS), "")
@@ -433,6 +631,9 @@ class CommandProcessor:
         if _REACTION.match(text):
             return "Operator cannot read reactions; text YES, NO or HELP."
         words = tokens(text)
+        if text.strip() and not any(c.isalnum() for c in text):
+            # An emoji or a picture: a thumbs-up must not read as an answer, and must not be ignored.
+            return "Operator reads words, not emoji or symbols: text YES or NO to answer, HELP for commands."
         if not words:
             return "Empty message. Text HELP for the list of commands."
         meaningful = [w for w in words if w not in FILLER]

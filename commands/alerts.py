@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 import alerting
 from command_processor import CommandError, Context, command
-from conversation import arguments, pending
+from conversation import arguments, pending, resolver
 from conversation.arguments import Target
 from core import db
 from core.timeutil import humanize
@@ -39,6 +39,20 @@ def parse_target(args: list[str], wants_duration: bool = False) -> Target:
     if target.problem:
         raise CommandError(target.problem)
     return target
+
+
+def _canonical(ctx: Context, wants_duration: bool = False) -> str:
+    """'12 13', 'all', '12 30m': the ids (or all), then the duration in its largest whole unit."""
+    target = arguments.parse_target(ctx.args, wants_duration)
+    every = target.all or ctx.text.strip().lower().startswith("ackall")
+    parts = ["all"] if every and not target.ids else [str(i) for i in dict.fromkeys(target.ids)]
+    if target.seconds > 0:
+        parts.append(resolver.duration_text(target.seconds))
+    return " ".join(parts)
+
+
+def _timed_canonical(ctx: Context) -> str:
+    return _canonical(ctx, wants_duration=True)
 
 
 def _ago(seconds: float) -> str:
@@ -166,6 +180,7 @@ def _one(conn: Connection, ctx: Context, target: Target, verb: str) -> Alert:
 ALERT_WORDS = (
     "fire", "burning", "paged", "paging", "pages", "pager", "open", "unacked", "unacknowledged",
     "outstanding", "pending", "triggered", "fired", "alarm", "details", "detail", "info", "woke", "wake",
+    "anyone", "anybody", "someone",
 )  # fmt: skip
 
 
@@ -229,7 +244,13 @@ def _unacked(conn: Connection) -> list[Alert]:
     return [a for a in records.firing(conn) if not a.acked_at]
 
 
-@command("ack", aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"), role="responder", unlimited=True)
+@command(
+    "ack",
+    aliases=("acknowledge", "acked", "ackall", "ackd", "ack'd"),
+    role="responder",
+    canonical=_canonical,
+    unlimited=True,
+)
 def ack(ctx: Context) -> str:
     """ack [id|all]: acknowledge the last alert that reached you, alert #id, or every open alert."""
     target = parse_target(ctx.args)
@@ -268,7 +289,7 @@ def _duration(target: Target, verb: str, limit: float) -> float:
     return target.seconds
 
 
-@command("snooze", aliases=("mute", "hush"), role="responder", unlimited=True)
+@command("snooze", aliases=("mute", "hush"), role="responder", canonical=_timed_canonical, unlimited=True)
 def snooze(ctx: Context) -> str:
     """snooze [id|all] 30m: no reminders for that alert for a while (a RESOLVED still comes)."""
     target = parse_target(ctx.args, wants_duration=True)
@@ -298,7 +319,9 @@ def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
     return Alertmanager(url, ctx.services.settings.monitor_timeout)
 
 
-@command("silence", aliases=("shush", "suppress"), role="responder", unlimited=True)
+@command(
+    "silence", aliases=("shush", "suppress"), role="responder", canonical=_timed_canonical, unlimited=True
+)
 def silence(ctx: Context) -> str:
     """silence id 2h: a silence in Alertmanager matching that alert's labels."""
     target = parse_target(ctx.args, wants_duration=True)

@@ -24,12 +24,22 @@ THANKS_WORDS = (
 )  # fmt: skip
 
 
-@command("help", aliases=("?", "commands", "menu"), keywords=HELP_WORDS)
-def help_(ctx: Context) -> str:
-    """help [command]: what Operator understands."""
+def _named(ctx: Context) -> list[str]:
+    """The commands a help request names ("help with snoozing" -> snooze)."""
     # "help me", "help with status": filler words are not command names.
     args = [a for a in ctx.args if a not in FILLER and a not in GREETINGS]
-    named = [n for a in args for form in stems(a) if (n := registry.words.get(form))]
+    return [n for a in args for form in stems(a) if (n := registry.words.get(form))]
+
+
+def _help_canonical(ctx: Context) -> str:
+    return next(iter(_named(ctx)), "")
+
+
+@command("help", aliases=("?", "commands", "menu"), keywords=HELP_WORDS, canonical=_help_canonical)
+def help_(ctx: Context) -> str:
+    """help [command]: what Operator understands."""
+    args = [a for a in ctx.args if a not in FILLER and a not in GREETINGS]
+    named = _named(ctx)
     if named:
         return registry.commands[named[0]].help
     if len(args) == 1:

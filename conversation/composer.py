@@ -115,20 +115,27 @@ def capacity(text: str, max_segments: int) -> int:
     return single if max_segments == 1 else multi * max_segments
 
 
+# A reply may mark where a MORE page must start ("cpu: 91% a, 55% b +3 more" + the full list).
+# A control character: normalize drops it, so it never reaches a phone.
+PAGE_BREAK = "\x1e"
+
+
 def split(text: str, max_segments: int = 1, emoji: bool = False) -> list[str]:
     """Normalize and split `text` into parts that each fit `max_segments` segments.
 
-    Every part but the last ends "... (1/3) Reply MORE"; the last ends "(3/3)".
+    Every part but the last ends "... (1/3) Reply MORE"; the last ends "(3/3)". A PAGE_BREAK in
+    `text` always starts a new part.
     """
-    text = normalize(text, emoji=emoji).strip()
+    pages = [page for raw in text.split(PAGE_BREAK) if (page := normalize(raw, emoji=emoji).strip())]
+    text = "\n".join(pages)
     budget = capacity(text, max_segments)
-    if length_units(text) <= budget:
+    if len(pages) <= 1 and length_units(text) <= budget:
         return [text]
     # Reserve room for the longest suffix, then cut at a line break or space when one is near.
     count = 2
     while True:
         suffix_len = len(f"... ({count}/{count}) Reply MORE")
-        chunks = _split(text, budget - suffix_len)
+        chunks = [chunk for page in pages for chunk in _split(page, budget - suffix_len)]
         if len(chunks) <= count:
             break
         count = len(chunks)

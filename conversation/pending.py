@@ -31,6 +31,16 @@ def ask(conn: Connection, phone: str, action: dict[str, Any]) -> None:
     conn.execute(t.insert().values(phone=phone, action=json.dumps(action), expires_at=db.now() + WINDOW))
 
 
+def peek(conn: Connection, phone: str) -> dict[str, Any] | None:
+    """This number's question if it is still fresh, left in place."""
+    t = confirmations
+    row = conn.execute(select(t.c.action, t.c.expires_at).where(t.c.phone == phone)).first()
+    if row is None or row.expires_at < db.now():
+        return None
+    action: dict[str, Any] = json.loads(row.action)
+    return action
+
+
 def take(conn: Connection, phone: str) -> dict[str, Any] | None:
     """This number's question if it is still fresh, removed so that one YES acts once."""
     t = confirmations

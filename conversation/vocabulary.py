@@ -126,6 +126,8 @@ def stems(word: str) -> list[str]:
     """The word and its plain forms: 'silenced' -> silence, 'acking' -> ack, 'alerts' -> alert."""
     forms = [word]
     if len(word) > 3:
+        if word.endswith("ies"):
+            forms.append(word[:-3] + "y")  # "queries" -> query
         if word.endswith("s"):
             forms += [word[:-1], word[:-2]] if word.endswith("es") else [word[:-1]]
         if word.endswith("ed"):

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from inbound.cli import sms_command
+from command_processor import CommandProcessor
+from inbound.cli import parse_command, sms_command
 from inbound.routes import bp
 
 
 def init_app(app: Flask) -> None:
+    # A `phrases:` entry that names no command stops start-up here, not at the first text.
+    CommandProcessor(app.extensions["operator"]).check_phrases()
     app.register_blueprint(bp)
     app.cli.add_command(sms_command)
+    app.cli.add_command(parse_command)

@@ -50,6 +50,9 @@ messages = Table(
     Column("phone_masked", String(32), nullable=False),
     Column("body", Text),
     Column("command", String(32)),
+    # What the body was read as ("snooze 12 30m", "none") and how sure the resolver was (0..1).
+    Column("canonical", String(160)),
+    Column("confidence", Float),
     Column("reply", Text),
     Column("segments", Integer),
     Column("latency_ms", Float),
@@ -109,6 +112,8 @@ def finish(
     segments: int,
     latency_ms: float,
     outcome: Outcome,
+    canonical: str | None = None,
+    confidence: float | None = None,
 ) -> None:
     conn.execute(
         _FINISH,
@@ -119,6 +124,8 @@ def finish(
             "segments": segments,
             "latency_ms": latency_ms,
             "outcome": outcome,
+            "canonical": canonical[:160] if canonical else canonical,
+            "confidence": confidence,
         },
     )
 

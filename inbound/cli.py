@@ -1,18 +1,23 @@
-"""`flask --app app sms TEXT`: text a running Operator exactly as Twilio would."""
+"""`flask --app app sms TEXT`: text a running Operator exactly as Twilio would; `flask parse`: what a
+text would be read as, without running anything."""
 
 from __future__ import annotations
 
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from typing import IO
 from urllib.parse import urlsplit
 
 import click
 import requests
 from flask import current_app
+from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 
+from command_processor import CommandProcessor
 from conversation import composer
+from inbound.pipeline import MAX_BODY
 
 
 @click.command("sms")
@@ -59,3 +64,31 @@ def sms_command(text: str, from_: str, url: str) -> None:
     for body in bodies:
         click.echo(body)
         click.echo(f"[{composer.segments(body)} segment(s), {len(body)} chars, {elapsed * 1000:.0f} ms]")
+
+
+@click.command("parse")
+@with_appcontext
+@click.argument("text", nargs=-1)
+@click.option(
+    "--file",
+    "source",
+    type=click.File("r", encoding="utf-8", errors="replace"),
+    help="One phrasing per line ('-': stdin).",
+)
+def parse_command(text: tuple[str, ...], source: IO[str] | None) -> None:
+    """Print what each phrasing is read as: canonical command, tab, confidence, tab, reason.
+
+    Nothing runs and no backend is asked: only the words are read, as /sms reads them.
+    """
+    phrasings = [" ".join(text)] if text else []
+    if source is not None:
+        phrasings += [line.rstrip("\r\n") for line in source]
+    if not phrasings:
+        raise click.UsageError("give a phrasing, or --file - for one per line on stdin")
+    processor = CommandProcessor(current_app.extensions["operator"])
+    for phrasing in phrasings:
+        reading = processor.interpret(composer.normalize(phrasing)[:MAX_BODY])
+        reason = reading.reason
+        if reading.runner_up is not None:
+            reason += f"; or {reading.runner_up.canonical} ({reading.runner_up.confidence:.2f})"
+        click.echo(f"{reading.canonical}\t{reading.confidence:.2f}\t{reason}")

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from command_processor import Command, CommandProcessor
 from conversation import composer, continuations
+from conversation.resolver import Reading
 from conversation.vocabulary import OPT_OUT, RESERVED
 from core import db
 from core.timeutil import humanize
@@ -52,6 +53,9 @@ class Reply:
     outcome: Outcome
     command: str = ""
     segments: int = 0
+    # What the text was read as, and how surely (None when no command was read: STOP, limits).
+    canonical: str | None = None
+    confidence: float | None = None
 
 
 def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
@@ -65,11 +69,13 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
         audit_log.info("unauthorized sender %s", mask(phone))
         return Reply(None, Outcome.UNAUTHORIZED)
 
-    body = composer.normalize(body or "")[:MAX_BODY]
+    # An emoji-only text keeps its emoji, so the reply can say emoji are not read (not "empty").
+    body = composer.normalize(body or "")[:MAX_BODY] or composer.normalize(body or "", emoji=True)[:MAX_BODY]
     keyword = twilio_keyword(body)
     processor = CommandProcessor(services)
-    resolved = processor.resolve(body) if keyword is None else None
-    counted = resolved is not None and not _handles_alerts(resolved[0], role)
+    reading = processor.interpret(body) if keyword is None else None
+    cmd = processor.registry.commands[reading.name] if reading and reading.name else None
+    counted = reading is not None and not _handles_alerts(cmd, role)
     limiter = services.limiter
     decision = None
     try:
@@ -84,18 +90,28 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
     if counted and decision is None:
         decision = limiter.hit(phone)
 
-    if keyword is not None or resolved is None:
+    if keyword is not None or reading is None:
         reply, parts = _keyword_reply(phone, keyword or ""), None
     elif decision is not None and not decision.allowed:
         reply, parts = _limited(settings.rate_limit, decision), None
     else:
-        reply, parts = _respond(services, processor, resolved, phone, role, body)
+        reply, parts = _respond(services, processor, reading, phone, role, body)
     latency = (time.monotonic() - started) * 1000
     # The reply's audit and its continuation in one transaction (one round trip less).
     with engine.begin() as conn:
         if parts is not None:
             continuations.save(conn, phone, parts)
-        audit.finish(conn, row_id, reply.command, reply.text, reply.segments, latency, reply.outcome)
+        audit.finish(
+            conn,
+            row_id,
+            reply.command,
+            reply.text,
+            reply.segments,
+            latency,
+            reply.outcome,
+            reply.canonical,
+            reply.confidence,
+        )
     audit.COMMANDS.labels(reply.command or "none", reply.outcome).inc()
     audit.REPLY_LATENCY.observe(latency / 1000)
     audit_log.info(
@@ -146,19 +162,28 @@ def _limited(limit: str, decision: Decision) -> Reply:
 def _respond(
     services: Services,
     processor: CommandProcessor,
-    resolved: tuple[Command | None, list[str], str],
+    reading: Reading,
     phone: str,
     role: str,
     body: str,
 ) -> tuple[Reply, list[str] | None]:
     """The reply, and the parts to keep for MORE (None: leave the stored ones alone)."""
-    result = processor.run(body, phone, role, resolved)
+    result = processor.run(body, phone, role, reading)
     settings = services.settings
     outcome = Outcome.OK if result.outcome == "ok" else Outcome.ERROR
     if isinstance(result.reply, composer.Part):
-        return Reply(result.reply, outcome, result.command, composer.segments(result.reply)), None
+        return Reply(
+            result.reply,
+            outcome,
+            result.command,
+            composer.segments(result.reply),
+            result.canonical,
+            result.confidence,
+        ), None
     parts = composer.split(result.reply, settings.sms_max_segments, settings.sms_emoji)
-    return Reply(parts[0], outcome, result.command, composer.segments(parts[0])), parts
+    return Reply(
+        parts[0], outcome, result.command, composer.segments(parts[0]), result.canonical, result.confidence
+    ), parts
 
 
 def _duplicate(services: Services, phone: str, sid: str, body: str) -> Reply:

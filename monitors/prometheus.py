@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import ConfigError, Settings
+from conversation.composer import PAGE_BREAK
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import HttpClient, auth_refused, clip
 
 logger = logging.getLogger(__name__)
 
-# Series shown per answer; the rest are counted ("+4 more").
+# Series shown per answer; the rest are counted ("+4 more") and listed on the MORE page.
 TOP_N = 3
+LISTED = 50
 RAW = "=promql"
 
 
@@ -25,24 +27,46 @@ class Named:
     unit: str = ""
     # "desc": the biggest values matter (cpu); "asc": the smallest do (up, free space).
     order: str = "desc"
+    # What must feed Prometheus for a built-in query to have data (said when it has none).
+    needs: str = ""
+
+
+_NODE = "node_exporter on each host"
+_APP = "your services to export {} (most HTTP client libraries do)"
 
 
 BUILTIN = {
-    "cpu": Named('100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))', "%"),
-    "memory": Named("100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)", "%"),
+    "cpu": Named(
+        '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))', "%", needs=_NODE
+    ),
+    "memory": Named(
+        "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)", "%", needs=_NODE
+    ),
     "disk": Named(
         '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"}'
         ' / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"})',
         "%",
+        needs=_NODE,
     ),
-    "errors": Named('sum by (job) (rate(http_requests_total{code=~"5.."}[5m]))', "/s"),
+    "errors": Named(
+        'sum by (job) (rate(http_requests_total{code=~"5.."}[5m]))',
+        "/s",
+        needs=_APP.format("http_requests_total with a code label"),
+    ),
     "latency": Named(
-        "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))", "s"
+        "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+        "s",
+        needs=_APP.format("the http_request_duration_seconds histogram"),
     ),
-    "up": Named("up", "", "asc"),
+    "up": Named("up", "", "asc", needs="a scrape target in Prometheus's config"),
 }
 ALIASES = {"mem": "memory", "ram": "memory", "error": "errors", "err": "errors", "5xx": "errors",
            "p95": "latency", "lat": "latency", "targets": "up", "storage": "disk"}  # fmt: skip
+
+
+def no_data_hint(key: str, named: Named) -> str:
+    """' It needs node_exporter on each host.' for a built-in query with no series; '' for yours."""
+    return f" It needs {named.needs}." if named.needs else ""
 
 
 def parse_queries(section: Any) -> dict[str, Named]:
@@ -121,7 +145,13 @@ class PrometheusMonitor(BaseMonitor):
                 raise MonitorError(f"no metric '{clip(what, 20)}'; known: {', '.join(self.queries)}", True)
             expr, label, named = self.queries[key].query, key, self.queries[key]
         data = self._api("/api/v1/query", {"query": expr})
-        return format_result(label, data, named)
+        short = format_result(label, data, named)
+        if data.get("resultType") in ("vector", "matrix") and len(_series(data)) > TOP_N:
+            # "+2 more" promises the rest: they are the MORE page.
+            return (
+                short + PAGE_BREAK + format_result(f"{label} (all)" if label else "all", data, named, LISTED)
+            )
+        return short
 
     def _value(self, query: str) -> float | None:
         key = self.resolve(query) if query.replace("_", "").isalnum() else None
@@ -176,8 +206,8 @@ def _series(data: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
     return out
 
 
-def format_result(label: str, data: dict[str, Any], named: Named) -> str:
-    """'cpu: 91.2% api-1, 40.1% api-2 +3 more' from an instant query's data."""
+def format_result(label: str, data: dict[str, Any], named: Named, top: int = TOP_N) -> str:
+    """'cpu: 91.2% api-1, 40.1% api-2 +3 more' from an instant query's data (`top` series shown)."""
     head = f"{label}: " if label else ""
     if data.get("resultType") == "string":
         return head + clip(data["result"][1], 120)
@@ -190,8 +220,10 @@ def format_result(label: str, data: dict[str, Any], named: Named) -> str:
     parts = [
         f"{number(v)}{named.unit}" + (f" {n}" if n else "") for (_, v), n in zip(series, names, strict=True)
     ]
-    more = f" +{len(parts) - TOP_N} more" if len(parts) > TOP_N else ""
-    return head + ", ".join(parts[:TOP_N]) + more
+    if len(parts) <= top:
+        return head + ", ".join(parts)
+    more = f" +{len(parts) - top} more" if top == TOP_N else f" ({len(parts) - top} not listed)"
+    return head + ", ".join(parts[:top]) + more
 
 
 def short_labels(label_sets: list[dict[str, str]]) -> list[str]:

@@ -7,7 +7,16 @@ import random
 import pytest
 
 from conversation import composer
-from conversation.composer import TWILIO_MAX_CHARS, fit, is_gsm7, length_units, normalize, segments, split
+from conversation.composer import (
+    PAGE_BREAK,
+    TWILIO_MAX_CHARS,
+    fit,
+    is_gsm7,
+    length_units,
+    normalize,
+    segments,
+    split,
+)
 
 
 @pytest.mark.parametrize(
@@ -139,3 +148,11 @@ def test_fit_returns_one_page_without_a_more_prompt():
 
 def test_a_page_marks_itself_as_already_cut():
     assert isinstance(composer.Part("x"), str)
+
+
+def test_a_page_break_starts_a_more_part_even_when_everything_would_fit():
+    parts = split(f"cpu: 91% a, 55% b, 40% c +2 more{PAGE_BREAK}cpu (all): 91% a, 55% b, 40% c, 7% d, 1% e")
+    assert parts == [
+        "cpu: 91% a, 55% b, 40% c +2 more... (1/2) Reply MORE",
+        "cpu (all): 91% a, 55% b, 40% c, 7% d, 1% e (2/2)",
+    ]

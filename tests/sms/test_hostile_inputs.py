@@ -249,9 +249,13 @@ def test_invisible_characters_emoji_and_other_digits_do_not_hide_the_command(hos
     assert _answer(hostile_app, RESPONDER, body).startswith("Acked #1 HighCPU")
 
 
-@pytest.mark.parametrize("body", ["", "   ", "\n\n\n", "\u200b\u200c\u200d", "🔥🔥🔥"])
+@pytest.mark.parametrize("body", ["", "   ", "\n\n\n", "\u200b\u200c\u200d"])
 def test_a_message_with_no_text_says_so(hostile_app, body):
     assert _answer(hostile_app, VIEWER, body) == "Empty message. Text HELP for the list of commands."
+
+
+def test_a_message_of_only_emoji_is_told_that_words_are_read(hostile_app):
+    assert _answer(hostile_app, VIEWER, "🔥🔥🔥").startswith("Operator reads words, not emoji")
 
 
 @pytest.mark.parametrize("body", ["{0.__class__}", "%s%n%x%p", "{{7*7}} ${7*7} #{7*7}"])
