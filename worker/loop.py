@@ -20,6 +20,7 @@ import click
 from flask import current_app
 
 import alerting
+import config
 from config import ConfigError
 from incidents import escalation, records, reminders
 from incidents.rules import Rule
@@ -125,5 +126,5 @@ def worker_command(lease: float, send_timeout: float) -> None:
     try:
         rules = alerting.load_rules(services)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        config.stop(exc)
     Worker(services, rules, lease=lease, send_timeout=min(send_timeout, lease / 2)).run()

@@ -119,3 +119,45 @@ def test_the_env_example_itself_is_a_valid_configuration_once_a_token_is_set():
     env = dict(re.findall(r"^([A-Z_]+)=(.*)$", example, re.M))
     env["TWILIO_AUTH_TOKEN"] = "generated-token-123"
     assert Settings.from_env(env).rate_limit == "10 per 5 minutes"
+
+
+@pytest.mark.parametrize(
+    "written, used",
+    [
+        # libpq's own spellings get the psycopg (3) driver that is installed.
+        (
+            "postgres://ops:s3cret@db.example.net:5432/operator",
+            "postgresql+psycopg://ops:s3cret@db.example.net:5432/operator",
+        ),
+        (
+            "postgresql://db.example.net/operator?sslmode=require",
+            "postgresql+psycopg://db.example.net/operator?sslmode=require",
+        ),
+        ("postgres+psycopg://db/operator", "postgresql+psycopg://db/operator"),
+        (
+            "postgresql+psycopg://postgres@127.0.0.1/operator",
+            "postgresql+psycopg://postgres@127.0.0.1/operator",
+        ),
+        ("sqlite:///var/operator.db", "sqlite:///var/operator.db"),
+    ],
+)
+def test_database_urls_are_accepted_as_libpq_users_write_them(written, used):
+    assert settings(DATABASE_URL=written).database_url == used
+    assert settings(MONITOR_DB_URL=written).monitor_db_url == used
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "MONITOR_DB_URL"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not a url",
+        "postgress://ops:s3cret@db/operator",
+        "oracle+nope://ops:s3cret@db/x",
+        "postgresql+psycopg2://ops:s3cret@db/x",
+    ],
+)
+def test_a_bad_database_url_names_the_variable_without_echoing_its_password(name, value):
+    with pytest.raises(ConfigError) as excinfo:
+        settings(**{name: value})
+    assert str(excinfo.value).startswith(name)
+    assert "s3cret" not in str(excinfo.value)
