@@ -158,7 +158,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         authorized=_authorized(get("AUTHORIZED_NUMBERS")),
         database_url=value("database_url", _database_url),
         migrate_on_start=value("migrate_on_start", _bool),
-        redis_url=value("redis_url"),
+        redis_url=value("redis_url", _redis_url),
         rate_limit=value("rate_limit", _limits),
         log_dir=value("log_dir"),
         log_level=value("log_level", _choice, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
@@ -303,6 +303,17 @@ def _database_url(name: str, value: str) -> str:
             f"{name}: the driver of {url.drivername!r} is not installed; drop the +driver part"
         ) from None
     return url.render_as_string(hide_password=False)
+
+
+def _redis_url(name: str, value: str) -> str:
+    scheme = value.partition("://")[0].lower()
+    if (
+        scheme not in ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+        or "://" not in value
+    ):
+        # Not echoed: a Redis URL may carry a password.
+        raise ConfigError(f"{name} must be a Redis URL like redis://127.0.0.1:6379/0 or rediss://...")
+    return value
 
 
 def _with_our_driver(url: URL) -> URL:

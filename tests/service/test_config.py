@@ -161,3 +161,13 @@ def test_a_bad_database_url_names_the_variable_without_echoing_its_password(name
         settings(**{name: value})
     assert str(excinfo.value).startswith(name)
     assert "s3cret" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:6379", "http://:s3cret@cache/0", "async+redis://:s3cret@cache/0"]
+)
+def test_a_redis_url_that_is_not_one_names_the_variable_without_echoing_it(value):
+    with pytest.raises(ConfigError) as excinfo:
+        settings(REDIS_URL=value)
+    assert str(excinfo.value).startswith("REDIS_URL") and "s3cret" not in str(excinfo.value)
+    assert settings(REDIS_URL="rediss://:s3cret@cache:6380/0").redis_url == "rediss://:s3cret@cache:6380/0"
