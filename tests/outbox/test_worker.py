@@ -146,8 +146,10 @@ def test_a_rules_file_with_a_mistake_stops_the_worker_at_start(tmp_path, fake):
     config.write_text(RULES.replace('op: ">="', 'op: "=>"'))
     env = environment(tmp_path, fake, f"sqlite:///{tmp_path}/operator.db", OPERATOR_CONFIG=str(config))
     worker = start(env, tmp_path, "worker")
-    assert worker.wait(timeout=30) == 1
-    assert "rules: rule 'host_busy': 'op' must be one of" in (tmp_path / "worker.log").read_text()
+    assert worker.wait(timeout=30) == 2
+    log = (tmp_path / "worker.log").read_text()
+    assert "Operator config error: rules: rule 'host_busy': 'op' must be one of" in log
+    assert "Traceback" not in log
 
 
 def test_a_restarted_worker_keeps_the_incident_without_paging_again(tmp_path, fake):
