@@ -4,12 +4,12 @@ PORT ?= 5000
 # bash for `wait -n` in `run`
 SHELL := /bin/bash
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint bench audit lock clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Exactly the locked versions, each checked against its hash (pip's --require-hashes mode).
+$(VENV)/.installed: requirements-dev.lock
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
 
 .env: .env.example
@@ -37,6 +37,19 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# Re-resolve both lock files after editing requirements*.txt (uv: README, Why these dependencies).
+# The dev lock is constrained by the runtime one, so both pin the same runtime versions.
+lock: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.11 --generate-hashes \
+		--no-header --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile requirements-dev.txt --universal --python-version 3.11 --generate-hashes \
+		--no-header --quiet -c requirements.lock -o requirements-dev.lock
+
+# Known advisories for every locked version, from the index's vulnerability data. --strict: a
+# package the index cannot answer for fails the audit instead of passing unchecked.
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip-audit --disable-pip --strict --progress-spinner off -r requirements-dev.lock
 
 bench: $(VENV)/.installed
 	for script in bench/*.py; do $(PY) $$script || exit 1; done

@@ -25,12 +25,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import alerting
 import commands  # noqa: F401 - registers the commands
+import config
 import heartbeats
 import inbound
 import incidents
 import outbox
 import worker
-from config import Settings
+from config import ConfigError, Settings
 from core import db, metrics
 from core.cli import db_command
 from inbound.routes import internal_error_reply
@@ -181,10 +182,21 @@ def _internal_error(exc: InternalServerError) -> Response | tuple[Response, int]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app; with no settings, read `.env` (from the current directory) and the environment."""
+    """Build the app; with no settings, read `.env` (from the current directory) and the environment.
+
+    Called with no settings it is the entry point (gunicorn, `flask` commands): a bad setting
+    then ends the process with one line naming it and status 2 (config.stop), not a traceback.
+    """
     if settings is None:
         load_dotenv(os.path.join(os.getcwd(), ".env"))
-        settings = Settings.from_env(os.environ)
+        try:
+            return _build(Settings.from_env(os.environ))
+        except ConfigError as exc:
+            config.stop(exc)
+    return _build(settings)
+
+
+def _build(settings: Settings) -> Flask:
     configure_logging(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024

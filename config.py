@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import yaml
 from limits import parse_many
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from core.timeutil import parse_duration
 
@@ -46,6 +49,16 @@ class Heartbeat:
     recipients: tuple[str, ...] = ()
     # An Alertmanager alertname whose firing notifications count as pings of this heartbeat.
     watchdog: str = ""
+
+
+def stop(exc: ConfigError) -> NoReturn:
+    """How every entry point ends on a bad setting: one line on stderr, exit status 2, no traceback.
+
+    2 is the conventional "usage" status: a supervisor (systemd, Docker) that restarts on failure
+    can be told not to retry it (RestartPreventExitStatus=2), since the same file fails again.
+    """
+    print(f"Operator config error: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 @dataclass(frozen=True)
@@ -178,9 +191,9 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         metrics_token=value("metrics_token"),
         metrics_cache_ttl=value("metrics_cache_ttl", _seconds, allow_zero=True),
         authorized=_authorized(get("AUTHORIZED_NUMBERS")),
-        database_url=value("database_url"),
+        database_url=value("database_url", _database_url),
         migrate_on_start=value("migrate_on_start", _bool),
-        redis_url=value("redis_url"),
+        redis_url=value("redis_url", _redis_url),
         rate_limit=value("rate_limit", _limits),
         log_dir=value("log_dir"),
         log_level=value("log_level", _choice, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
@@ -189,7 +202,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         operator_config=path,
         file=MappingProxyType(file),
         prometheus_url=value("prometheus_url", _url),
-        monitor_db_url=value("monitor_db_url"),
+        monitor_db_url=value("monitor_db_url", _database_url),
         newrelic_api_key=value("newrelic_api_key"),
         newrelic_account_id=value("newrelic_account_id"),
         newrelic_region=value("newrelic_region", _choice, ("us", "eu")),
@@ -421,6 +434,50 @@ def _url(name: str, value: str) -> str:
         # Twilio signs the URL it calls; a query here would be signed twice over.
         raise ConfigError(f"PUBLIC_URL must be a base URL without ?query or #fragment, not {value!r}")
     return value.rstrip("/")
+
+
+def _database_url(name: str, value: str) -> str:
+    """A SQLAlchemy URL; libpq's postgres:// and postgresql:// get the psycopg (3) driver we ship."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        # The value itself is not echoed: it may carry a password.
+        raise ConfigError(
+            f"{name} must be a database URL like postgresql://user:password@host/db or sqlite:///path.db"
+        ) from None
+    url = _with_our_driver(url)
+    try:
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"{name}: unknown database kind {url.drivername!r}; use postgresql://, mysql:// or sqlite:///"
+        ) from None
+    except ImportError:
+        raise ConfigError(
+            f"{name}: the driver of {url.drivername!r} is not installed; drop the +driver part"
+        ) from None
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(name: str, value: str) -> str:
+    scheme = value.partition("://")[0].lower()
+    if (
+        scheme not in ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+        or "://" not in value
+    ):
+        # Not echoed: a Redis URL may carry a password.
+        raise ConfigError(f"{name} must be a Redis URL like redis://127.0.0.1:6379/0 or rediss://...")
+    return value
+
+
+def _with_our_driver(url: URL) -> URL:
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        # SQLAlchemy knows no "postgres" and defaults "postgresql" to psycopg2, which is not installed.
+        return url.set(drivername=f"postgresql+{driver or 'psycopg'}")
+    if backend in ("mysql", "mariadb") and not driver:
+        return url.set(drivername=f"{backend}+pymysql")
+    return url
 
 
 def _limits(name: str, value: str) -> str:

@@ -238,3 +238,55 @@ def test_a_mistake_outside_the_rules_still_stops_start_up_in_one_line(tmp_path, 
     ) as caught:
         Settings.from_env({"TWILIO_AUTH_TOKEN": "t", "OPERATOR_CONFIG": str(path)})
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "written, used",
+    [
+        # libpq's own spellings get the psycopg (3) driver that is installed.
+        (
+            "postgres://ops:s3cret@db.example.net:5432/operator",
+            "postgresql+psycopg://ops:s3cret@db.example.net:5432/operator",
+        ),
+        (
+            "postgresql://db.example.net/operator?sslmode=require",
+            "postgresql+psycopg://db.example.net/operator?sslmode=require",
+        ),
+        ("postgres+psycopg://db/operator", "postgresql+psycopg://db/operator"),
+        (
+            "postgresql+psycopg://postgres@127.0.0.1/operator",
+            "postgresql+psycopg://postgres@127.0.0.1/operator",
+        ),
+        ("sqlite:///var/operator.db", "sqlite:///var/operator.db"),
+    ],
+)
+def test_database_urls_are_accepted_as_libpq_users_write_them(written, used):
+    assert settings(DATABASE_URL=written).database_url == used
+    assert settings(MONITOR_DB_URL=written).monitor_db_url == used
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "MONITOR_DB_URL"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not a url",
+        "postgress://ops:s3cret@db/operator",
+        "oracle+nope://ops:s3cret@db/x",
+        "postgresql+psycopg2://ops:s3cret@db/x",
+    ],
+)
+def test_a_bad_database_url_names_the_variable_without_echoing_its_password(name, value):
+    with pytest.raises(ConfigError) as excinfo:
+        settings(**{name: value})
+    assert str(excinfo.value).startswith(name)
+    assert "s3cret" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:6379", "http://:s3cret@cache/0", "async+redis://:s3cret@cache/0"]
+)
+def test_a_redis_url_that_is_not_one_names_the_variable_without_echoing_it(value):
+    with pytest.raises(ConfigError) as excinfo:
+        settings(REDIS_URL=value)
+    assert str(excinfo.value).startswith("REDIS_URL") and "s3cret" not in str(excinfo.value)
+    assert settings(REDIS_URL="rediss://:s3cret@cache:6380/0").redis_url == "rediss://:s3cret@cache:6380/0"

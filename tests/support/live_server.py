@@ -46,14 +46,12 @@ def base_env(tmp: Path, **overrides: str) -> dict[str, str]:
 def gunicorn(tmp: Path, env: dict[str, str], workers: int = 4, timeout: float = 60.0) -> Iterator[str]:
     """Run `gunicorn -c production.py 'app:create_app()'` from `tmp`; yields the base URL."""
     port = free_port()
-    env = {**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)}
+    env = {"BIND_ADDRESS": "127.0.0.1", **env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)}
     # Signatures are checked against PUBLIC_URL: unless a test names one, it is where we listen.
     env["PUBLIC_URL"] = env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}"
     tmp.mkdir(parents=True, exist_ok=True)
     log_path = tmp / f"gunicorn-{port}.log"
-    # Loopback only in tests: the command-line bind overrides production.py's 0.0.0.0.
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "production.py"), "-b", f"127.0.0.1:{port}"]
-    cmd.append("app:create_app()")
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "production.py"), "app:create_app()"]
     url = f"http://127.0.0.1:{port}"
     # /livez: the web process is up; /healthz would wait for a worker too.
     with running(cmd, url + "/livez", log_path, timeout, cwd=tmp, env=env):
@@ -85,7 +83,7 @@ class SignedClient:
             self._local.session = requests.Session()
         return self._local.session
 
-    def post(self, number: str, body: str, sid: str | None = None) -> requests.Response:
+    def post(self, number: str, body: str, sid: str | None = None, timeout: float = 30) -> requests.Response:
         params = {
             "MessageSid": sid or "SM" + uuid.uuid4().hex,
             "AccountSid": "AC" + "1" * 32,
@@ -95,4 +93,6 @@ class SignedClient:
             "NumMedia": "0",
         }
         signature = self.validator.compute_signature(self.url, params)
-        return self.session.post(self.url, data=params, headers={"X-Twilio-Signature": signature}, timeout=30)
+        return self.session.post(
+            self.url, data=params, headers={"X-Twilio-Signature": signature}, timeout=timeout
+        )
