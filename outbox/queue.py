@@ -54,12 +54,13 @@ class Kind(StrEnum):
     DIGEST = "digest"
     NOTICE = "notice"
     ESCALATION = "escalation"
+    CALL = "call"  # a voice call about an alert (outbox.calls keeps how it went)
 
 
 # Kinds that page people and so obey per-recipient storm limits; replies never wait.
-STORM_KINDS = frozenset({Kind.ALERT, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE})
+STORM_KINDS = frozenset({Kind.ALERT, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE, Kind.CALL})
 # Kinds of text that tell a person an alert is firing: they make that person "paged" for it.
-PAGING_KINDS = (Kind.ALERT, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST)
+PAGING_KINDS = (Kind.ALERT, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST, Kind.CALL)
 FINISHED = (
     Delivery.SENT, Delivery.DELIVERED, Delivery.UNDELIVERED, Delivery.FAILED, Delivery.FOLDED, Delivery.DROPPED,
 )  # fmt: skip
