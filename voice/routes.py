@@ -52,7 +52,11 @@ def _call(svc: Services) -> tuple[Call | None, int]:
     if refused:
         return None, refused
     call_id = request.args.get("call", "")
-    if set(request.args) != {"call"} or not _CALL_ID.fullmatch(call_id):
+    if (
+        set(request.args) != {"call"}
+        or len(request.args.getlist("call")) != 1
+        or not _CALL_ID.fullmatch(call_id)
+    ):
         return None, 400
     with svc.engine.connect() as conn:
         call = calls.get(conn, int(call_id))
