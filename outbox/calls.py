@@ -142,6 +142,12 @@ def get(conn: Connection, call_id: int) -> Call | None:
     return Call.from_row(row) if row else None
 
 
+def lock(conn: Connection, call_id: int) -> Call | None:
+    """The call, held until the transaction ends: one keypress at a time acts on it."""
+    row = conn.execute(select(calls).where(calls.c.id == call_id).with_for_update()).first()
+    return Call.from_row(row) if row else None
+
+
 def outcome(conn: Connection, call_id: int) -> Outcome:
     """How the call went so far (PENDING while it is queued, ringing or in progress)."""
     call = get(conn, call_id)
@@ -214,10 +220,9 @@ def finish(conn: Connection, call_id: int, result: Outcome, reason: str) -> bool
 
 
 def _locked(conn: Connection, call_id: int, sid: str) -> Call | None:
-    row = conn.execute(select(calls).where(calls.c.id == call_id).with_for_update()).first()
-    if row is None:
+    call = lock(conn, call_id)
+    if call is None:
         return None
-    call = Call.from_row(row)
     if call.call_sid and sid and call.call_sid != sid:
         logger.warning("call #%d: a callback for another CallSid ignored", call_id)
         return None

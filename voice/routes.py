@@ -14,6 +14,7 @@ import re
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 import security
@@ -30,7 +31,8 @@ bp = Blueprint("voice", __name__)
 
 OPTIONS = "Press 4 to acknowledge, 6 to resolve, 1 to escalate, star to repeat."
 NOTE_PREFIX = "voice:call:"
-_CALL_ID = re.compile(r"\d{1,12}")
+# At most nine digits: a larger id is no call of ours, and would overflow PostgreSQL's integer.
+_CALL_ID = re.compile(r"\d{1,9}")
 # Long enough to reach the keypad after the options end.
 GATHER_TIMEOUT = 8
 
@@ -134,11 +136,13 @@ def gather() -> Response:
         return Response("", status=refused)
     if call is None:
         return _goodbye("Operator does not know this call. Goodbye.")
-    if call.over or call.outcome.final:
-        # A keypress replayed after the call ended, or after its one action: it runs nothing.
-        return _goodbye("This call is over. Goodbye.")
     digits = request.form.get("Digits", "")
     with svc.engine.begin() as conn:
+        # Held to the end: two keypresses racing on one call act once (one RESOLVED, not two).
+        call = calls.lock(conn, call.id)
+        if call is None or call.over or call.outcome.final:
+            # A keypress replayed after the call ended, or after its one action: it runs nothing.
+            return _goodbye("This call is over. Goodbye.")
         alert = records.get(conn, call.alert_id) if call.alert_id is not None else None
         if digits == "*" or digits not in ("1", "4", "6"):
             response = script(svc, call, alert)
@@ -198,6 +202,14 @@ def _resolve(conn: Connection, svc: Services, call: Call, alert: Alert) -> Respo
     else:
         words = f"Alert {alert.id} is resolved already. Goodbye."
     return _settle(conn, call, Outcome.RESOLVED, "pressed 6", words)
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _store_down(exc: SQLAlchemyError) -> Response:
+    logger.error("voice %s: the store failed (%s)", request.path, exc.__class__.__name__)
+    if request.path == calls.STATUS_PATH:
+        return Response("", status=503)  # not stored, so not acknowledged
+    return _goodbye("Operator cannot reach its database right now. Nothing was changed. Goodbye.")
 
 
 @bp.post(calls.STATUS_PATH)

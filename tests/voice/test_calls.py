@@ -239,6 +239,7 @@ def test_a_forged_voice_callback_gets_403_and_changes_nothing(client, services, 
         ("call=1&call=2", {}),
         ("call=1&x=2", {}),
         ("call=one", {}),
+        ("call=9999999999", {}),
         ("", {}),
     ],
 )
@@ -372,3 +373,17 @@ def test_escalation_via_call_queues_a_call_to_each_escalation_number(settings):
 def test_escalation_via_must_be_sms_or_call():
     with pytest.raises(ConfigError, match="ESCALATION_VIA must be sms or call"):
         Settings.from_env({"TWILIO_AUTH_TOKEN": TOKEN, "ESCALATION_VIA": "pager"})
+
+
+def test_a_store_failure_mid_call_is_said_plainly_and_acks_nothing(client, services):
+    call_id, alert_id = placed_call(services)
+    twilio = Twilio(client)
+    twilio.answer(call_id)
+    with services.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE alerts RENAME TO alerts_away")
+    response = twilio.press(call_id, "4")
+    assert response.status_code == 200
+    assert said(response) == ["Operator cannot reach its database right now. Nothing was changed. Goodbye."]
+    with services.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE alerts_away RENAME TO alerts")
+    assert outcome(services, call_id) is Outcome.PENDING and alert(services, alert_id).acked_at is None
