@@ -233,6 +233,11 @@ def _machine(answered_by: str) -> bool:
     return answered_by.startswith("machine") or answered_by == "fax"
 
 
+def prune(conn: Connection, batch: int) -> int:
+    """Delete up to `batch` call records whose outbox row retention has deleted already."""
+    return db.delete_batch(conn, calls.c.id, calls.c.id.not_in(select(outbox.c.id)), batch=batch)
+
+
 def urls(settings: Settings, call_id: int) -> tuple[str, str]:
     """(answer URL, status callback URL) of a call; PUBLIC_URL is what Twilio reaches us by."""
     suffix = f"?call={call_id}"
