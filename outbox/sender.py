@@ -274,6 +274,11 @@ class Sender:
             if mine and row.kind == Kind.CALL:
                 if values.get("status") == Delivery.SENT:
                     calls.placed(conn, row.id, values["provider_sid"], values["delivery_status"])
+                    if self.backend.name == "console":
+                        # Only logged: nobody will answer it, so the escalation need not wait.
+                        calls.finish(
+                            conn, row.id, calls.Outcome.NOT_REACHED, "console: the call was only logged"
+                        )
                 elif values.get("status") in UNPLACED:
                     reason = values.get("error_message") or values.get("error_code") or values["status"]
                     calls.finish(conn, row.id, calls.Outcome.NOT_REACHED, f"not placed: {reason}")

@@ -387,3 +387,12 @@ def test_a_store_failure_mid_call_is_said_plainly_and_acks_nothing(client, servi
     with services.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE alerts_away RENAME TO alerts")
     assert outcome(services, call_id) is Outcome.PENDING and alert(services, alert_id).acked_at is None
+
+
+def test_a_console_call_is_logged_and_counts_as_not_reached(services, caplog):
+    call_id, _ = queue_call(services)
+    with caplog.at_level("INFO", logger="outbox.backends"):
+        sender(services).step()
+    assert outcome(services, call_id) is Outcome.NOT_REACHED
+    assert any("call (console) to +1555***0101" in r.getMessage() for r in caplog.records)
+    assert RESPONDER not in caplog.text  # never a full number in the log
