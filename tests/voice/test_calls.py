@@ -396,3 +396,16 @@ def test_a_console_call_is_logged_and_counts_as_not_reached(services, caplog):
     assert outcome(services, call_id) is Outcome.NOT_REACHED
     assert any("call (console) to +1555***0101" in r.getMessage() for r in caplog.records)
     assert RESPONDER not in caplog.text  # never a full number in the log
+
+
+def test_calls_obey_the_per_person_storm_limits_like_pages(twilio_services, fake):
+    first, _ = queue_call(twilio_services)
+    second, _ = queue_call(twilio_services)
+    storm = RateLimiter(twilio_services.limiter.storage, "1 per minute", "alerts")
+    Sender(twilio_services.engine, twilio_services.settings, backends.make_backend(twilio_services.settings, 1),
+           storm, records, "w1").step()  # fmt: skip
+    assert len(fake.placed()) == 1
+    assert outcome(twilio_services, first) is Outcome.PENDING
+    with twilio_services.engine.connect() as conn:
+        held = calls.get(conn, second)
+    assert held.outcome is Outcome.NOT_REACHED and held.reason == "not placed: folded"
