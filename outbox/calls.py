@@ -163,12 +163,19 @@ def about(conn: Connection, alert_id: int) -> list[Call]:
 
 
 def placed(conn: Connection, call_id: int, sid: str, status: str) -> None:
-    """Twilio accepted the call: its CallSid, for the record and to match the callbacks."""
+    """Twilio accepted the call: its CallSid, for the record and to match the callbacks.
+
+    Twilio may call back before the sender records this; an outcome settled meanwhile is
+    applied to the outbox row now, which was still `sending` then.
+    """
     conn.execute(
         update(calls)
         .where(calls.c.id == call_id, calls.c.call_sid.is_(None))
         .values(call_sid=sid, call_status=status, updated_at=db.now())
     )
+    call = get(conn, call_id)
+    if call is not None and call.outcome.final:
+        _follow(conn, call_id, call.outcome)
 
 
 def status(conn: Connection, call_id: int, sid: str, call_status: str, answered_by: str = "") -> Call | None:
@@ -210,13 +217,18 @@ def finish(conn: Connection, call_id: int, result: Outcome, reason: str) -> bool
     ).rowcount
     if not settled:
         return False
+    _follow(conn, call_id, result)
+    return True
+
+
+def _follow(conn: Connection, call_id: int, result: Outcome) -> None:
+    """The outbox row of a placed call says whether it told its person."""
     told = Delivery.UNDELIVERED if result is Outcome.NOT_REACHED else Delivery.DELIVERED
     conn.execute(
         update(outbox)
         .where(outbox.c.id == call_id, outbox.c.status.in_((Delivery.SENT, Delivery.DELIVERED)))
         .values(status=told, delivery_updated_at=db.now())
     )
-    return True
 
 
 def _locked(conn: Connection, call_id: int, sid: str) -> Call | None:

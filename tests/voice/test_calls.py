@@ -409,3 +409,17 @@ def test_calls_obey_the_per_person_storm_limits_like_pages(twilio_services, fake
     with twilio_services.engine.connect() as conn:
         held = calls.get(conn, second)
     assert held.outcome is Outcome.NOT_REACHED and held.reason == "not placed: folded"
+
+
+def test_a_machine_answering_before_the_worker_recorded_the_call_still_counts_as_untold(client, services):
+    alert_id = open_alert(services)
+    with services.engine.begin() as conn:
+        call_id = calls.enqueue_call(conn, RESPONDER, alert_id, services.settings)
+        conn.execute(queue.outbox.update().where(queue.outbox.c.id == call_id).values(status="sending"))
+    Twilio(client).answer(call_id, AnsweredBy="machine_start")  # Twilio is quicker than our commit
+    with services.engine.begin() as conn:
+        conn.execute(queue.outbox.update().where(queue.outbox.c.id == call_id).values(status="sent"))
+        calls.placed(conn, call_id, SID, "queued")
+    with services.engine.connect() as conn:
+        assert queue.numbers_paged(conn, alert_id) == []
+        assert calls.get(conn, call_id).call_sid == SID
