@@ -2,7 +2,7 @@
 
 gunicorn runs `app:create_app()`; `.env` is loaded here, at the entry point. Routes arrive with
 the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*,
-heartbeats: /heartbeat/<name>).
+heartbeats: /heartbeat/<name>, voice: /voice/*).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import heartbeats
 import inbound
 import incidents
 import outbox
+import voice
 import worker
 from config import ConfigError, Settings
 from core import db, metrics
@@ -221,6 +222,7 @@ def _build(settings: Settings) -> Flask:
     outbox.init_app(app)
     incidents.init_app(app)
     heartbeats.init_app(app)
+    voice.init_app(app)
     worker.init_app(app)
     app.cli.add_command(check_command)
     app.cli.add_command(db_command)

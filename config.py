@@ -124,6 +124,11 @@ class Settings:
     datadog_token: str = ""
     escalate_after: float = 0.0
     escalation_numbers: tuple[str, ...] = ()
+    # How the built-in escalation reaches ESCALATION_NUMBERS: a text, or a voice call.
+    escalation_via: str = "sms"
+    # voice calls: calls started per second (shared by all workers) and seconds a call rings
+    call_rate: float = 1.0
+    call_timeout: float = 30.0
     # the pipeline watching itself: /healthz says 503 once no worker has beaten for this long
     worker_silent_after: float = 120.0
     # dead man's switch: /heartbeat/<name> needs this token; the heartbeats come from the file
@@ -231,6 +236,9 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         datadog_token=value("datadog_token"),
         escalate_after=value("escalate_after", _seconds, allow_zero=True),
         escalation_numbers=value("escalation_numbers", _phones),
+        escalation_via=value("escalation_via", _choice, ("sms", "call")),
+        call_rate=value("call_rate", _float),
+        call_timeout=value("call_timeout", _seconds),
         worker_silent_after=value("worker_silent_after", _seconds),
         heartbeat_token=value("heartbeat_token"),
         heartbeats=parse_heartbeats(file.get("heartbeats")),

@@ -144,9 +144,51 @@ STATUS_FIELDS = _COMMON | {
     "MessageStatus",
     "RawDlrDoneDate",
 }
+# Twilio Voice's documented webhook parameters: the call request (answer URL), Gather's action,
+# and the call status callback, with the caller's and callee's geography fields.
+_GEO = ("City", "State", "Zip", "Country")
+VOICE_FIELDS = frozenset(
+    {
+        "AccountSid",
+        "AnsweredBy",
+        "ApiVersion",
+        "ApplicationSid",
+        "CallDuration",
+        "CallSid",
+        "CallStatus",
+        "CallToken",
+        "CallbackSource",
+        "Called",
+        "Caller",
+        "CallerName",
+        "Confidence",
+        "Digits",
+        "Direction",
+        "Duration",
+        "ErrorCode",
+        "ErrorMessage",
+        "FinishedOnKey",
+        "ForwardedFrom",
+        "From",
+        "MachineDetectionDuration",
+        "ParentCallSid",
+        "RecordingDuration",
+        "RecordingSid",
+        "RecordingUrl",
+        "SequenceNumber",
+        "SipResponseCode",
+        "SpeechResult",
+        "StirPassportToken",
+        "StirVerstat",
+        "Timestamp",
+        "To",
+    }
+    | {f"{who}{geo}" for who in ("Called", "Caller", "From", "To") for geo in _GEO}
+)
 # MediaUrl0..MediaUrl9 and their content types (Twilio attaches at most 10).
 _NUMBERED = re.compile(r"(?:MediaUrl|MediaContentType)\d{1,2}")
 MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-fA-F]{32}")
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 _SHAPES = {
     "AccountSid": re.compile(r"AC[0-9a-fA-F]{32}"),
     "MessagingServiceSid": re.compile(r"MG[0-9a-fA-F]{32}"),
@@ -160,17 +202,35 @@ _SHAPES = {
     "SmsStatus": re.compile(r"[a-z_-]{1,32}"),
     "MessageStatus": re.compile(r"[a-z_-]{1,32}"),
     "ErrorCode": re.compile(r"\d{0,6}"),
+    "CallSid": CALL_SID,
+    "ParentCallSid": CALL_SID,
+    "CallStatus": re.compile(r"[a-z-]{1,32}"),
+    "Direction": re.compile(r"[a-z-]{1,32}"),
+    "AnsweredBy": re.compile(r"[a-z_]{1,32}"),
+    "Digits": re.compile(r"[0-9*#]{0,32}"),
+    "FinishedOnKey": re.compile(r"[0-9*#]?"),
+    "CallDuration": re.compile(r"\d{1,6}"),
+    "Duration": re.compile(r"\d{1,6}"),
+    "SequenceNumber": re.compile(r"\d{1,6}"),
+    "SipResponseCode": re.compile(r"\d{3}"),
+    "MachineDetectionDuration": re.compile(r"\d{1,6}"),
+    "Called": re.compile(r"[^\x00-\x1f\x7f]{0,64}"),
+    "Caller": re.compile(r"[^\x00-\x1f\x7f]{0,64}"),
 }
 _SIDS = ("MessageSid", "SmsMessageSid", "SmsSid")
 
 
 def form_problem(request: Request, allowed: frozenset[str], required: tuple[str, ...] = ()) -> str:
-    """Why this signed form is not one Twilio sends ("" when it is)."""
+    """Why this signed form is not one Twilio sends ("" when it is).
+
+    A form of Voice fields (VOICE_FIELDS) must carry a CallSid; any other, a MessageSid.
+    """
     if request.mimetype != "application/x-www-form-urlencoded":
         return "not a form"
     form = request.form
     for name, values in form.lists():
-        if name not in allowed and not _NUMBERED.fullmatch(name):
+        numbered = "CallSid" not in allowed and _NUMBERED.fullmatch(name)
+        if name not in allowed and not numbered:
             # Only a plain name is logged: a re-split one carries pieces of values.
             return f"unknown field {name}" if _PLAIN_NAME.fullmatch(name) else "unknown field"
         if len(values) > 1:
@@ -178,6 +238,11 @@ def form_problem(request: Request, allowed: frozenset[str], required: tuple[str,
         shape = _SHAPES.get(name)
         if shape is not None and not shape.fullmatch(values[0]):
             return f"malformed {name}"
+    if "CallSid" in allowed:
+        if not CALL_SID.fullmatch(form.get("CallSid", "")):
+            return "missing or malformed CallSid"
+        missing = [name for name in required if not form.get(name)]
+        return f"missing {', '.join(missing)}" if missing else ""
     sids = {form[name] for name in _SIDS if name in form}
     if len(sids) != 1 or not MESSAGE_SID.fullmatch(next(iter(sids))):
         return "missing or malformed MessageSid" if len(sids) < 2 else "MessageSid and SmsSid differ"

@@ -1,4 +1,5 @@
-"""Escalation: an alert nobody acked within ESCALATE_AFTER is texted to ESCALATION_NUMBERS, once.
+"""Escalation: an alert nobody acked within ESCALATE_AFTER is texted (or, with ESCALATION_VIA=call,
+called) to ESCALATION_NUMBERS, once.
 
 The worker loop calls `run(services)` periodically. Claiming an alert (setting escalated_at where
 it is still NULL) and queueing its texts happen in one transaction, so several workers or a
@@ -12,6 +13,7 @@ import logging
 from core import db
 from core.timeutil import humanize
 from incidents import maintenance, paging, records
+from outbox import calls
 from outbox.queue import Kind
 from services import Services
 
@@ -30,6 +32,14 @@ def run(services: Services, now: float | None = None) -> int:
             if maintenance.withheld(conn, alert, now):
                 continue  # nobody was meant to hear of it yet; its clock starts when its page goes out
             if not records.escalate(conn, alert.id, now):
+                continue
+            if settings.escalation_via == "call":
+                for number in settings.escalation_numbers:
+                    calls.enqueue_call(conn, number, alert.id, settings, f"escalation call about #{alert.id}")
+                escalated += 1
+                logger.info(
+                    "escalated alert #%s: calling %d number(s)", alert.id, len(settings.escalation_numbers)
+                )
                 continue
             prefix = f"ESCALATED {humanize(now - (alert.opened_at or alert.started_at))} unacked: "
             room = paging.budget(settings, prefix)

@@ -432,3 +432,27 @@ def named(conn: Connection, name: str) -> bool:
         select(alerts.c.id).where(func.lower(alerts.c.name) == name.lower()).limit(1)
     ).first()
     return found is not None
+
+
+def note(conn: Connection, alert_id: int, event: str, at: float) -> bool:
+    """Record that `event` happened to this alert (a call's outcome, a keypress), once.
+
+    Kept with the webhook events, keyed `event` itself, so a repeated report (Twilio retrying a
+    callback) is recorded once: False when it was already there.
+    """
+    e = alert_events.c
+    if conn.execute(select(e.event_key).where(e.event_key == event)).first() is not None:
+        return False
+    conn.execute(alert_events.insert().values(event_key=event, alert_id=alert_id, received_at=at))
+    return True
+
+
+def notes(conn: Connection, alert_id: int, prefix: str) -> list[str]:
+    """The events recorded for this alert whose key starts with `prefix`, oldest first."""
+    e = alert_events.c
+    rows = conn.execute(
+        select(e.event_key)
+        .where(e.alert_id == alert_id, e.event_key.startswith(prefix, autoescape=True))
+        .order_by(e.received_at, e.event_key)
+    ).all()
+    return [r.event_key for r in rows]

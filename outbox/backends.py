@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # Where Twilio reports delivery (outbox.delivery serves it).
 STATUS_PATH = "/sms/status"
+# The call progress Twilio reports to a call's status callback.
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
 class SendError(Exception):
@@ -48,6 +50,8 @@ class Backend(Protocol):
 
     def send(self, to: str, body: str, status_callback: str) -> Accepted: ...
 
+    def call(self, to: str, answer_url: str, status_callback: str, timeout: float) -> Accepted: ...
+
 
 class ConsoleBackend:
     """Writes each text to the log instead of sending it; the outbox keeps the record."""
@@ -57,6 +61,10 @@ class ConsoleBackend:
     def send(self, to: str, body: str, status_callback: str) -> Accepted:
         logger.info("SMS (console) to %s: %s", mask(to), body)
         return Accepted("console-" + uuid.uuid4().hex, "sent")
+
+    def call(self, to: str, answer_url: str, status_callback: str, timeout: float) -> Accepted:
+        logger.info("call (console) to %s: %s", mask(to), answer_url)
+        return Accepted("console-" + uuid.uuid4().hex, "queued")
 
 
 class TwilioBackend:
@@ -82,6 +90,23 @@ class TwilioBackend:
         extra = {"status_callback": status_callback} if status_callback else {}
         message = self.client.messages.create(to=to, from_=self.from_number, body=body, **extra)
         return Accepted(message.sid, message.status or "queued")
+
+    def call(self, to: str, answer_url: str, status_callback: str, timeout: float) -> Accepted:
+        """Start a call whose instructions Twilio fetches from `answer_url` once answered.
+
+        Machine detection makes Twilio tell a voicemail greeting from a person (AnsweredBy),
+        so a voicemail never counts as reaching anyone.
+        """
+        call = self.client.calls.create(
+            to=to,
+            from_=self.from_number,
+            url=answer_url,
+            status_callback=status_callback,
+            status_callback_event=CALL_EVENTS,
+            machine_detection="Enable",
+            timeout=int(min(600, max(5, timeout))),  # Twilio's bounds for ringing
+        )
+        return Accepted(call.sid, call.status or "queued")
 
 
 class TwilioAccount(BaseMonitor):

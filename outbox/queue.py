@@ -56,15 +56,17 @@ class Kind(StrEnum):
     DIGEST = "digest"
     NOTICE = "notice"
     ESCALATION = "escalation"
+    CALL = "call"  # a voice call about an alert (outbox.calls keeps how it went)
 
 
 # What the per-person storm limits hold back (folded, then named in a digest) once a person's
-# budget is spent. A new alert's first page counts against the budget but is never held back;
-# replies, escalations and digests neither count nor wait.
-THROTTLED = frozenset({Kind.UPDATE, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE})
+# budget is spent. A new alert's first page counts against the budget but is never held back; a
+# call over it is not placed (not reached: its escalation moves on) unless the alert is critical;
+# replies, escalation texts and digests neither count nor wait.
+THROTTLED = frozenset({Kind.UPDATE, Kind.REMINDER, Kind.RECOVERY, Kind.NOTICE, Kind.CALL})
 STORM_KINDS = THROTTLED | {Kind.ALERT}
-# Kinds of text that tell a person an alert is firing: they make that person "paged" for it.
-PAGING_KINDS = (Kind.ALERT, Kind.UPDATE, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST)
+# Kinds that tell a person an alert is firing: they make that person "paged" for it.
+PAGING_KINDS = (Kind.ALERT, Kind.UPDATE, Kind.REMINDER, Kind.ESCALATION, Kind.DIGEST, Kind.CALL)
 FINISHED = (
     Delivery.SENT, Delivery.DELIVERED, Delivery.UNDELIVERED, Delivery.FAILED, Delivery.FOLDED, Delivery.DROPPED,
 )  # fmt: skip

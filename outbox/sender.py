@@ -33,8 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from config import Settings
 from conversation import composer
 from core import db
-from outbox import queue
-from outbox.backends import Backend, SendError, classify, status_callback_url
+from outbox import calls, queue
+from outbox.backends import Accepted, Backend, SendError, classify, status_callback_url
 from outbox.queue import Delivery, Kind, outbox
 from rate_limiter import RateLimiter
 from security import mask
@@ -53,7 +53,9 @@ SMS_OPTED_OUT = Counter(
 )
 
 # Texts about an alert that are dropped when the alert changed while they waited (see _stale).
-STALE_KINDS = frozenset({Kind.RECOVERY, Kind.REMINDER, Kind.ESCALATION})
+STALE_KINDS = frozenset({Kind.RECOVERY, Kind.REMINDER, Kind.ESCALATION, Kind.CALL})
+# A call that ends in one of these never reached its person.
+UNPLACED = (Delivery.FAILED, Delivery.DROPPED, Delivery.FOLDED)
 
 
 @dataclass(frozen=True)
@@ -78,25 +80,27 @@ class AlertView(Protocol):
 RETRY_BASE = 2.0
 RETRY_CAP = 300.0
 PACING_KEY = "outbound"
+# Twilio limits calls per second (CPS) apart from messages: calls keep their own schedule.
+CALL_PACING_KEY = "calls"
 
 
-def reserve_slot(engine: Engine, seconds: float, now: float | None = None) -> float:
-    """Book `seconds` of the shared sending schedule; returns when this text may go."""
+def reserve_slot(engine: Engine, seconds: float, now: float | None = None, key: str = PACING_KEY) -> float:
+    """Book `seconds` of the shared sending schedule `key`; returns when this send may go."""
     now = time.time() if now is None else now
     with engine.begin() as conn:
-        query = select(pacing.c.next_at).where(pacing.c.key == PACING_KEY).with_for_update()
+        query = select(pacing.c.next_at).where(pacing.c.key == key).with_for_update()
         row = conn.execute(query).first()
         if row is None:
-            _insert_ignore(conn, now)
+            _insert_ignore(conn, key, now)
             row = conn.execute(query).one()  # there now: ours, or a racing sender's
         start = max(now, row.next_at)
-        conn.execute(update(pacing).where(pacing.c.key == PACING_KEY).values(next_at=start + seconds))
+        conn.execute(update(pacing).where(pacing.c.key == key).values(next_at=start + seconds))
     return start
 
 
-def _insert_ignore(conn: Connection, now: float) -> None:
+def _insert_ignore(conn: Connection, key: str, now: float) -> None:
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(insert(pacing).values(key=PACING_KEY, next_at=now).on_conflict_do_nothing())
+    conn.execute(insert(pacing).values(key=key, next_at=now).on_conflict_do_nothing())
 
 
 class Sender:
@@ -189,14 +193,17 @@ class Sender:
             return [row.id]
         ids = [r.id for r in rows]
         segments = composer.segments(body)
-        start = reserve_slot(self.engine, segments / self.settings.sms_rate)
+        if row.kind == Kind.CALL:
+            start = reserve_slot(self.engine, 1 / self.settings.call_rate, key=CALL_PACING_KEY)
+        else:
+            start = reserve_slot(self.engine, segments / self.settings.sms_rate)
         if stop.wait(max(0.0, start - time.time())):
             self.release(ids)
             return ids
         try:
-            accepted = self.backend.send(row.to_number, body, self.callback)
+            accepted = self._hand_over(row, body)
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-            failure = classify(exc)
+            failure = exc if isinstance(exc, SendError) else classify(exc)
             if failure.code == "internal":
                 logger.exception("unexpected error sending outbox #%d", row.id)
             for r in rows:
@@ -211,6 +218,16 @@ class Sender:
         logger.info("sent outbox #%d (%s) to %s%s", row.id, row.kind, mask(row.to_number),
                     f" with {len(rows) - 1} more new alert(s)" if len(rows) > 1 else "")  # fmt: skip
         return ids
+
+    def _hand_over(self, row: Any, body: str) -> Accepted:
+        if row.kind != Kind.CALL:
+            return self.backend.send(row.to_number, body, self.callback)
+        if not self.settings.public_url:
+            raise SendError(
+                "no_public_url", "PUBLIC_URL is not set: Twilio cannot fetch the call's words", False
+            )
+        answer, status = calls.urls(self.settings, row.id)
+        return self.backend.call(row.to_number, answer, status, self.settings.call_timeout)
 
     def _precheck(self, row: Any) -> str:
         """Expire, drop or fold a row before spending a send on it; 'send' or 'together' when it should go."""
@@ -334,9 +351,20 @@ class Sender:
         values.setdefault("attempts", row.attempts + (1 if values.get("status") == Delivery.SENT else 0))
         o = outbox.c
         with self.engine.begin() as conn:
-            conn.execute(
+            mine = conn.execute(
                 update(outbox).where(o.id == row.id, o.claimed_by == self.worker_id).values(**values)
-            )
+            ).rowcount
+            if mine and row.kind == Kind.CALL:
+                if values.get("status") == Delivery.SENT:
+                    calls.placed(conn, row.id, values["provider_sid"], values["delivery_status"])
+                    if self.backend.name == "console":
+                        # Only logged: nobody will answer it, so the escalation need not wait.
+                        calls.finish(
+                            conn, row.id, calls.Outcome.NOT_REACHED, "console: the call was only logged"
+                        )
+                elif values.get("status") in UNPLACED:
+                    reason = values.get("error_message") or values.get("error_code") or values["status"]
+                    calls.finish(conn, row.id, calls.Outcome.NOT_REACHED, f"not placed: {reason}")
 
     def send_digests(self) -> int:
         """For each recipient with folded texts whose storm window has opened, queue one digest."""

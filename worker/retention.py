@@ -1,7 +1,7 @@
 """Pruning old rows so the store does not grow forever; run hourly by the leading worker.
 
-Finished outbox texts (sent, delivered, undelivered, failed, folded, dropped) go after
-OUTBOX_DAYS, the inbound `messages` audit after MESSAGES_DAYS, webhook dedup keys after
+Finished outbox texts and calls (sent, delivered, undelivered, failed, folded, dropped) go after
+OUTBOX_DAYS (a call's record in `calls` with its outbox row), the inbound `messages` audit after MESSAGES_DAYS, webhook dedup keys after
 OUTBOX_DAYS once their alert is closed, and the heartbeats of workers gone for a week. Rows of an
 alert that is still firing are kept, since they say who was paged for it (its RESOLVED goes to
 them) and what `ack` means to each phone.
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from core import db
 from inbound import audit
 from incidents import records
-from outbox import queue
+from outbox import calls, queue
 from services import Services
 from worker import liveness
 
@@ -39,6 +39,8 @@ def run(services: Services, now: float | None = None, batch: int = BATCH) -> dic
         "outbox": _prune(
             engine, lambda conn: queue.prune(conn, texts_before, records.firing_ids(), batch), batch
         ),
+        # After the outbox: a call's record goes with its outbox row.
+        "calls": _prune(engine, lambda conn: calls.prune(conn, batch), batch),
         "messages": _prune(engine, lambda conn: audit.prune(conn, messages_before, batch), batch),
         "alert_events": _prune(engine, lambda conn: records.prune_events(conn, texts_before, batch), batch),
         "worker_heartbeats": _prune(engine, lambda conn: liveness.forget_old(conn, now), batch),

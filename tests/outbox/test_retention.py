@@ -9,7 +9,7 @@ from core import db
 from heartbeats import watch
 from inbound import audit
 from incidents import escalation, records, reminders
-from outbox import queue
+from outbox import calls, queue
 from tests.support.heartbeats import worker_beat
 from tests.support.phones import ADMIN, RESPONDER
 from tests.support.servers import fresh_postgres_database
@@ -127,4 +127,22 @@ def test_the_leading_worker_runs_retention_hourly_and_the_alert_jobs_every_perio
 @pytest.mark.parametrize("days", [0, 29.9])
 def test_nothing_recent_is_touched(services, days):
     text(services, "sent", days)
-    assert retention.run(services) == {"outbox": 0, "messages": 0, "alert_events": 0, "worker_heartbeats": 0}
+    assert retention.run(services) == {
+        "outbox": 0, "calls": 0, "messages": 0, "alert_events": 0, "worker_heartbeats": 0,
+    }  # fmt: skip
+
+
+def test_an_old_finished_call_goes_with_its_record_and_a_recent_one_stays(services):
+    with services.engine.begin() as conn:
+        alert, _ = records.fire(conn, "alertmanager", "Gone", "Gone")
+        records.close(conn, alert.id)
+        old, recent = (calls.enqueue_call(conn, RESPONDER, alert.id, services.settings) for _ in range(2))
+        conn.execute(
+            update(queue.outbox)
+            .where(queue.outbox.c.id == old)
+            .values(status="undelivered", created_at=db.now() - 31 * DAY)
+        )
+    deleted = retention.run(services)
+    assert deleted["outbox"] == 1 and deleted["calls"] == 1
+    with services.engine.connect() as conn:
+        assert [c.id for c in calls.about(conn, alert.id)] == [recent]

@@ -1,9 +1,12 @@
-"""A local stand-in for Twilio's Messages API on a real loopback socket.
+"""A local stand-in for Twilio's Messages and Calls APIs on a real loopback socket.
 
 It serves POST /2010-04-01/Accounts/{AccountSid}/Messages.json the way the real twilio `Client`
 calls it (HTTP basic auth, form fields To/From/Body/StatusCallback) and answers with the
 documented message resource (201) or the documented error JSON; GET .../Accounts/{AccountSid}.json
-answers the account resource (its `status` is `account_status`), for `flask check`. Tests choose the answer with
+answers the account resource (its `status` is `account_status`), for `flask check`; POST
+.../Calls.json records a call (To, From, Url or Twiml, StatusCallback, StatusCallbackEvent,
+MachineDetection, Timeout) and answers the documented call resource, which
+tests/support/fakes/twilio_voice.py then plays Twilio's part for. Tests choose the answer with
 `mode` (for every request) or `answers` (a queue consumed first, one answer per request).
 """
 
@@ -23,6 +26,7 @@ from urllib.parse import parse_qs
 from tests.support.servers import free_port
 
 PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
+CALLS = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Calls\.json$")
 ACCOUNT = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})\.json$")
 
 # mode -> (HTTP status, Twilio error code, message), as documented at twilio.com/docs/errors
@@ -30,6 +34,12 @@ ERRORS = {
     "21211": (400, 21211, "The 'To' number {to} is not a valid phone number."),
     "21610": (400, 21610, "Attempt to send to unsubscribed recipient"),
     "21614": (400, 21614, "'To' number is not a valid mobile number"),
+    "21217": (400, 21217, "Phone number does not appear to be valid"),
+    "21215": (
+        400,
+        21215,
+        "Account not authorized to call {to}. Perhaps you need to enable some international permissions",
+    ),
     "20429": (429, 20429, "Too Many Requests"),
     "500": (500, 20500, "An internal server error has occurred"),
 }
@@ -46,12 +56,28 @@ class Sent:
 
 
 @dataclass
+class Placed:
+    """A call as Twilio was asked to place it."""
+
+    sid: str
+    to: str
+    from_: str
+    url: str
+    status_callback: str
+    events: list[str]
+    machine_detection: str
+    timeout: str
+    at: float
+
+
+@dataclass
 class FakeTwilio:
     account_sid: str
     auth_token: str
     mode: str = "ok"  # ok | 21211 | 21610 | 21614 | 20429 | 500 | hang
     answers: list[str] = field(default_factory=list)
     messages: list[Sent] = field(default_factory=list)
+    calls: list[Placed] = field(default_factory=list)
     requests: int = 0
     hang_seconds: float = 30.0
     port: int = 0  # 0: a free one; pass the old port to bring a stopped fake "back up"
@@ -97,6 +123,61 @@ class FakeTwilio:
         with self.lock:
             self.messages.append(sent)
         return sent
+
+    def placed(self) -> list[Placed]:
+        with self.lock:
+            return list(self.calls)
+
+    def record_call(self, form: dict[str, list[str]]) -> Placed:
+        one = {k: v[0] for k, v in form.items()}
+        placed = Placed(
+            sid="CA" + uuid.uuid4().hex,
+            to=one.get("To", ""),
+            from_=one.get("From", ""),
+            url=one.get("Url", ""),
+            status_callback=one.get("StatusCallback", ""),
+            events=form.get("StatusCallbackEvent", []),
+            machine_detection=one.get("MachineDetection", ""),
+            timeout=one.get("Timeout", ""),
+            at=time.time(),
+        )
+        with self.lock:
+            self.calls.append(placed)
+        return placed
+
+    def call_resource(self, placed: Placed) -> dict:
+        """The call resource as documented for POST .../Calls.json."""
+        now = formatdate(placed.at, usegmt=True).replace("GMT", "+0000")
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{placed.sid}.json"
+        return {
+            "account_sid": self.account_sid,
+            "annotation": None,
+            "answered_by": None,
+            "api_version": "2010-04-01",
+            "caller_name": None,
+            "date_created": now,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "duration": None,
+            "end_time": None,
+            "forwarded_from": None,
+            "from": placed.from_,
+            "from_formatted": placed.from_,
+            "group_sid": None,
+            "parent_call_sid": None,
+            "phone_number_sid": "PN" + "0" * 32,
+            "price": None,
+            "price_unit": "USD",
+            "queue_time": "0",
+            "sid": placed.sid,
+            "start_time": None,
+            "status": "queued",
+            "subresource_uris": {"recordings": uri.replace(".json", "/Recordings.json")},
+            "to": placed.to,
+            "to_formatted": placed.to,
+            "trunk_sid": None,
+            "uri": uri,
+        }
 
     def resource(self, sent: Sent) -> dict:
         """The message resource as documented for POST .../Messages.json."""
@@ -182,7 +263,11 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             length = int(self.headers.get("Content-Length") or 0)
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            lists = parse_qs(self.rfile.read(length).decode())
+            form = {k: v[0] for k, v in lists.items()}
+            if CALLS.match(self.path):
+                self._call(CALLS.match(self.path).group(1), lists, form)
+                return
             match = PATH.match(self.path)
             if not match:
                 self._error(404, 20404, "The requested resource was not found")
@@ -201,5 +286,27 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 self._error(status, code, message.format(to=form["To"]))
                 return
             self._json(201, fake.resource(fake.record(form)))
+
+        def _call(self, sid: str, lists: dict[str, list[str]], form: dict[str, str]) -> None:
+            if not self._authorized(sid):
+                return
+            if not form.get("To"):
+                self._error(400, 21201, "No 'To' number is specified")
+                return
+            if not form.get("From"):
+                self._error(400, 21213, "No 'From' number is specified")
+                return
+            if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+                self._error(400, 21205, "Url parameter is required")
+                return
+            answer = fake.next_answer()
+            if answer == "hang":
+                fake.released.wait(fake.hang_seconds)
+                return
+            if answer in ERRORS:
+                status, code, message = ERRORS[answer]
+                self._error(status, code, message.format(to=form["To"]))
+                return
+            self._json(201, fake.call_resource(fake.record_call(lists)))
 
     return Handler
