@@ -28,6 +28,7 @@ import commands  # noqa: F401 - registers the commands
 import heartbeats
 import inbound
 import incidents
+import oncall
 import outbox
 import worker
 from config import Settings
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     outbox.init_app(app)
     incidents.init_app(app)
     heartbeats.init_app(app)
+    oncall.init_app(app)
     worker.init_app(app)
     app.cli.add_command(check_command)
     app.cli.add_command(db_command)

@@ -236,7 +236,7 @@ def _choice(name: str, value: str, choices: tuple[str, ...], upper: bool = False
 
 
 DEFAULT_FILE = "operator.yml"
-FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats")
+FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats", "teams")
 
 
 def load_file(path: str) -> dict[str, Any]:

@@ -397,3 +397,18 @@ def named(conn: Connection, name: str) -> bool:
         select(alerts.c.id).where(func.lower(alerts.c.name) == name.lower()).limit(1)
     ).first()
     return found is not None
+
+
+def record_event(conn: Connection, key: str, alert_id: int, at: float) -> bool:
+    """Store one thing that happened to an alert (an escalation step) once; False when it was stored before."""
+    if conn.execute(select(alert_events.c.event_key).where(alert_events.c.event_key == key)).first():
+        return False
+    conn.execute(alert_events.insert().values(event_key=key, alert_id=alert_id, received_at=at))
+    return True
+
+
+def events_of(conn: Connection, alert_id: int, prefix: str) -> list[str]:
+    """The keys of the events recorded for an alert that start with `prefix`, oldest first."""
+    e = alert_events.c
+    query = select(e.event_key).where(e.alert_id == alert_id, e.event_key.startswith(prefix, autoescape=True))
+    return list(conn.scalars(query.order_by(e.received_at, e.event_key)))
