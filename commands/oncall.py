@@ -23,7 +23,7 @@ MAX_OVERRIDE = 7 * 86400.0
 ROLE = "responder"
 TAKE_WORDS = frozenset({"take", "cover", "me", "mine", "takeover"})
 GIVE_WORDS = frozenset({"give", "hand", "handover", "pass", "swap"})
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,18}\d")
+_PIECE = re.compile(r"\+?\(?\d[\d().-]*")
 _NOISE = frozenset({"for", "to", "on", "call", "oncall", "over", "team", "the", "i", "ll", "will"})
 
 
@@ -69,13 +69,11 @@ def _listing(ctx: Context, chosen: list[Team]) -> str:
 def _override(ctx: Context, configured: dict[str, Team], words: list[str], give: bool) -> str:
     phone = ctx.phone
     if give:
-        found = _PHONE.search(ctx.rest)
-        if not found:
+        phone, words = _number(ctx.rest)
+        if not phone:
             raise CommandError("Give to whom? e.g. 'oncall give +15550100 2h payments'.")
-        phone = "+" + re.sub(r"\D", "", found.group(0))
         if not E164.match(phone):
             raise CommandError(f"{mask(phone)} is no E.164 number like +15550100.")
-        words = ctx.rest.lower().replace(found.group(0).lower(), " ").replace(",", " ").split()
     seconds, team = _duration(words), _team(ctx, configured, words, phone)
     member = team.member(phone)
     if member is None or not member.pageable:
@@ -87,6 +85,19 @@ def _override(ctx: Context, configured: dict[str, Team], words: list[str], give:
     then = f", then {who(team, following)}" if following else ""
     person = "You are" if phone == ctx.phone else f"{who(team, phone)} is"
     return f"{person} on call for {team.name} for {humanize(seconds)}, until {when(team, now + seconds, now)}{then}."
+
+
+def _number(text: str) -> tuple[str, list[str]]:
+    """('+15550100', the other words) from '+1 555-0100 2h': a number typed in pieces, up to 15 digits."""
+    digits, rest = "", []
+    for word in text.lower().replace(",", " ").split():
+        found = re.sub(r"\D", "", word)
+        piece = _PIECE.fullmatch(word) and (word.startswith("+") or digits or len(found) >= 7) and len(digits) < 10
+        if piece and len(digits + found) <= 15:
+            digits += found
+        else:
+            rest.append(word)
+    return ("+" + digits if digits else ""), rest
 
 
 def _duration(words: list[str]) -> float:
