@@ -59,10 +59,10 @@ def _listing(ctx: Context, chosen: list[Team]) -> str:
                 line += f", next {who(team, current.next_phone)}"
             lines.append(line)
         for override in reversed(store.active_overrides(conn, now)):
-            team = next((t for t in chosen if t.name == override.team), None)
-            if team is not None:
-                lines.append(f"Override {team.name}: {who(team, override.phone)} "
-                             f"{when(team, override.starts_at, now)}-{when(team, override.ends_at, now)}")  # fmt: skip
+            owner = next((t for t in chosen if t.name == override.team), None)
+            if owner is not None:
+                lines.append(f"Override {owner.name}: {who(owner, override.phone)} "
+                             f"{when(owner, override.starts_at, now)}-{when(owner, override.ends_at, now)}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -92,7 +92,11 @@ def _number(text: str) -> tuple[str, list[str]]:
     digits, rest = "", []
     for word in text.lower().replace(",", " ").split():
         found = re.sub(r"\D", "", word)
-        piece = _PIECE.fullmatch(word) and (word.startswith("+") or digits or len(found) >= 7) and len(digits) < 10
+        piece = (
+            _PIECE.fullmatch(word)
+            and (word.startswith("+") or digits or len(found) >= 7)
+            and len(digits) < 10
+        )
         if piece and len(digits + found) <= 15:
             digits += found
         else:

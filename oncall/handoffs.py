@@ -80,7 +80,9 @@ def _handoff(conn: Connection, team: Team, settings: Settings, now: float) -> in
         body = (f"Your {team.name} shift is over: {who(team, current.phone)} is on call until "
                 f"{when(team, current.until, now)}. {count}{listed}")  # fmt: skip
         texts += paging.notify(conn, [outgoing], body, Kind.NOTICE, settings)
-    logger.info("team %s handed over from %s to %s", team.name, mask(outgoing or ""), mask(current.phone or ""))
+    logger.info(
+        "team %s handed over from %s to %s", team.name, mask(outgoing or ""), mask(current.phone or "")
+    )
     return texts
 
 

@@ -62,7 +62,9 @@ class Override:
 
 def add_override(conn: Connection, team: str, phone: str, start: float, end: float, by: str) -> Override:
     inserted = conn.execute(
-        overrides.insert().values(team=team, phone=phone, starts_at=start, ends_at=end, created_by=by, created_at=start)
+        overrides.insert().values(
+            team=team, phone=phone, starts_at=start, ends_at=end, created_by=by, created_at=start
+        )
     )
     return Override(db.inserted_id(inserted), team, phone, start, end, by)
 
@@ -74,7 +76,8 @@ def active_overrides(conn: Connection, now: float, team: str | None = None) -> l
     if team is not None:
         query = query.where(c.team == team)
     return [
-        Override(r.id, r.team, r.phone, r.starts_at, r.ends_at, r.created_by) for r in conn.execute(query).all()
+        Override(r.id, r.team, r.phone, r.starts_at, r.ends_at, r.created_by)
+        for r in conn.execute(query).all()
     ]
 
 
@@ -89,16 +92,16 @@ def last_handoff(conn: Connection, team: str) -> tuple[str | None, float] | None
 
 def record_handoff(conn: Connection, team: str, phone: str | None, since: float, until: float) -> bool:
     """Store `phone` as the team's on-call; False when it already was (another worker got there)."""
-    previous = conn.execute(
-        select(handoffs.c.phone).where(handoffs.c.team == team).with_for_update()
-    ).first()
+    previous = conn.execute(select(handoffs.c.phone).where(handoffs.c.team == team).with_for_update()).first()
     if previous is None:
         conn.execute(handoffs.insert().values(team=team, phone=phone, since=since, until=until))
         return True
     if previous.phone == phone:
         conn.execute(update(handoffs).where(handoffs.c.team == team).values(until=until))
         return False
-    conn.execute(update(handoffs).where(handoffs.c.team == team).values(phone=phone, since=since, until=until))
+    conn.execute(
+        update(handoffs).where(handoffs.c.team == team).values(phone=phone, since=since, until=until)
+    )
     return True
 
 

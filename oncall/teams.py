@@ -126,7 +126,9 @@ def parse_teams(section: Any) -> dict[str, Team]:
     teams: dict[str, Team] = {}
     for name, item in section.items():
         if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(f"teams: {str(name)[:40]!r}: a team name is 1-32 lower-case letters, digits, '_', '-'")
+            raise ConfigError(
+                f"teams: {str(name)[:40]!r}: a team name is 1-32 lower-case letters, digits, '_', '-'"
+            )
         try:
             teams[name] = _team(name, item)
         except ConfigError as exc:
@@ -167,14 +169,20 @@ def _members(value: Any) -> tuple[Member, ...]:
     for entry in value:
         name = ""
         if isinstance(entry, Mapping):
-            phone, role, name = str(entry.get("phone", "")), str(entry.get("role", "responder")), str(entry.get("name", ""))
+            phone, role, name = (
+                str(entry.get("phone", "")),
+                str(entry.get("role", "responder")),
+                str(entry.get("name", "")),
+            )
         elif isinstance(entry, str):
             phone, _, role = entry.partition(":")
         else:
             raise ConfigError(f"member {entry!r} must be a number like '+15550100:admin' (quote it in YAML)")
         phone, role = phone.strip(), (role.strip().lower() or "responder")
         if not E164.match(phone):
-            raise ConfigError(f"member {phone[:20]!r} is not an E.164 number like +15550100 (quote it in YAML)")
+            raise ConfigError(
+                f"member {phone[:20]!r} is not an E.164 number like +15550100 (quote it in YAML)"
+            )
         if role not in ROLES:
             raise ConfigError(f"member {phone[:5]}***: role {role!r} must be one of {', '.join(ROLES)}")
         if any(m.phone == phone for m in found):
@@ -198,7 +206,9 @@ def parse_start(text: str) -> datetime:
     try:
         start = datetime.fromisoformat(when)
     except ValueError:
-        raise ConfigError(f"rotation 'start' must be ISO-8601 like 2026-12-07T09:00 Europe/Berlin, not {text[:40]!r}") from None
+        raise ConfigError(
+            f"rotation 'start' must be ISO-8601 like 2026-12-07T09:00 Europe/Berlin, not {text[:40]!r}"
+        ) from None
     if zone is not None:
         if start.tzinfo is not None:
             raise ConfigError("rotation 'start' has both an offset and a zone name; give one")
@@ -256,7 +266,9 @@ def _matchers(value: Any) -> tuple[Matcher, ...]:
             try:
                 found.append(Matcher(str(label), text, re.compile(text[2:].strip())))
             except re.error as exc:
-                raise ConfigError(f"match {label}: {text[:40]!r} is not a regular expression: {exc}") from None
+                raise ConfigError(
+                    f"match {label}: {text[:40]!r} is not a regular expression: {exc}"
+                ) from None
         else:
             found.append(Matcher(str(label), text))
     return tuple(found)
@@ -275,7 +287,9 @@ def _policy(value: Any) -> Policy | None:
     parsed = tuple(_step(index, step) for index, step in enumerate(steps, start=1))
     for index, (before, step) in enumerate(zip(parsed, parsed[1:], strict=False), start=2):
         if step.after < before.after:
-            raise ConfigError(f"escalation step {index}: 'after' counts from the page and must not go back in time")
+            raise ConfigError(
+                f"escalation step {index}: 'after' counts from the page and must not go back in time"
+            )
     repeat = value.get("repeat", 0)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= 10:
         raise ConfigError(f"escalation 'repeat' must be a whole number from 0 to 10, not {repeat!r}")
@@ -295,7 +309,9 @@ def _step(index: int, item: Any) -> Step:
     try:
         after = parse_duration(str(item.get("after", 0)))
     except ValueError:
-        raise ConfigError(f"{where}: 'after' must be a duration like 0, 10m or 1h, not {item.get('after')!r}") from None
+        raise ConfigError(
+            f"{where}: 'after' must be a duration like 0, 10m or 1h, not {item.get('after')!r}"
+        ) from None
     via = str(item.get("via", "sms")).strip().lower()
     if via not in VIA:
         raise ConfigError(f"{where}: 'via' must be sms or call, not {item.get('via')!r}")
@@ -303,10 +319,14 @@ def _step(index: int, item: Any) -> Step:
     if isinstance(notify, list):
         for phone in notify:
             if not isinstance(phone, str) or not E164.match(phone):
-                raise ConfigError(f"{where}: notify {str(phone)[:20]!r} is not an E.164 number (quote it in YAML)")
+                raise ConfigError(
+                    f"{where}: notify {str(phone)[:20]!r} is not an E.164 number (quote it in YAML)"
+                )
         if not notify:
             raise ConfigError(f"{where}: 'notify' needs at least one number")
         return Step(after, "numbers", tuple(notify), via)
     if notify not in NOTIFY:
-        raise ConfigError(f"{where}: 'notify' must be oncall, next, team or a list of numbers, not {notify!r}")
+        raise ConfigError(
+            f"{where}: 'notify' must be oncall, next, team or a list of numbers, not {notify!r}"
+        )
     return Step(after, str(notify), (), via)

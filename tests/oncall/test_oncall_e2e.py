@@ -44,7 +44,9 @@ class Running:
         self.fake = fake
         self.app = create_app(with_settings(settings, alertmanager_token=WEBHOOK_TOKEN, **from_file(path)))
         self.client = self.app.test_client()
-        env = worker_env(tmp_path, fake, settings.database_url, OPERATOR_CONFIG=str(path), LOG_DIR=str(tmp_path / "logs"))
+        env = worker_env(
+            tmp_path, fake, settings.database_url, OPERATOR_CONFIG=str(path), LOG_DIR=str(tmp_path / "logs")
+        )
         self.worker = start_worker(tmp_path, env)
 
     def texts(self, pattern: str, to: str | None = None) -> list:
@@ -80,7 +82,9 @@ def test_a_rotation_hands_over_at_the_right_instant_and_both_people_are_told(run
     run.wait(r"^You are on call for payments until ", BOB, "Bob told he is on call")
     incoming = run.wait(r"^You are on call for payments until ", ALICE, "Alice told at the handoff")
     assert incoming.at >= start.replace(microsecond=0).timestamp()
-    assert re.fullmatch(r"You are on call for payments until \w{3} \d\d:\d\d \(0 open alerts\)", incoming.body)
+    assert re.fullmatch(
+        r"You are on call for payments until \w{3} \d\d:\d\d \(0 open alerts\)", incoming.body
+    )
     outgoing = run.wait(r"^Your payments shift is over", BOB, "Bob's summary")
     assert outgoing.body.startswith("Your payments shift is over: Alice is on call until ")
     assert len(run.texts(r"^You are on call", ALICE)) == 1
@@ -96,14 +100,22 @@ def test_a_payments_alert_reaches_only_the_payments_on_call_and_escalates_to_ste
     wait_for(lambda: run.texts(rf"FIRING DiskFull .*#{disk}"), "the default team's page")
     escalated = run.wait(rf"^ESCALATED \d+s unacked: FIRING CardDeclines .*#{payments}", BOB, "step two")
     assert escalated.to == BOB
-    paged = {m.to for m in run.texts(rf"FIRING CardDeclines .*#{payments}") if not m.body.startswith("ESCALATED")}
+    paged = {
+        m.to for m in run.texts(rf"FIRING CardDeclines .*#{payments}") if not m.body.startswith("ESCALATED")
+    }
     assert paged == {ALICE}
     assert {m.to for m in run.texts(rf"DiskFull .*#{disk}")} <= {CAROL, DAVE}
 
 
 def test_an_acked_alert_does_not_escalate(running):
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    steps = {"steps": [{"after": 0, "notify": "oncall"}, {"after": "2s", "notify": "next"}, {"after": "4s", "notify": "team"}]}
+    steps = {
+        "steps": [
+            {"after": 0, "notify": "oncall"},
+            {"after": "2s", "notify": "next"},
+            {"after": "4s", "notify": "team"},
+        ]
+    }
     run = running(payments_and_infra(start=iso(hour_ago), escalation=steps))
     first = fire(run.client, "CardDeclines", labels={"team": "payments"})
     assert Phone(run.client, ALICE).text(f"ack {first}").startswith(f"Acked #{first}")

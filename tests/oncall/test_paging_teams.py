@@ -27,7 +27,13 @@ def an_hour_ago() -> str:
     return (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
 
 
-STEPS = {"steps": [{"after": 0, "notify": "oncall"}, {"after": "10m", "notify": "next"}, {"after": "20m", "notify": "team"}]}
+STEPS = {
+    "steps": [
+        {"after": 0, "notify": "oncall"},
+        {"after": "10m", "notify": "next"},
+        {"after": "20m", "notify": "team"},
+    ]
+}
 
 
 @pytest.fixture
@@ -58,7 +64,9 @@ def test_an_alert_matching_no_team_pages_the_default_teams_on_call(client, servi
     assert page in (CAROL, DAVE)
 
 
-@pytest.mark.parametrize("labels, team", [({"service": "payments-api"}, "payments"), ({"service": "web"}, "default")])
+@pytest.mark.parametrize(
+    "labels, team", [({"service": "payments-api"}, "payments"), ({"service": "web"}, "default")]
+)
 def test_a_regular_expression_matcher_routes_by_label(settings, labels, team):
     file = payments_and_infra(start=an_hour_ago())
     file["teams"]["payments"]["match"] = {"service": "=~pay.*", "severity": "page"}
@@ -84,7 +92,9 @@ def test_without_teams_alerts_page_todays_recipients(settings):
 
 def test_oncall_lists_each_team_with_who_now_until_when_and_who_next(phone):
     reply = phone.text("oncall")
-    assert reply.splitlines()[0].startswith("payments: Alice until ") and reply.splitlines()[0].endswith(", next Bob")
+    assert reply.splitlines()[0].startswith("payments: Alice until ") and reply.splitlines()[0].endswith(
+        ", next Bob"
+    )
     assert phone.text("oncall payments") == reply.splitlines()[0]
     assert phone.text("oncall billing").startswith("No team 'billing'. Teams: payments, default")
 
@@ -112,13 +122,16 @@ def test_an_override_by_sms_changes_who_is_paged_next_and_is_listed_until_it_end
 )
 def test_a_bad_override_is_refused_plainly_and_changes_nothing(client, services, number, text, refusal):
     app = client.application
-    app.extensions["operator"].settings  # the same settings as the fixture's
     if number == CAROL:
         # Carol is in no team but must be authorized to text at all: a member of both teams asks instead.
         file = payments_and_infra(start=an_hour_ago())
         file["teams"]["payments"]["members"].append(CAROL)
         services = app.extensions["operator"]
-        other = create_app(with_settings(services.settings, file=file, authorized={**services.settings.authorized, CAROL: "responder"}))
+        other = create_app(
+            with_settings(
+                services.settings, file=file, authorized={**services.settings.authorized, CAROL: "responder"}
+            )
+        )
         try:
             assert Phone(other.test_client(), CAROL).text(text) == refusal
         finally:
@@ -146,7 +159,10 @@ def test_escalation_reaches_step_two_when_step_one_does_not_ack_and_each_step_is
     [(to, body)] = escalations(services)
     assert to == BOB and body.startswith("ESCALATED 11m unacked: FIRING CardDeclines")
     with services.engine.begin() as conn:
-        assert records.events_of(conn, alert_id, "escalation:") == [f"escalation:{alert_id}:0:1", f"escalation:{alert_id}:0:2"]
+        assert records.events_of(conn, alert_id, "escalation:") == [
+            f"escalation:{alert_id}:0:1",
+            f"escalation:{alert_id}:0:2",
+        ]
     assert legacy_escalation.run(services) == 0  # ESCALATE_AFTER leaves a team's alert to its policy
     assert escalation.run(services, now=db.now() + 10 * 60) == 1
     assert sorted(to for to, _ in escalations(services)[1:]) == sorted([ALICE, BOB])
@@ -160,7 +176,10 @@ def test_an_ack_snooze_or_resolve_stops_the_escalation(client, services, action)
 
 
 def test_a_repeating_policy_starts_over_after_its_last_step(settings):
-    file = payments_and_infra(start=an_hour_ago(), escalation={"steps": [{"after": 0}, {"after": "5m", "notify": "next"}], "repeat": 1})
+    file = payments_and_infra(
+        start=an_hour_ago(),
+        escalation={"steps": [{"after": 0}, {"after": "5m", "notify": "next"}], "repeat": 1},
+    )
     app = create_app(with_settings(settings, file=file, alertmanager_token=WEBHOOK_TOKEN))
     services = app.extensions["operator"]
     try:
@@ -174,14 +193,18 @@ def test_a_repeating_policy_starts_over_after_its_last_step(settings):
 
 
 def test_a_via_call_step_texts_while_calls_are_not_available_and_says_so(settings, caplog):
-    file = payments_and_infra(start=an_hour_ago(), escalation=[{"after": "1m", "notify": "oncall", "via": "call"}])
+    file = payments_and_infra(
+        start=an_hour_ago(), escalation=[{"after": "1m", "notify": "oncall", "via": "call"}]
+    )
     app = create_app(with_settings(settings, file=file, alertmanager_token=WEBHOOK_TOKEN))
     services = app.extensions["operator"]
     try:
         open_payments_alert(app.test_client(), services, minutes_ago=2)
         assert escalation.run(services) == 1
         assert [to for to, _ in escalations(services)] == [ALICE]
-        assert any("calls not available" in r.getMessage() and ALICE not in r.getMessage() for r in caplog.records)
+        assert any(
+            "calls not available" in r.getMessage() and ALICE not in r.getMessage() for r in caplog.records
+        )
     finally:
         services.close()
 
@@ -200,7 +223,9 @@ def test_a_handoff_texts_the_incoming_and_the_outgoing_person_once(client, servi
     handoffs.run(services, now=now)
     week = 7 * 86400
     first = [t for t in texts(services, "notice") if t[0] in (ALICE, BOB)]
-    assert [(to, body.split(" until ")[0]) for to, body, _ in first] == [(ALICE, "You are on call for payments")]
+    assert [(to, body.split(" until ")[0]) for to, body, _ in first] == [
+        (ALICE, "You are on call for payments")
+    ]
     handoffs.run(services, now=now + week - 3600 - 1)  # a second before the handoff: nothing
     assert len(texts(services, "notice")) == len(texts(services, "notice"))
     before = len(texts(services, "notice"))
@@ -209,15 +234,27 @@ def test_a_handoff_texts_the_incoming_and_the_outgoing_person_once(client, servi
     after = texts(services, "notice")[before:]
     mine = [(to, body) for to, body, _ in after if to in (ALICE, BOB)]
     assert [to for to, _ in mine] == [BOB, ALICE]
-    assert mine[0][1].startswith("You are on call for payments until ") and mine[0][1].endswith("(1 open alert)")
-    assert mine[1][1].startswith("Your payments shift is over: Bob is on call until ") and f"#{1}" in mine[1][1]
+    assert mine[0][1].startswith("You are on call for payments until ") and mine[0][1].endswith(
+        "(1 open alert)"
+    )
+    assert (
+        mine[1][1].startswith("Your payments shift is over: Bob is on call until ") and f"#{1}" in mine[1][1]
+    )
 
 
 def test_a_gap_in_the_schedule_warns_the_teams_admins_a_day_before_it_starts_once(settings):
     from tests.support.oncall import at
 
     members = [{"phone": ALICE, "name": "Alice"}, {"phone": BOB, "role": "admin", "name": "Bob"}]
-    file = {"teams": {"payments": {"members": members, "ical": str(PAYLOADS / "oncall_weekly.ics"), "zone": "Europe/Berlin"}}}
+    file = {
+        "teams": {
+            "payments": {
+                "members": members,
+                "ical": str(PAYLOADS / "oncall_weekly.ics"),
+                "zone": "Europe/Berlin",
+            }
+        }
+    }
     app = create_app(with_settings(settings, file=file))
     services = app.extensions["operator"]
     try:
@@ -226,6 +263,11 @@ def test_a_gap_in_the_schedule_warns_the_teams_admins_a_day_before_it_starts_onc
         handoffs.run(services, now=at("2026-12-27T10:00"))
         handoffs.run(services, now=at("2026-12-27T11:00"))
         warned = [(to, b) for to, b, _ in texts(services, "notice") if "nobody on call" in b]
-        assert warned == [(BOB, "payments has nobody on call from Mon 09:00 to Thu 09:00: text ONCALL TAKE <hours> payments to cover it")]
+        assert warned == [
+            (
+                BOB,
+                "payments has nobody on call from Mon 09:00 to Thu 09:00: text ONCALL TAKE <hours> payments to cover it",
+            )
+        ]
     finally:
         services.close()

@@ -13,13 +13,20 @@ from tests.support.paths import PAYLOADS
 
 
 def rotation_team(every: str, start: str) -> teams.Team:
-    section = {"p": {"members": [ALICE, f"{BOB}:admin", "+15555550102:viewer"], "rotation": {"every": every, "start": start}}}
+    section = {
+        "p": {
+            "members": [ALICE, f"{BOB}:admin", "+15555550102:viewer"],
+            "rotation": {"every": every, "start": start},
+        }
+    }
     return teams.parse_teams(section)["p"]
 
 
 def feed_team() -> teams.Team:
     members = [{"phone": ALICE, "name": "Alice"}, {"phone": BOB, "role": "admin", "name": "Bob"}]
-    return teams.parse_teams({"p": {"members": members, "ical": str(PAYLOADS / "oncall_weekly.ics"), "zone": "Europe/Berlin"}})["p"]
+    return teams.parse_teams(
+        {"p": {"members": members, "ical": str(PAYLOADS / "oncall_weekly.ics"), "zone": "Europe/Berlin"}}
+    )["p"]
 
 
 def local(seconds: float) -> str:
@@ -43,7 +50,9 @@ def test_a_weekly_rotation_hands_over_at_start_plus_whole_weeks_to_the_second():
         ("2027-10-29T09:00[Europe/Berlin]", "2027-10-31T08:30", "2027-10-31 09:00 +0100"),
     ],
 )
-def test_a_daily_rotation_hands_over_at_the_same_local_time_across_a_daylight_saving_change(start, moment, handoff):
+def test_a_daily_rotation_hands_over_at_the_same_local_time_across_a_daylight_saving_change(
+    start, moment, handoff
+):
     team = rotation_team("1d", start)
     shift = schedule.shift_at(team, "", at(moment))
     assert local(shift.end) == handoff
@@ -69,7 +78,9 @@ def test_an_hourly_rotation_counts_elapsed_time_through_a_daylight_saving_change
         ("2026-12-31T12:00", BOB),
     ],
 )
-def test_an_ical_feed_with_a_weekly_recurrence_and_an_exception_gives_the_right_person_each_day(day, expected):
+def test_an_ical_feed_with_a_weekly_recurrence_and_an_exception_gives_the_right_person_each_day(
+    day, expected
+):
     team = feed_team()
     assert schedule.shift_at(team, team.ical_text, at(day)).phone == expected
 
@@ -91,16 +102,46 @@ GOOD = {"members": [ALICE], "rotation": {"every": "1w", "start": "2026-12-07T09:
         ({**GOOD, "members": ["5550100"]}, "teams: payments: member '5550100' is not an E.164 number"),
         ({**GOOD, "members": [f"{ALICE}:boss"]}, "teams: payments: member +1555***: role 'boss'"),
         ({**GOOD, "members": [f"{ALICE}:viewer"]}, "teams: payments: 'members' needs at least one responder"),
-        ({**GOOD, "rotation": {"every": "weekly", "start": "2026-12-07T09:00Z"}}, "teams: payments: rotation 'every'"),
-        ({**GOOD, "rotation": {"every": "1w", "start": "2026-12-07T09:00"}}, "teams: payments: rotation 'start' needs an offset"),
-        ({**GOOD, "rotation": {"every": "1w", "start": "2026-12-07T09:00 Mars/Olympus"}}, "teams: payments: unknown time zone 'Mars/Olympus'"),
-        ({**GOOD, "ical": "/nonexistent/feed.ics"}, "teams: payments: 'ical': cannot read /nonexistent/feed.ics"),
-        ({**GOOD, "match": {"service": "=~pay("}}, "teams: payments: match service: '=~pay(' is not a regular expression"),
-        ({**GOOD, "escalation": [{"after": "soon"}]}, "teams: payments: escalation step 1: 'after' must be a duration"),
-        ({**GOOD, "escalation": [{"notify": "boss"}]}, "teams: payments: escalation step 1: 'notify' must be oncall, next, team"),
-        ({**GOOD, "escalation": [{"via": "pigeon"}]}, "teams: payments: escalation step 1: 'via' must be sms or call"),
-        ({**GOOD, "escalation": [{"after": "10m"}, {"after": "5m"}]}, "teams: payments: escalation step 2: 'after' counts"),
-        ({**GOOD, "escalation": {"steps": [{"after": 0}], "repeat": 2}}, "teams: payments: escalation 'repeat' needs a step"),
+        (
+            {**GOOD, "rotation": {"every": "weekly", "start": "2026-12-07T09:00Z"}},
+            "teams: payments: rotation 'every'",
+        ),
+        (
+            {**GOOD, "rotation": {"every": "1w", "start": "2026-12-07T09:00"}},
+            "teams: payments: rotation 'start' needs an offset",
+        ),
+        (
+            {**GOOD, "rotation": {"every": "1w", "start": "2026-12-07T09:00 Mars/Olympus"}},
+            "teams: payments: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            {**GOOD, "ical": "/nonexistent/feed.ics"},
+            "teams: payments: 'ical': cannot read /nonexistent/feed.ics",
+        ),
+        (
+            {**GOOD, "match": {"service": "=~pay("}},
+            "teams: payments: match service: '=~pay(' is not a regular expression",
+        ),
+        (
+            {**GOOD, "escalation": [{"after": "soon"}]},
+            "teams: payments: escalation step 1: 'after' must be a duration",
+        ),
+        (
+            {**GOOD, "escalation": [{"notify": "boss"}]},
+            "teams: payments: escalation step 1: 'notify' must be oncall, next, team",
+        ),
+        (
+            {**GOOD, "escalation": [{"via": "pigeon"}]},
+            "teams: payments: escalation step 1: 'via' must be sms or call",
+        ),
+        (
+            {**GOOD, "escalation": [{"after": "10m"}, {"after": "5m"}]},
+            "teams: payments: escalation step 2: 'after' counts",
+        ),
+        (
+            {**GOOD, "escalation": {"steps": [{"after": 0}], "repeat": 2}},
+            "teams: payments: escalation 'repeat' needs a step",
+        ),
         ({**GOOD, "colour": "red"}, "teams: payments: unknown key(s) colour"),
     ],
 )
@@ -114,6 +155,8 @@ def test_the_file_accepts_a_teams_section(tmp_path):
     from config import load_file
 
     path = tmp_path / "operator.yml"
-    path.write_text("teams:\n  payments:\n    members: ['+15555550101']\n    rotation: {every: 1w, start: 2026-12-07T09:00:00+01:00}\n")
+    path.write_text(
+        "teams:\n  payments:\n    members: ['+15555550101']\n    rotation: {every: 1w, start: 2026-12-07T09:00:00+01:00}\n"
+    )
     [team] = teams.parse_teams(load_file(str(path))["teams"]).values()
     assert team.rotation is not None and team.rotation.days == 7

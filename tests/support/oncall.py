@@ -25,7 +25,10 @@ def payments_and_infra(start: str = "2026-12-07T09:00 Europe/Berlin", every: str
     return {
         "teams": {
             "payments": {
-                "members": [{"phone": ALICE, "name": "Alice"}, {"phone": BOB, "role": "admin", "name": "Bob"}],
+                "members": [
+                    {"phone": ALICE, "name": "Alice"},
+                    {"phone": BOB, "role": "admin", "name": "Bob"},
+                ],
                 "rotation": {"every": every, "start": start},
                 "match": {"team": "payments"},
                 **payments,
