@@ -74,7 +74,7 @@ class Settings:
     log_level: str = "INFO"
     sms_emoji: bool = False
     sms_max_segments: int = 1
-    # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database.
+    # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database, heartbeats, teams.
     operator_config: str = ""
     file: Mapping[str, Any] = field(default_factory=dict)
     # monitors
