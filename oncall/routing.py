@@ -91,7 +91,15 @@ def recipients_for(conn: Connection, alert: Alert, settings: Settings, now: floa
     team = team_for(alert, configured)
     if team is None:
         return None
-    current = on_call(conn, team, now)
+    try:
+        current = on_call(conn, team, now)
+    except Exception:  # noqa: BLE001 - a schedule that cannot be worked out must never lose a page
+        logger.exception(
+            "team %s: who is on call cannot be worked out; alert #%s pages the whole team",
+            team.name,
+            alert.id,
+        )
+        return paging.Route([m.phone for m in team.rota], team.name, team.escalation is not None)
     if current.phone:
         numbers = [current.phone]
     else:

@@ -7,6 +7,7 @@ daylight-saving offset that day; shorter periods count elapsed seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -57,8 +58,7 @@ def rotation_shift(team: Team, rotation: Rotation, now: float) -> Shift:
 def feed_shifts(team: Team, feed: str, start: float, end: float) -> list[Shift]:
     """The feed's events between `start` and `end` as shifts of the members they name, in order."""
     try:
-        calendar = icalendar.Calendar.from_ical(feed)
-        events = recurring_ical_events.of(calendar).between(_utc(start), _utc(end))
+        events = recurring_ical_events.of(_calendar(feed)).between(_utc(start), _utc(end))
     except Exception:  # noqa: BLE001 - a broken feed is a gap, reported by the gap warning, not a crash
         logger.warning("team %s: its iCal feed cannot be read", team.name, exc_info=True)
         return []
@@ -114,6 +114,12 @@ def gaps(team: Team, feed: str, start: float, end: float) -> list[Shift]:
             break
         at = shift.end
     return found
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar(feed: str) -> icalendar.Calendar:
+    """A feed parsed once: every page, reminder and escalation step asks who is on call."""
+    return icalendar.Calendar.from_ical(feed)
 
 
 def _utc(seconds: float) -> datetime:

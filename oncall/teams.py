@@ -18,6 +18,7 @@ from config import E164, PAGE_ROLES, ROLES, ConfigError, Settings
 from core.timeutil import parse_duration
 
 DEFAULT_TEAM = "default"
+MAX_PERIOD = 365 * 86400.0
 TEAM_KEYS = ("members", "rotation", "ical", "zone", "match", "escalation")
 STEP_KEYS = ("after", "notify", "via")
 NOTIFY = ("oncall", "next", "team")
@@ -232,8 +233,13 @@ def _rotation(value: Any) -> Rotation:
         every = 0.0
     if every <= 0:
         raise ConfigError(f"rotation 'every' must be a duration like 1d or 1w, not {value.get('every')!r}")
+    if every > MAX_PERIOD:
+        raise ConfigError(f"rotation 'every' must be at most 365d, not {value.get('every')!r}")
+    begins = parse_start(start)
+    if not 1970 < begins.year < 2200:
+        raise ConfigError(f"rotation 'start' must be between 1971 and 2199, not {begins.year}")
     days = int(every // 86400) if every % 86400 == 0 else 0
-    return Rotation(parse_start(start), every, days)
+    return Rotation(begins, every, days)
 
 
 def _ical(value: Any) -> tuple[str, str]:
