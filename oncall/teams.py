@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -223,8 +223,8 @@ def _rotation(value: Any) -> Rotation:
     if not isinstance(value, Mapping) or set(value) - {"every", "start"}:
         raise ConfigError("'rotation' must be a mapping with 'every' (1d, 1w) and 'start'")
     start = value.get("start")
-    if isinstance(start, datetime):
-        start = start.isoformat()  # YAML reads an unquoted timestamp itself
+    if isinstance(start, date):
+        start = start.isoformat()  # YAML reads an unquoted timestamp (or date) itself
     if not isinstance(start, str):
         raise ConfigError("rotation 'start' is required, e.g. 2026-12-07T09:00 Europe/Berlin")
     try:

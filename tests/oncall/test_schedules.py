@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
@@ -143,6 +143,23 @@ GOOD = {"members": [ALICE], "rotation": {"every": "1w", "start": "2026-12-07T09:
             "teams: payments: escalation 'repeat' needs a step",
         ),
         ({**GOOD, "colour": "red"}, "teams: payments: unknown key(s) colour"),
+        (
+            {**GOOD, "rotation": {"every": "1w", "start": date(2026, 12, 7)}},
+            "teams: payments: rotation 'start' needs an offset",
+        ),
+        (
+            {**GOOD, "rotation": {"every": "1w", "start": "9999-12-31T09:00Z"}},
+            "teams: payments: rotation 'start' must be between",
+        ),
+        (
+            {**GOOD, "rotation": {"every": "100000w", "start": "2026-12-07T09:00Z"}},
+            "teams: payments: rotation 'every' must be at most",
+        ),
+        ({**GOOD, "members": [15555550101]}, "teams: payments: member 15555550101 must be a number"),
+        (
+            {**GOOD, "escalation": [{"notify": []}]},
+            "teams: payments: escalation step 1: 'notify' needs at least one",
+        ),
     ],
 )
 def test_a_team_with_a_mistake_is_refused_in_one_line_naming_the_team_and_the_key(team, message):
