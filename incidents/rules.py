@@ -188,6 +188,8 @@ def _parse_one(
     if team and str(team) not in team_names:
         known = ", ".join(sorted(team_names)) or "none (add a teams: section)"
         raise ConfigError(f"unknown team {str(team)[:32]!r}; teams: {known}")
+    if not team and "recipients" not in item and "default" in team_names:
+        team = "default"  # as a webhook alert matching no team
     recipients = item.get("recipients", () if team else default_recipients)
     if isinstance(recipients, str):
         recipients = [p.strip() for p in recipients.split(",") if p.strip()]

@@ -39,11 +39,13 @@ def labels_of(alert: Alert) -> dict[str, str]:
 
 
 def team_for(alert: Alert, configured: Mapping[str, Team]) -> Team | None:
-    """A rule's own `team:`, else the first team whose matchers all match, else the default team."""
+    """A rule's own `team:`; for webhook alerts the first team whose matchers all match, else the default team."""
     labels = labels_of(alert)
     named = labels.get("team", "")
-    if alert.source == Source.RULE and named in configured:
-        return configured[named]
+    if alert.source == Source.RULE:
+        # A rule names its team (incidents.rules gives one naming nobody the default team);
+        # one with its own recipients has none.
+        return configured.get(named) if named else None
     for team in configured.values():
         if team.match and all(m.matches(labels) for m in team.match):
             return team

@@ -271,3 +271,46 @@ def test_a_gap_in_the_schedule_warns_the_teams_admins_a_day_before_it_starts_onc
         ]
     finally:
         services.close()
+
+
+RULE = {"name": "errors", "monitor": "system", "query": "cpu", "threshold": -1}
+
+
+@pytest.mark.parametrize(
+    "rule, paged",
+    [
+        ({**RULE, "team": "payments"}, [ALICE]),
+        ({**RULE, "recipients": ["+15555550170"]}, ["+15555550170"]),
+        (RULE, "default"),
+    ],
+)
+def test_a_rule_pages_its_team_its_own_recipients_or_the_default_team(settings, rule, paged):
+    import alerting
+    from incidents import rulefile
+
+    file = {**payments_and_infra(start=an_hour_ago()), "rules": [rule]}
+    app = create_app(with_settings(settings, file=file))
+    services = app.extensions["operator"]
+    try:
+        evaluator = alerting.Evaluator(services, rulefile.load_rules(services), "test")
+        evaluator.tick(db.now())
+        got = pages(services)
+        assert got == paged if paged != "default" else len(got) == 1 and got[0] in (CAROL, DAVE)
+    finally:
+        services.close()
+
+
+def test_a_rule_naming_an_unknown_team_is_refused(settings):
+    from config import ConfigError
+    from incidents import rulefile
+
+    app = create_app(
+        with_settings(settings, file={**payments_and_infra(), "rules": [{**RULE, "team": "billing"}]})
+    )
+    try:
+        with pytest.raises(
+            ConfigError, match="rules: rule 'errors': unknown team 'billing'; teams: default, payments"
+        ):
+            rulefile.load_rules(app.extensions["operator"])
+    finally:
+        app.extensions["operator"].close()
