@@ -15,7 +15,7 @@ from commands import oncall as oncall_command  # noqa: F401 - the command under 
 from core import db
 from incidents import escalation as legacy_escalation
 from incidents import records, reminders
-from oncall import escalation, handoffs
+from oncall import escalation, handoffs, schedule, teams
 from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import with_settings
 from tests.support.oncall import ALICE, BOB, CAROL, DAVE, payments_and_infra, texts
@@ -218,28 +218,28 @@ def test_a_reminder_goes_to_the_teams_on_call(client, services):
 
 
 def test_a_handoff_texts_the_incoming_and_the_outgoing_person_once(client, services):
-    fire(client, "CardDeclines", labels={"team": "payments"})
-    now = db.now()
-    handoffs.run(services, now=now)
-    week = 7 * 86400
-    first = [t for t in texts(services, "notice") if t[0] in (ALICE, BOB)]
-    assert [(to, body.split(" until ")[0]) for to, body, _ in first] == [
+    alert_id = fire(client, "CardDeclines", labels={"team": "payments"})
+    rotation = teams.of(services.settings)["payments"].rotation
+    handoff = schedule.handoff(rotation, 1)  # Alice's week ends
+
+    def payments_notices() -> list[tuple[str, str]]:
+        return [(to, body) for to, body, _ in texts(services, "notice") if to in (ALICE, BOB)]
+
+    handoffs.run(services, now=db.now())
+    assert [(to, body.split(" until ")[0]) for to, body in payments_notices()] == [
         (ALICE, "You are on call for payments")
     ]
-    handoffs.run(services, now=now + week - 3600 - 1)  # a second before the handoff: nothing
-    assert len(texts(services, "notice")) == len(texts(services, "notice"))
-    before = len(texts(services, "notice"))
-    handoffs.run(services, now=now + week - 3600 + 1)
-    handoffs.run(services, now=now + week - 3600 + 2)  # once
-    after = texts(services, "notice")[before:]
-    mine = [(to, body) for to, body, _ in after if to in (ALICE, BOB)]
-    assert [to for to, _ in mine] == [BOB, ALICE]
-    assert mine[0][1].startswith("You are on call for payments until ") and mine[0][1].endswith(
+    handoffs.run(services, now=handoff - 1)  # a second before the handoff: nothing
+    assert len(payments_notices()) == 1
+    handoffs.run(services, now=handoff)
+    handoffs.run(services, now=handoff + 1)  # once
+    incoming, outgoing = payments_notices()[1:]
+    assert incoming[0] == BOB and outgoing[0] == ALICE
+    assert incoming[1].startswith("You are on call for payments until ") and incoming[1].endswith(
         "(1 open alert)"
     )
-    assert (
-        mine[1][1].startswith("Your payments shift is over: Bob is on call until ") and f"#{1}" in mine[1][1]
-    )
+    assert outgoing[1].startswith("Your payments shift is over: Bob is on call until ")
+    assert outgoing[1].endswith(f"1 open alert: #{alert_id}")
 
 
 def test_a_gap_in_the_schedule_warns_the_teams_admins_a_day_before_it_starts_once(settings):
