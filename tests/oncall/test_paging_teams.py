@@ -314,3 +314,27 @@ def test_a_rule_naming_an_unknown_team_is_refused(settings):
             rulefile.load_rules(app.extensions["operator"])
     finally:
         app.extensions["operator"].close()
+
+
+@pytest.mark.slow
+def test_on_postgresql_two_workers_running_the_policy_escalate_each_step_once_and_hand_over_once(settings):
+    from tests.support.servers import fresh_postgres_database
+
+    url, drop = fresh_postgres_database()
+    file = payments_and_infra(start=an_hour_ago(), escalation=STEPS)
+    config = with_settings(settings, database_url=url, file=file, alertmanager_token=WEBHOOK_TOKEN)
+    first, second = create_app(config), create_app(config)
+    try:
+        one, two = first.extensions["operator"], second.extensions["operator"]
+        open_payments_alert(first.test_client(), one, minutes_ago=11)
+        assert escalation.run(one) + escalation.run(two) == 1
+        assert [to for to, _ in escalations(one)] == [BOB]
+        handoffs.run(one)
+        handoffs.run(two)
+        assert [
+            to for to, body, _ in texts(one, "notice") if body.startswith("You are on call for payments")
+        ] == [ALICE]
+    finally:
+        first.extensions["operator"].close()
+        second.extensions["operator"].close()
+        drop()
