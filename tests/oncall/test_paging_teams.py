@@ -123,7 +123,7 @@ def test_an_override_by_sms_changes_who_is_paged_next_and_is_listed_until_it_end
 def test_a_bad_override_is_refused_plainly_and_changes_nothing(client, services, number, text, refusal):
     app = client.application
     if number == CAROL:
-        # Carol is in no team but must be authorized to text at all: a member of both teams asks instead.
+        # A member of both teams (authorized, so she may text) must say which one she means.
         file = payments_and_infra(start=an_hour_ago())
         file["teams"]["payments"]["members"].append(CAROL)
         services = app.extensions["operator"]
