@@ -183,11 +183,12 @@ class Evaluator:
             logger.info("rule %s flapped back to firing before its RESOLVED went out: #%d reopened",
                         rule.name, reopened.id)  # fmt: skip
             return reopened
-        labels = {"monitor": rule.monitor, "query": rule.query}
+        labels = {"monitor": rule.monitor, "query": rule.query, **({"team": rule.team} if rule.team else {})}
         alert, opened = records.fire(conn, Source.RULE, rule.name, rule.name, summary=text,
                                          severity=rule.severity, labels=labels, started_at=since)  # fmt: skip
         if opened:
-            paging.page(conn, alert, f"ALERT #{alert.id}: {text}", list(rule.recipients), self.settings, now)
+            numbers = self._recipients(conn, rule, alert, now)
+            paging.page(conn, alert, f"ALERT #{alert.id}: {text}", numbers, self.settings, now)
             logger.warning("rule %s firing: alert #%d (%s %s %s)", rule.name, alert.id, reading(value),
                            rule.op, number(rule.threshold))  # fmt: skip
         return alert
@@ -198,7 +199,11 @@ class Evaluator:
             return
         age = humanize(now - alert.started_at)
         text = f"STILL FIRING {age}: #{alert.id} {rule.render(value, age)}"
-        paging.remind(conn, alert, text, list(rule.recipients), self.settings, now)
+        paging.remind(conn, alert, text, self._recipients(conn, rule, alert, now), self.settings, now)
+
+    def _recipients(self, conn: Connection, rule: Rule, alert: Alert, now: float) -> list[str]:
+        """The rule's own recipients, else who its team (or the default team) has on call."""
+        return list(rule.recipients) or paging.route(conn, alert, self.settings, now).numbers
 
     def _resolve(self, conn: Connection, rule: Rule, alert: Alert, value: float | None, now: float) -> None:
         closed = records.close(conn, alert.id, at=now)
@@ -217,7 +222,7 @@ class Evaluator:
             delay = interval * min(failures, MAX_BACKOFF_INTERVALS)
             notice = not state["notice_sent"] and now - since >= rule.error_notice_after
             if notice:
-                paging.notify(conn, rule.recipients, f"Cannot evaluate rule {rule.name} for {humanize(now - since)}: "
+                paging.notify(conn, rule.recipients or self.settings.pager_numbers, f"Cannot evaluate rule {rule.name} for {humanize(now - since)}: "
                               f"{error}. Retrying every {humanize(delay)}; it cannot alert until it works "
                               "again.", Kind.NOTICE, self.settings)  # fmt: skip
             alert = records.get(conn, state["alert_id"]) if state["alert_id"] else None
@@ -233,7 +238,7 @@ class Evaluator:
         lasted = humanize(now - state["error_since"])
         logger.info("rule %s evaluates again after %s of errors", rule.name, lasted)
         if state["notice_sent"]:
-            paging.notify(conn, rule.recipients, f"Rule {rule.name} evaluates again after {lasted} of errors: "
+            paging.notify(conn, rule.recipients or self.settings.pager_numbers, f"Rule {rule.name} evaluates again after {lasted} of errors: "
                           f"now {reading(value)}.", Kind.NOTICE, self.settings)  # fmt: skip
 
     def forget_removed_rules(self) -> None:

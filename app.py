@@ -29,6 +29,7 @@ import config
 import heartbeats
 import inbound
 import incidents
+import oncall
 import outbox
 import voice
 import worker
@@ -223,6 +224,7 @@ def _build(settings: Settings) -> Flask:
     incidents.init_app(app)
     heartbeats.init_app(app)
     voice.init_app(app)
+    oncall.init_app(app)
     worker.init_app(app)
     app.cli.add_command(check_command)
     app.cli.add_command(db_command)

@@ -87,7 +87,7 @@ class Settings:
     log_level: str = "INFO"
     sms_emoji: bool = False
     sms_max_segments: int = 1
-    # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database.
+    # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database, heartbeats, teams.
     operator_config: str = ""
     file: Mapping[str, Any] = field(default_factory=dict)
     # monitors
@@ -257,7 +257,7 @@ def _choice(name: str, value: str, choices: tuple[str, ...], upper: bool = False
 
 
 DEFAULT_FILE = "operator.yml"
-FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats", "phrases")
+FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats", "phrases", "teams")
 
 
 def load_file(path: str) -> dict[str, Any]:

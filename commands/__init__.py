@@ -8,4 +8,5 @@ from commands import core  # noqa: F401
 from commands import queries  # noqa: F401
 from commands import alerts  # noqa: F401
 from commands import maintenance  # noqa: F401
+from commands import oncall  # noqa: F401
 # isort: on

@@ -46,7 +46,8 @@ def help_(ctx: Context) -> str:
         raise CommandError(f"No command '{args[0][:20]}'. Text HELP for the list.")
     # "help! the site is down": a sentence, not a command name; the list is the answer.
     names = ", ".join(c.name for c in registry.visible() if c.name != "help")
-    return f"Commands: {names}. Text HELP <command> for details."
+    # One SMS: every command added costs room here.
+    return f"Commands: {names}. Text HELP <name> for details."
 
 
 @command("status", aliases=("st", "s", "sitrep"), keywords=STATUS_WORDS, weak=True)

@@ -31,6 +31,8 @@ def run(services: Services, now: float | None = None) -> int:
         for alert in records.unescalated(conn, now - settings.escalate_after, now):
             if maintenance.withheld(conn, alert, now):
                 continue  # nobody was meant to hear of it yet; its clock starts when its page goes out
+            if paging.route(conn, alert, settings, now).escalates:
+                continue  # its team's escalation policy runs it (oncall.escalation)
             if not records.escalate(conn, alert.id, now):
                 continue
             if settings.escalation_via == "call":

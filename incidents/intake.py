@@ -37,7 +37,7 @@ class IngestResult:
 def page(conn: Connection, alert: Alert, word: str, settings: Settings, kind: Kind) -> int:
     """Queue one page for `alert` to every recipient; returns the count."""
     body = paging.page_text(alert, word, paging.budget(settings))
-    return paging.page(conn, alert, body, settings.pager_numbers, settings, kind=kind)
+    return paging.page(conn, alert, body, paging.route(conn, alert, settings).numbers, settings, kind=kind)
 
 
 def _seen(conn: Connection, keys: list[str]) -> set[str]:

@@ -8,7 +8,8 @@ the "quiet" rules, the reminder schedule and the recovery audience are decided i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
@@ -24,6 +25,34 @@ from security import mask
 from services import Services
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who is paged for an alert; `escalates`: its team's policy escalates it, not ESCALATE_AFTER."""
+
+    numbers: list[str]
+    team: str = ""
+    escalates: bool = False
+
+
+# The on-call package sits above incidents: it hands its router in (oncall.routing), and paging asks it.
+Router = Callable[[Connection, Alert, Settings, float], Route | None]
+_routers: list[Router] = []
+
+
+def route_with(router: Router) -> None:
+    """Let `router` choose who is paged (None from it: the pager numbers)."""
+    _routers[:] = [router]
+
+
+def route(conn: Connection, alert: Alert, settings: Settings, now: float | None = None) -> Route:
+    """Who is paged for `alert`: its team's on-call when teams are configured, else the pager numbers."""
+    for router in _routers:
+        found = router(conn, alert, settings, db.now() if now is None else now)
+        if found is not None:
+            return found
+    return Route(settings.pager_numbers)
 
 
 def budget(settings: Settings, prefix: str = "") -> int:

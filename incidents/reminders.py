@@ -23,8 +23,7 @@ def run(services: Services, now: float | None = None) -> int:
     """Queue the reminders that are due; returns how many alerts were reminded."""
     settings = services.settings
     repeat = settings.alert_repeat
-    numbers = settings.pager_numbers
-    if not repeat or not numbers:
+    if not repeat:
         return 0
     now = db.now() if now is None else now
     reminded = 0
@@ -32,7 +31,8 @@ def run(services: Services, now: float | None = None) -> int:
         for alert in records.loud_webhook_alerts(conn, now):
             if paging.reminder_due(alert, repeat, now):
                 text = paging.reminder_text(alert, settings, now)
-                reminded += bool(paging.remind(conn, alert, text, numbers, settings, now))
+                numbers = paging.route(conn, alert, settings, now).numbers
+                reminded += bool(numbers and paging.remind(conn, alert, text, numbers, settings, now))
     if reminded:
         logger.info("reminded %d open webhook alert(s)", reminded)
     return reminded

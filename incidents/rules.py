@@ -29,7 +29,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 FIELDS = ("name", "value", "threshold", "duration", "op", "severity", "monitor", "query")
 KEYS = (
     "name", "monitor", "query", "op", "threshold", "for", "repeat", "severity", "recipients", "message",
-    "no_data", "error_notice_after",
+    "no_data", "error_notice_after", "team",
 )  # fmt: skip
 # Long enough that a backend restart or a deploy does not text anyone, short enough to matter.
 ERROR_NOTICE_AFTER = 300.0
@@ -90,6 +90,8 @@ class Rule:
     message: str
     no_data: NoData = NoData.OK
     error_notice_after: float = ERROR_NOTICE_AFTER
+    # An on-call team of the file's `teams:` (then `recipients` is empty: its on-call is paged).
+    team: str = ""
 
     def breached(self, value: float) -> bool:
         return OPS[self.op](value, self.threshold)
@@ -127,14 +129,17 @@ def parse_rules(
         raise ConfigError("rules: must be a list of rules (each starting with '- name: ...')")
     configured, everything = set(monitors), set(known) | set(monitors)
     numbers = everything if numeric is None else set(numeric)
-    default_recipients = tuple(settings.pager_numbers)
+    teams = settings.file.get("teams")
+    team_names = {str(name) for name in teams} if isinstance(teams, Mapping) else set()
+    # With teams, a rule naming nobody is routed like any alert (the default team, else the pager numbers).
+    default_recipients = () if team_names else tuple(settings.pager_numbers)
     rules: list[Rule] = []
     for index, item in enumerate(section, start=1):
         label = f"rule #{index}"
         if isinstance(item, Mapping) and isinstance(item.get("name"), str):
             label = f"rule {item['name']!r}"
         try:
-            rule = _parse_one(item, configured, everything, numbers, default_recipients)
+            rule = _parse_one(item, configured, everything, numbers, default_recipients, team_names)
         except ConfigError as exc:
             raise ConfigError(f"rules: {label}: {exc}") from None
         if any(r.name == rule.name for r in rules):
@@ -144,7 +149,12 @@ def parse_rules(
 
 
 def _parse_one(
-    item: Any, configured: set[str], everything: set[str], numbers: set[str], default_recipients: tuple
+    item: Any,
+    configured: set[str],
+    everything: set[str],
+    numbers: set[str],
+    default_recipients: tuple,
+    team_names: set[str],
 ) -> Rule:
     if not isinstance(item, Mapping):
         raise ConfigError("must be a mapping of keys like name, monitor, query, op, threshold")
@@ -172,10 +182,18 @@ def _parse_one(
     threshold = item["threshold"]
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise ConfigError(f"'threshold' must be a number, not {threshold!r}")
-    recipients = item.get("recipients", default_recipients)
+    team = item.get("team") or ""
+    if team and "recipients" in item:
+        raise ConfigError("give 'team' or 'recipients', not both")
+    if team and str(team) not in team_names:
+        known = ", ".join(sorted(team_names)) or "none (add a teams: section)"
+        raise ConfigError(f"unknown team {str(team)[:32]!r}; teams: {known}")
+    if not team and "recipients" not in item and "default" in team_names:
+        team = "default"  # as a webhook alert matching no team
+    recipients = item.get("recipients", () if team else default_recipients)
     if isinstance(recipients, str):
         recipients = [p.strip() for p in recipients.split(",") if p.strip()]
-    if not isinstance(recipients, list | tuple) or not recipients:
+    if not isinstance(recipients, list | tuple) or not (recipients or team or team_names):
         raise ConfigError(
             "no recipients: set 'recipients', ALERT_RECIPIENTS or responder/admin AUTHORIZED_NUMBERS"
         )
@@ -199,6 +217,7 @@ def _parse_one(
         message=message if isinstance(message, str) else "",
         no_data=NoData(no_data),
         error_notice_after=_duration(item, "error_notice_after", ERROR_NOTICE_AFTER),
+        team=str(team),
     )
     _check_template(rule)
     return rule

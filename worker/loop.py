@@ -25,6 +25,8 @@ import alerting
 from heartbeats import watch
 from incidents import escalation, paging, records, reminders
 from incidents.rulefile import RuleFile
+from oncall import escalation as team_escalation
+from oncall import feeds, handoffs
 from outbox.backends import make_backend
 from outbox.sender import Sender
 from rate_limiter import RateLimiter
@@ -42,6 +44,9 @@ JOB_PERIOD = 15.0
 # in seconds as `(job, period)`. A failing job is logged and retried next period.
 PERIODIC_JOBS: list[Job | tuple[Job, float]] = [
     escalation.run,
+    team_escalation.run,
+    handoffs.run,
+    (feeds.run, feeds.PERIOD),
     reminders.run,
     paging.release_ended_windows,
     watch.run,

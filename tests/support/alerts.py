@@ -14,12 +14,15 @@ from rate_limiter import RateLimiter
 WEBHOOK_TOKEN = "am-token-commands"
 
 
-def fire(client, name: str, hosts: tuple[str, ...] = ("web-1",), summary: str = "") -> int:
-    """Deliver an Alertmanager notification for one group; returns the alert id."""
+def fire(
+    client, name: str, hosts: tuple[str, ...] = ("web-1",), summary: str = "", labels: dict | None = None
+) -> int:
+    """Deliver an Alertmanager notification for one group (its alerts sharing `labels`); returns the alert id."""
+    extra = labels or {}
     alerts = [
         {
             "status": "firing",
-            "labels": {"alertname": name, "instance": f"{host}:9100", "severity": "page"},
+            "labels": {"alertname": name, "instance": f"{host}:9100", "severity": "page", **extra},
             "annotations": {"summary": summary},
             "startsAt": "2026-01-01T00:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
@@ -32,7 +35,7 @@ def fire(client, name: str, hosts: tuple[str, ...] = ("web-1",), summary: str = 
         "groupKey": f'{{}}:{{alertname="{name}"}}',
         "status": "firing",
         "truncatedAlerts": 0,
-        "commonLabels": {"alertname": name, "severity": "page"},
+        "commonLabels": {"alertname": name, "severity": "page", **extra},
         "commonAnnotations": {"summary": summary},
         "alerts": alerts,
     }
