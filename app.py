@@ -2,7 +2,7 @@
 
 gunicorn runs `app:create_app()`; `.env` is loaded here, at the entry point. Routes arrive with
 the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*,
-heartbeats: /heartbeat/<name>).
+heartbeats: /heartbeat/<name>, dashboard: /dashboard).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import alerting
 import commands  # noqa: F401 - registers the commands
+import dashboard
 import heartbeats
 import inbound
 import incidents
@@ -210,6 +211,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     incidents.init_app(app)
     heartbeats.init_app(app)
     worker.init_app(app)
+    dashboard.init_app(app)
     app.cli.add_command(check_command)
     app.cli.add_command(db_command)
     logger.info(
