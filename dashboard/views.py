@@ -195,14 +195,16 @@ def messages() -> Any:
     more = len(rows) > log.PAGE
     rows = rows[: log.PAGE]
     admin = auth.is_admin()
-    next_args = {**filters.query(), "before": log.cursor_of(rows[-1])} if more and rows else None
+    next_args: dict[str, Any] | None = None
+    if more and rows:
+        next_args = {**filters.query(), "before": log.cursor_of(rows[-1])}
     return render_template(
         "dashboard/messages.html",
         rows=[log.for_viewer(r, admin) for r in rows],
         filters=filters,
         problems=problems,
         next_url=url_for("dashboard.messages", **next_args) if next_args else None,
-        csv_url=url_for("dashboard.messages_csv", **filters.query()),
+        csv_url=url_for("dashboard.messages_csv", **dict[str, Any](filters.query())),
     ), 400 if problems else 200
 
 
@@ -255,12 +257,11 @@ def _timeline(
 ) -> list[tuple[float, str]]:
     """What happened to one alert, oldest first: (time, what)."""
     steps: list[tuple[float, str]] = [(alert.started_at, f"started (as {alert.source} reports it)")]
-    if alert.opened_at:
-        steps.append((alert.opened_at, "received: Operator opened the alert"))
     for i, (key, at) in enumerate(events):
-        steps.append(
-            (at, ("reported" if i == 0 else "reported again, deduplicated") + f" (event {key[:40]})")
-        )
+        what = "received" if i == 0 else "received again, deduplicated"
+        steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
+    if alert.opened_at:
+        steps.append((alert.opened_at, f"opened as alert #{alert.id}"))
     for t in texts:
         who = _number(t.to_number)
         steps.append((t.created_at, f"{t.kind} queued for {who}"))
