@@ -27,7 +27,9 @@ PAGE = 50
 INBOUND, OUTBOUND = "i", "o"
 _NUMBER = re.compile(r"\+?\d{3,15}")
 _WORD = re.compile(r"[a-z_]{1,32}")
-_CURSOR = re.compile(r"(\d{1,12}(?:\.\d{1,17})?)-([io])-(\d{1,18})")
+_CURSOR = re.compile(r"(\d{1,12}(?:\.\d{1,17})?)-([io])-(\d{1,10})")
+# Row ids are 32-bit integers on PostgreSQL: a bound past them is refused there, not compared.
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _date(raw: str, name: str, problems: list[str]) -> tuple[str, float | None]:
 
 def parse_cursor(raw: str) -> tuple[float, str, int] | None:
     found = _CURSOR.fullmatch(raw or "")
-    if not found:
+    if not found or int(found.group(3)) > MAX_ID:
         return None
     return float(found.group(1)), found.group(2), int(found.group(3))
 
@@ -116,7 +118,7 @@ def _before(cursor: tuple[float, str, int] | None, source: str) -> tuple[float, 
         return at, row_id
     # Sorted by (time, source, id) descending: at the cursor's time, the other source's rows
     # are all before it ("o" > "i") or all after it.
-    return (at, 2**62) if source < cursor_source else (at, 0)
+    return (at, MAX_ID) if source < cursor_source else (at, 0)
 
 
 def page(

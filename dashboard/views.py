@@ -226,7 +226,9 @@ def messages_csv() -> Any:
 @login_required
 def alerts() -> str:
     before = request.args.get("before", "")
-    before_id = int(before) if before.isdigit() and len(before) < 12 else None
+    before_id = int(before) if before.isdigit() and len(before) <= 10 else None
+    if before_id is not None and before_id > log.MAX_ID:
+        before_id = None
     with services().engine.connect() as conn:
         found = records.older_than(conn, log.PAGE + 1, before_id)
     more = len(found) > log.PAGE
@@ -242,7 +244,7 @@ def alerts() -> str:
 @login_required
 def alert(alert_id: int) -> str:
     with services().engine.connect() as conn:
-        found = records.get(conn, alert_id) if alert_id < 2**62 else None
+        found = records.get(conn, alert_id) if alert_id <= log.MAX_ID else None
         if found is None:
             abort(404)
         events = records.events(conn, alert_id)

@@ -159,6 +159,7 @@ def test_pages_of_the_log_follow_each_other_without_gaps_or_repeats(lead, servic
         {"before": "not-a-cursor"},
         {"before": "1e308-i-1"},
         {"before": "1.5-x-99999999999999999999999"},
+        {"before": "1.5-i-4294967296"},
         {"number": "\x00\n"},
     ],
 )
