@@ -18,7 +18,9 @@ def bars(title: str, labels: list[str], values: list[int], every: int = 1) -> Ma
         f'<text x="{PAD}" y="14" class="chart-title">{escape(title)} (max {top})</text>',
     ]
     if not any(values):
-        parts.append(f'<text class="axis" x="{WIDTH / 2}" y="{PAD + HEIGHT / 2}" text-anchor="middle">nothing yet</text>')
+        parts.append(
+            f'<text class="axis" x="{WIDTH / 2}" y="{PAD + HEIGHT / 2}" text-anchor="middle">nothing yet</text>'
+        )
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         h = HEIGHT * value / top
         x = PAD + i * step
