@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,9 +89,13 @@ def login_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+# A path of the dashboard and its query, in plain characters (no "//", "\\", "..", controls).
+_NEXT = re.compile(r"/dashboard(/[A-Za-z0-9_\-.]*)*(\?[A-Za-z0-9_\-.=&%+:]*)?")
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after login: a path of the dashboard itself, never another site."""
-    if target and target.startswith("/dashboard") and "\\" not in target and "//" not in target:
+    """Where to go after login: a page of the dashboard itself, never another site."""
+    if target and _NEXT.fullmatch(target) and "//" not in target and ".." not in target:
         return target
     return url_for("dashboard.overview")
 

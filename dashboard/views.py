@@ -250,7 +250,12 @@ def alert(alert_id: int) -> str:
         events = records.events(conn, alert_id)
         texts = queue.about(conn, alert_id)
     return render_template(
-        "dashboard/alert.html", alert=found, timeline=_timeline(found, events, texts), labels=found.labels
+        "dashboard/alert.html",
+        alert=found,
+        timeline=_timeline(found, events, texts),
+        labels=found.labels,
+        # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
+        link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
     )
 
 

@@ -16,6 +16,7 @@ def settings(settings):
         dashboard_password=PASSWORD_HASH,
         secret_key=SECRET,
         alertmanager_token=WEBHOOK_TOKEN,
+        datadog_token=WEBHOOK_TOKEN,
     )
 
 

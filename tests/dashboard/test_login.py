@@ -79,7 +79,17 @@ def test_the_session_cookie_is_secure_when_the_public_url_is_https(settings):
     assert "Secure" in cookie and "HttpOnly" in cookie
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/sms"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/sms",
+        "/dashboard/../sms",
+        "/dashboard/\r\nLocation: x",
+    ],
+)
 def test_after_login_only_a_dashboard_page_is_a_destination(client, target):
     response = login(client, next=target)
     assert response.headers["Location"] == "/dashboard/"

@@ -16,7 +16,7 @@ from inbound import audit
 from incidents import records
 from outbox import queue
 from outbox.queue import Kind
-from tests.support.alerts import fire
+from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.dashboard import login, post_form
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 
@@ -224,3 +224,23 @@ def test_rules_show_their_state_value_and_last_evaluation(lead, services):
         )
     page = lead.get("/dashboard/rules").data.decode()
     assert "&lt;b&gt;cpu&lt;/b&gt;" in page and "firing" in page and "97.5" in page
+
+
+@pytest.mark.parametrize(
+    "link, linked",
+    [("javascript:alert(document.cookie)", False), (" JaVaScRiPt:x()", False), ("data:text/html,<b>", False),
+     ("https://grafana.example/d/1?x=<y>", True)],
+)  # fmt: skip
+def test_an_alert_link_is_a_link_only_when_it_is_a_web_address(lead, link, linked):
+    body = {
+        "alert_id": "7",
+        "cycle_key": "c7",
+        "transition": "Triggered",
+        "title": "Queue depth",
+        "link": link,
+    }
+    response = lead.post("/webhook/datadog", json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+    alert_id = response.json["alerts"][0]
+    page = lead.get(f"/dashboard/alerts/{alert_id}").data.decode()
+    assert ("source link</a>" in page) is linked
+    assert 'href="javascript' not in page.lower() and 'href="data:' not in page.lower()
