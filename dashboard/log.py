@@ -224,7 +224,10 @@ def when(at: float | None) -> str:
     """An epoch time as people read it, in UTC."""
     if at is None:
         return ""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # NaN, infinite or beyond year 9999
+        return ""
 
 
 def month_start(now: float) -> float:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -49,8 +50,11 @@ CSP = (
 OPEN_ALERTS_SHOWN = 50
 
 
-@bp.after_request
+@bp.after_app_request
 def _headers(response: BaseResponse) -> BaseResponse:
+    # Every answer under /dashboard, its 404s and 405s included (those never reach the blueprint).
+    if not request.path.startswith("/dashboard"):
+        return response
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
@@ -75,7 +79,7 @@ def _when(at: float | None) -> str:
 
 @bp.app_template_filter("ago")
 def _ago(at: float | None) -> str:
-    if at is None:
+    if at is None or not math.isfinite(at):
         return ""
     seconds = max(0, int(db.now() - at))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

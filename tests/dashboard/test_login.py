@@ -135,3 +135,13 @@ def test_the_hash_password_command_prints_a_hash_the_setting_accepts(app):
         {"TWILIO_AUTH_TOKEN": TOKEN, "DASHBOARD_PASSWORD": hashed, "SECRET_KEY": SECRET}
     )
     assert settings.dashboard_password == hashed
+
+
+@pytest.mark.parametrize(
+    "path", ["/dashboard/<script>x</script>", "/dashboard/alerts/x", "/dashboard/nothing"]
+)
+def test_an_unknown_dashboard_address_is_a_404_with_the_same_policy(lead, path):
+    response = lead.get(path)
+    assert response.status_code == 404
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert b"<script>" not in response.data

@@ -244,3 +244,15 @@ def test_an_alert_link_is_a_link_only_when_it_is_a_web_address(lead, link, linke
     page = lead.get(f"/dashboard/alerts/{alert_id}").data.decode()
     assert ("source link</a>" in page) is linked
     assert 'href="javascript' not in page.lower() and 'href="data:' not in page.lower()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e300])
+def test_a_rule_with_absurd_stored_numbers_still_shows(lead, services, value):
+    with services.engine.begin() as conn:
+        conn.execute(
+            alerting.rule_states.insert().values(
+                rule="weird", state="ok", value=value, since=value, evaluated_at=value, next_eval_at=0.0
+            )
+        )
+    page = lead.get("/dashboard/rules")
+    assert page.status_code == 200 and b"weird" in page.data
