@@ -190,6 +190,13 @@ def test_a_viewer_of_the_dashboard_sees_masked_numbers_and_no_phone_panel(viewer
     exported = client.get("/dashboard/messages.csv").data.decode()
     assert ADMIN not in exported and RESPONDER not in exported
     assert client.get("/dashboard/phone").status_code == 403
+    alert_id = fire(client, "Paged")
+    with viewer_app.extensions["operator"].engine.begin() as conn:
+        records.ack(conn, alert_id, RESPONDER, db.now())
+    for path in ("/dashboard/", "/dashboard/alerts", f"/dashboard/alerts/{alert_id}"):
+        page = client.get(path).data.decode()
+        assert ADMIN not in page and RESPONDER not in page, path
+        assert "+1555***0101" in page, path
     assert b"Phone</a>" not in client.get("/dashboard/").data
 
 
