@@ -23,12 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
 import alerting
+from config import ConfigError
 from core import db
 from dashboard import auth, charts, log
 from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, services
 from heartbeats import pings
 from inbound import audit, pipeline
-from incidents import records
+from incidents import records, rulefile
 from outbox import queue
 from security import mask
 from worker import liveness
@@ -296,9 +297,20 @@ def _timeline(
 @bp.get("/rules")
 @login_required
 def rules() -> str:
+    try:
+        defined = {r.name: r for r in rulefile.load_rules(services())}
+        problem = ""
+    except ConfigError as exc:
+        defined, problem = {}, str(exc)
     with services().engine.connect() as conn:
-        rows = alerting.rule_rows(conn)
-    return render_template("dashboard/rules.html", rules=rows, reading=alerting.reading)
+        states = {r.rule: r for r in alerting.rule_rows(conn)}
+    names = sorted(set(defined) | set(states))
+    return render_template(
+        "dashboard/rules.html",
+        rules=[(name, defined.get(name), states.get(name)) for name in names],
+        problem=problem,
+        reading=alerting.reading,
+    )
 
 
 @bp.route("/phone", methods=["GET", "POST"])

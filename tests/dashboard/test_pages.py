@@ -17,6 +17,7 @@ from incidents import records
 from outbox import queue
 from outbox.queue import Kind
 from tests.support.alerts import WEBHOOK_TOKEN, fire
+from tests.support.apps import app_with, with_settings
 from tests.support.dashboard import login, post_form
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 
@@ -263,3 +264,15 @@ def test_a_rule_with_absurd_stored_numbers_still_shows(lead, services, value):
         )
     page = lead.get("/dashboard/rules")
     assert page.status_code == 200 and b"weird" in page.data
+
+
+def test_rules_of_the_file_show_before_their_first_evaluation(settings):
+    rule = {"name": "error_rate", "monitor": "prometheus", "query": "sum(rate(x[5m]))", "op": ">",
+            "threshold": 0.05, "for": "5m", "message": "5xx {value}"}  # fmt: skip
+    changed = with_settings(settings, prometheus_url="http://127.0.0.1:9", file={"rules": [rule]})
+    with app_with(changed) as app:
+        client = app.test_client()
+        login(client)
+        page = client.get("/dashboard/rules").data.decode()
+    assert "error_rate" in page and "sum(rate(x[5m])) &gt; 0.05 for 300 s" in page
+    assert "not evaluated yet" in page
