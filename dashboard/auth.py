@@ -4,6 +4,7 @@ a session cookie after login, CSRF tokens on every form, and a limit on login at
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import logging
 import re
@@ -75,8 +76,17 @@ def is_admin() -> bool:
     return role() == "admin"
 
 
+def credential() -> str:
+    """Stands for the current user and password hash in the session: a new password (or user)
+    ends every session opened with the old one, without keeping the hash in the cookie."""
+    settings = services().settings
+    material = f"{settings.dashboard_user}\0{settings.dashboard_password}".encode()
+    return hmac.new(settings.secret_key.encode(), material, hashlib.sha256).hexdigest()[:32]
+
+
 def logged_in() -> bool:
-    return session.get("user") == services().settings.dashboard_user
+    given = session.get("login")
+    return isinstance(given, str) and hmac.compare_digest(given, credential())
 
 
 def login_required(view: F) -> F:

@@ -122,7 +122,7 @@ def login() -> Any:
         logger.warning("dashboard: failed login")
         return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
     session.clear()  # a fresh session: nothing set before login survives it
-    session["user"] = services().settings.dashboard_user
+    session["login"] = auth.credential()
     session.permanent = True
     return redirect(auth.safe_next(form.next.data))
 

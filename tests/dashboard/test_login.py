@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from werkzeug.security import generate_password_hash
 
 from config import ConfigError, Settings
 from tests.support.apps import app_with, with_settings
@@ -145,3 +146,18 @@ def test_an_unknown_dashboard_address_is_a_404_with_the_same_policy(lead, path):
     assert response.status_code == 404
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     assert b"<script>" not in response.data
+
+
+def test_a_new_password_ends_the_sessions_opened_with_the_old_one(app, settings):
+    client = app.test_client()
+    assert login(client).status_code == 302
+    cookie = client.get_cookie("operator_dashboard")
+    with app_with(settings) as same:
+        unchanged = same.test_client()
+        unchanged.set_cookie("operator_dashboard", cookie.value)
+        assert unchanged.get("/dashboard/").status_code == 200
+    new_hash = generate_password_hash("a new password")
+    with app_with(with_settings(settings, dashboard_password=new_hash)) as changed:
+        other = changed.test_client()
+        other.set_cookie("operator_dashboard", cookie.value)
+        assert other.get("/dashboard/").status_code == 302
