@@ -250,3 +250,24 @@ class Evaluator:
                     logger.info("rule %s was removed: closing alert #%d", alert.key, alert.id)
                     records.close(conn, alert.id)
             conn.execute(delete(rule_states).where(rule_states.c.rule.not_in(names)))
+
+
+def rule_rows(conn: Connection) -> list[Any]:
+    """Every evaluated rule's stored state, by name."""
+    t = rule_states.c
+    return list(
+        conn.execute(
+            select(
+                t.rule,
+                t.state,
+                t.since,
+                t.alert_id,
+                t.value,
+                t.evaluated_at,
+                t.next_eval_at,
+                t.failures,
+                t.last_error,
+                t.error_since,
+            ).order_by(t.rule)  # fmt: skip
+        )
+    )

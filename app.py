@@ -2,7 +2,7 @@
 
 gunicorn runs `app:create_app()`; `.env` is loaded here, at the entry point. Routes arrive with
 the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*,
-heartbeats: /heartbeat/<name>, voice: /voice/*).
+heartbeats: /heartbeat/<name>, voice: /voice/*, dashboard: /dashboard).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import alerting
 import commands  # noqa: F401 - registers the commands
 import config
+import dashboard
 import heartbeats
 import inbound
 import incidents
@@ -226,6 +227,7 @@ def _build(settings: Settings) -> Flask:
     voice.init_app(app)
     oncall.init_app(app)
     worker.init_app(app)
+    dashboard.init_app(app)
     app.cli.add_command(check_command)
     app.cli.add_command(db_command)
     logger.info(

@@ -134,6 +134,15 @@ class Settings:
     # dead man's switch: /heartbeat/<name> needs this token; the heartbeats come from the file
     heartbeat_token: str = ""
     heartbeats: tuple[Heartbeat, ...] = ()
+    # the dashboard (/dashboard): off until DASHBOARD_PASSWORD holds a password hash
+    dashboard_user: str = "admin"
+    dashboard_password: str = ""
+    # admin sees full numbers and the phone panel; viewer sees masked numbers only
+    dashboard_role: str = "admin"
+    # signs the dashboard's session cookie and CSRF tokens; required when the dashboard is on
+    secret_key: str = ""
+    # what one SMS segment costs (Twilio's US price in USD), for the dashboard's monthly estimate
+    sms_segment_price: float = 0.0083
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -242,7 +251,43 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         worker_silent_after=value("worker_silent_after", _seconds),
         heartbeat_token=value("heartbeat_token"),
         heartbeats=parse_heartbeats(file.get("heartbeats")),
+        **_dashboard(get, value),
     )
+
+
+# The prefixes werkzeug.security.generate_password_hash writes (method:params$salt$hash).
+_HASH_METHODS = ("scrypt:", "pbkdf2:")
+
+
+def _dashboard(get: Callable[[str], str], value: Callable[..., Any]) -> dict[str, Any]:
+    password, secret = get("DASHBOARD_PASSWORD"), get("SECRET_KEY")
+    if password and not (password.startswith(_HASH_METHODS) and password.count("$") == 2):
+        raise ConfigError(
+            "DASHBOARD_PASSWORD must be a password hash, not the password: "
+            "make one with `flask --app app dashboard hash-password`"
+        )
+    if password and len(secret) < 16:
+        raise ConfigError(
+            "SECRET_KEY is required (16 characters or more) when DASHBOARD_PASSWORD is set: "
+            'python3 -c "import secrets; print(secrets.token_hex(32))"'
+        )
+    return dict(
+        dashboard_user=value("dashboard_user"),
+        dashboard_password=password,
+        dashboard_role=value("dashboard_role", _choice, ("admin", "viewer")),
+        secret_key=secret,
+        sms_segment_price=value("sms_segment_price", _price),
+    )
+
+
+def _price(name: str, value: str) -> float:
+    try:
+        price = float(value)
+    except ValueError:
+        price = -1.0
+    if not 0 <= price < 100:
+        raise ConfigError(f"{name} must be a price per segment such as 0.0083, not {value!r}")
+    return price
 
 
 def _text(name: str, value: str) -> str:

@@ -25,9 +25,12 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     MetaData,
+    and_,
+    case,
     create_engine,
     delete,
     event,
+    func,
     select,
     text,
 )
@@ -191,3 +194,19 @@ def ping(engine: Engine) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not healthy"
         logger.warning("store ping failed", exc_info=True)
         return False
+
+
+def bucket_counts(
+    conn: Connection, column: Column[Any], edges: list[float], *conditions: ColumnElement[bool]
+) -> list[int]:
+    """Rows whose `column` falls in each [edges[i], edges[i + 1]), in one range scan.
+
+    Portable where grouping by floor(time / 3600) is not (SQLite may lack floor, PostgreSQL
+    rounds a float cast to an integer).
+    """
+    sums = [
+        func.coalesce(func.sum(case((and_(column >= lo, column < hi), 1), else_=0)), 0)
+        for lo, hi in zip(edges, edges[1:], strict=False)
+    ]
+    where = [column >= edges[0], column < edges[-1], *conditions]
+    return [int(n) for n in conn.execute(select(*sums).where(*where)).one()]

@@ -77,3 +77,8 @@ def forget(conn: Connection, keep: list[str]) -> None:
             logger.info("heartbeat %s was removed: closing alert #%d", alert.key, alert.id)
             records.close(conn, alert.id)
     conn.execute(delete(heartbeats).where(heartbeats.c.name.not_in(keep)))
+
+
+def every(conn: Connection) -> dict[str, Pinged]:
+    """Every armed heartbeat's row, by name."""
+    return {r.name: Pinged(r.name, r.last_seen, r.alert_id) for r in conn.execute(select(heartbeats))}

@@ -16,11 +16,15 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
     Integer,
     String,
     Table,
     Text,
+    and_,
     bindparam,
+    func,
+    or_,
     select,
     update,
 )
@@ -59,6 +63,12 @@ messages = Table(
     Column("outcome", String(16), nullable=False),
     Column("request_id", String(32)),
 )
+# The dashboard's message log: newest first, filtered by number, command or outcome (segments
+# ride along so the month's sum reads the index alone).
+Index("ix_messages_received_id", messages.c.received_at, messages.c.id, messages.c.segments)
+Index("ix_messages_phone_received", messages.c.phone, messages.c.received_at)
+Index("ix_messages_command_received", messages.c.command, messages.c.received_at)
+Index("ix_messages_outcome_received", messages.c.outcome, messages.c.received_at)
 
 COMMANDS = Counter("operator_commands_total", "Inbound SMS by command and outcome", ["command", "outcome"])
 RATE_LIMITED = Counter("operator_rate_limited_total", "Inbound SMS over the per-number rate limit")
@@ -160,3 +170,63 @@ def abandon(conn: Connection, row_id: int, reply: str, before: float) -> bool:
 def prune(conn: Connection, before: float, batch: int) -> int:
     """Delete up to `batch` rows received before `before`."""
     return db.delete_batch(conn, messages.c.id, messages.c.received_at < before, batch=batch)
+
+
+def newest(
+    conn: Connection,
+    limit: int,
+    before: tuple[float, int] | None = None,
+    phone: str | None = None,
+    command: str | None = None,
+    outcome: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[Any]:
+    """Up to `limit` rows, newest first, strictly before (received_at, id) `before`."""
+    m = messages.c
+    conditions = []
+    if before is not None:
+        at, row_id = before
+        conditions.append(or_(m.received_at < at, and_(m.received_at == at, m.id < row_id)))
+    if phone:
+        conditions.append(m.phone == phone)
+    if command:
+        conditions.append(m.command == command)
+    if outcome:
+        conditions.append(m.outcome == outcome)
+    if since is not None:
+        conditions.append(m.received_at >= since)
+    if until is not None:
+        conditions.append(m.received_at < until)
+    query = (
+        select(
+            m.id,
+            m.received_at,
+            m.phone,
+            m.phone_masked,
+            m.body,
+            m.command,
+            m.reply,
+            m.segments,
+            m.latency_ms,
+            m.outcome,
+        )  # fmt: skip
+        .where(*conditions)
+        .order_by(m.received_at.desc(), m.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def received_between(conn: Connection, edges: list[float]) -> list[int]:
+    """Texts received in each interval [edges[i], edges[i + 1])."""
+    return db.bucket_counts(conn, messages.c.received_at, edges)
+
+
+def reply_segments(conn: Connection, since: float) -> tuple[int, int]:
+    """(texts received, reply segments sent) from `since` on."""
+    m = messages.c
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(m.segments), 0)).where(m.received_at >= since)
+    ).one()
+    return int(row[0]), int(row[1])

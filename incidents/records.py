@@ -456,3 +456,29 @@ def notes(conn: Connection, alert_id: int, prefix: str) -> list[str]:
         .order_by(e.received_at, e.event_key)
     ).all()
     return [r.event_key for r in rows]
+
+
+def firing_newest(conn: Connection, limit: int) -> tuple[list[Alert], int]:
+    """The newest `limit` firing alerts, and how many fire in all."""
+    c = alerts.c
+    rows = conn.execute(select(alerts).where(c.status == Status.FIRING).order_by(c.id.desc()).limit(limit))
+    total = conn.execute(select(func.count()).where(c.status == Status.FIRING)).scalar() or 0
+    return _readable(rows), int(total)
+
+
+def older_than(conn: Connection, limit: int, before_id: int | None = None) -> list[Alert]:
+    """Up to `limit` alerts, newest first, with ids below `before_id`."""
+    c = alerts.c
+    query = select(alerts).order_by(c.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(c.id < before_id)
+    return _readable(conn.execute(query))
+
+
+def events(conn: Connection, alert_id: int, limit: int = 200) -> list[tuple[str, float]]:
+    """(event key, received at) of each webhook event that reported this alert, oldest first."""
+    e = alert_events.c
+    rows = conn.execute(
+        select(e.event_key, e.received_at).where(e.alert_id == alert_id).order_by(e.received_at).limit(limit)
+    )
+    return [(r.event_key, r.received_at) for r in rows]

@@ -17,12 +17,15 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Index,
     Integer,
     Select,
     String,
     Table,
     Text,
+    and_,
     func,
+    or_,
     select,
     update,
 )
@@ -102,6 +105,11 @@ outbox = Table(
     # The digest row a folded message was summarized in.
     Column("digest_id", Integer, index=True),
 )
+# The dashboard's log (newest first, by number, kind or status) and its month and chart sums.
+Index("ix_outbox_created_id", outbox.c.created_at, outbox.c.id)
+Index("ix_outbox_to_created", outbox.c.to_number, outbox.c.created_at)
+Index("ix_outbox_kind_created", outbox.c.kind, outbox.c.created_at)
+Index("ix_outbox_status_created", outbox.c.status, outbox.c.created_at)
 
 
 def enqueue(
@@ -257,3 +265,111 @@ def prune(conn: Connection, before: float, keep_alerts: Select[Any], batch: int)
     o = outbox.c
     kept = o.alert_id.is_(None) | o.alert_id.not_in(keep_alerts)
     return db.delete_batch(conn, o.id, o.status.in_(FINISHED), o.created_at < before, kept, batch=batch)
+
+
+# What Twilio charged for: sent, whatever its delivery report said after.
+CHARGED = (Delivery.SENT, Delivery.DELIVERED, Delivery.UNDELIVERED)
+
+
+def newest(
+    conn: Connection,
+    limit: int,
+    before: tuple[float, int] | None = None,
+    to: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[Any]:
+    """Up to `limit` rows, newest first, strictly before (created_at, id) `before`."""
+    o = outbox.c
+    conditions = []
+    if before is not None:
+        at, row_id = before
+        conditions.append(or_(o.created_at < at, and_(o.created_at == at, o.id < row_id)))
+    if to:
+        conditions.append(o.to_number == to)
+    if kind:
+        conditions.append(o.kind == kind)
+    if status:
+        conditions.append(o.status == status)
+    if since is not None:
+        conditions.append(o.created_at >= since)
+    if until is not None:
+        conditions.append(o.created_at < until)
+    query = (
+        select(
+            o.id,
+            o.created_at,
+            o.to_number,
+            o.body,
+            o.kind,
+            o.alert_id,
+            o.segments,
+            o.status,
+            o.delivery_status,
+            o.error_code,
+            o.error_message,
+            o.sent_at,
+        )  # fmt: skip
+        .where(*conditions)
+        .order_by(o.created_at.desc(), o.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def about(conn: Connection, alert_id: int, limit: int = 200) -> list[Any]:
+    """The texts about one alert, oldest first."""
+    o = outbox.c
+    return list(
+        conn.execute(
+            select(
+                o.id,
+                o.created_at,
+                o.to_number,
+                o.kind,
+                o.status,
+                o.delivery_status,
+                o.error_code,
+                o.sent_at,
+                o.delivery_updated_at,
+            )  # fmt: skip
+            .where(o.alert_id == alert_id)
+            .order_by(o.id)
+            .limit(limit)
+        )
+    )
+
+
+def depth(conn: Connection) -> int:
+    """Texts waiting to be sent (queued or sending)."""
+    o = outbox.c
+    found = conn.execute(
+        select(func.count()).where(o.status.in_((Delivery.QUEUED, Delivery.SENDING)))
+    ).scalar()
+    return int(found or 0)
+
+
+def charged_segments(conn: Connection, since: float) -> int:
+    """Segments of the texts queued since `since` that went out (Twilio bills those)."""
+    o = outbox.c
+    found = conn.execute(
+        select(func.coalesce(func.sum(o.segments), 0)).where(o.created_at >= since, o.status.in_(CHARGED))
+    ).scalar()
+    return int(found or 0)
+
+
+def outcomes(conn: Connection, since: float) -> dict[str, int]:
+    """Finished texts queued since `since`, by status."""
+    o = outbox.c
+    rows = conn.execute(
+        select(o.status, func.count()).where(o.created_at >= since, o.status.in_(FINISHED)).group_by(o.status)
+    )
+    return {status: n for status, n in rows}
+
+
+def pages_between(conn: Connection, edges: list[float]) -> list[int]:
+    """Paging texts (alerts, reminders, escalations, digests) queued in each [edges[i], edges[i + 1])."""
+    o = outbox.c
+    return db.bucket_counts(conn, o.created_at, edges, o.kind.in_(PAGING_KINDS))

@@ -1,4 +1,4 @@
-"""Write .env from .env.example with a generated local auth token, a sample number and a local URL.
+"""Write .env from .env.example with a generated local auth token and secret key, a sample number and a local URL.
 
 Used by `make run` on a fresh machine; an existing .env is never touched. PUBLIC_URL is where the
 local server listens (PORT, default 5000), which is what `flask --app app sms` signs for.
@@ -25,10 +25,13 @@ def main() -> int:
             line = f"AUTHORIZED_NUMBERS={SAMPLE_NUMBER}"
         elif line.startswith("PUBLIC_URL="):
             line = f"PUBLIC_URL={public_url}"
+        elif line.startswith("SECRET_KEY="):
+            # Ready for the dashboard: setting DASHBOARD_PASSWORD is then enough to turn it on.
+            line = f"SECRET_KEY={secrets.token_hex(32)}"
         lines.append(line)
     target.write_text("\n".join(lines) + "\n")
     print(
-        f"wrote .env with a generated local TWILIO_AUTH_TOKEN, AUTHORIZED_NUMBERS={SAMPLE_NUMBER} "
+        f"wrote .env with a generated local TWILIO_AUTH_TOKEN and SECRET_KEY, AUTHORIZED_NUMBERS={SAMPLE_NUMBER} "
         f"and PUBLIC_URL={public_url}"
     )
     return 0

@@ -81,3 +81,10 @@ def check(services: Services) -> tuple[bool, str]:
     except SQLAlchemyError as exc:
         return False, f"cannot read the worker heartbeat: store unreachable ({exc.__class__.__name__})"
     return state.ok, state.describe(silent_after)
+
+
+def workers(conn: Connection) -> list[tuple[str, float, float]]:
+    """(worker id, started at, last beat) of every worker on record, latest beat first."""
+    t = worker_heartbeats.c
+    rows = conn.execute(select(t.worker_id, t.started_at, t.beat_at).order_by(t.beat_at.desc()).limit(20))
+    return [(r.worker_id, r.started_at, r.beat_at) for r in rows]

@@ -1,0 +1,341 @@
+"""The dashboard's pages. Each reads through the owning packages and renders a Jinja template
+(autoescaped: bodies, labels and annotations are shown as text, never as markup)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response as BaseResponse
+
+import alerting
+from config import ConfigError
+from core import db
+from dashboard import auth, charts, log
+from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, services
+from heartbeats import pings
+from inbound import audit, pipeline
+from incidents import records, rulefile
+from outbox import queue
+from security import mask
+from worker import liveness
+
+logger = logging.getLogger(__name__)
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+)
+
+# No script at all, styles only from our own file, nothing framed or posted elsewhere.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+OPEN_ALERTS_SHOWN = 50
+
+
+@bp.after_app_request
+def _headers(response: BaseResponse) -> BaseResponse:
+    # Every answer under /dashboard, its 404s and 405s included (those never reach the blueprint).
+    if not request.path.startswith("/dashboard"):
+        return response
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "dashboard.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _store_down(exc: SQLAlchemyError) -> tuple[str, int]:
+    logger.error("dashboard: store unreachable (%s)", exc.__class__.__name__)
+    return render_template(
+        "dashboard/error.html", message="The store does not answer; try again shortly."
+    ), 503
+
+
+@bp.app_template_filter("when")
+def _when(at: float | None) -> str:
+    return log.when(at)
+
+
+@bp.app_template_filter("ago")
+def _ago(at: float | None) -> str:
+    if at is None or not math.isfinite(at):
+        return ""
+    seconds = max(0, int(db.now() - at))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@bp.context_processor
+def _context() -> dict[str, Any]:
+    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": auth.logged_in()}
+
+
+def _number(phone: str | None) -> str:
+    if not phone:
+        return ""
+    return phone if auth.is_admin() else mask(phone)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+        return render_template("dashboard/login.html", form=form, error="")
+    if not form.validate_on_submit():
+        error = (
+            "The form expired; try again."
+            if "csrf_token" in form.errors
+            else "Enter a username and a password."
+        )
+        return render_template("dashboard/login.html", form=form, error=error), 400
+    decision = auth.login_limiter().hit(request.remote_addr or "unknown")
+    if not decision.allowed:
+        minutes = max(1, int(decision.retry_after // 60) + 1)
+        error = f"Too many login attempts; try again in {minutes} min."
+        return render_template("dashboard/login.html", form=form, error=error), 429
+    if not auth.check_login(form.username.data or "", form.password.data or ""):
+        logger.warning("dashboard: failed login")
+        return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
+    session.clear()  # a fresh session: nothing set before login survives it
+    session["login"] = auth.credential()
+    session.permanent = True
+    return redirect(auth.safe_next(form.next.data))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    if PlainForm().validate_on_submit():
+        session.clear()
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.get("/")
+@login_required
+def overview() -> str:
+    svc = services()
+    settings, now = svc.settings, db.now()
+    month = log.month_start(now)
+    hours, days = log.hour_edges(now, 24), log.day_edges(now, 14)
+    with svc.engine.connect() as conn:
+        firing, firing_total = records.firing_newest(conn, OPEN_ALERTS_SHOWN)
+        paged = {a.id: queue.numbers_paged(conn, a.id) for a in firing}
+        workers = liveness.liveness(conn, settings.worker_silent_after, now)
+        depth = queue.depth(conn)
+        oldest = queue.oldest_waiting(conn, now)
+        pinged = pings.every(conn)
+        inbound_texts, reply_segments = audit.reply_segments(conn, month)
+        segments = reply_segments + queue.charged_segments(conn, month)
+        outcomes = queue.outcomes(conn, month)
+        texts = audit.received_between(conn, hours)
+        pages = queue.pages_between(conn, days)
+    told = outcomes.get(queue.Delivery.DELIVERED, 0)
+    tried = told + outcomes.get(queue.Delivery.UNDELIVERED, 0) + outcomes.get(queue.Delivery.FAILED, 0)
+    outcome_names = sorted(outcomes)
+    return render_template(
+        "dashboard/overview.html",
+        firing=[(a, [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
+        firing_total=firing_total,
+        workers=workers,
+        worker_text=workers.describe(settings.worker_silent_after),
+        depth=depth,
+        oldest=oldest,
+        heartbeats=[(h, pinged.get(h.name)) for h in settings.heartbeats],
+        now=now,
+        inbound_texts=inbound_texts,
+        segments=segments,
+        cost=(segments + inbound_texts) * settings.sms_segment_price,
+        price=settings.sms_segment_price,
+        success=None if not tried else 100.0 * told / tried,
+        texts_chart=charts.bars(
+            "Texts received per hour (UTC)", [log.when(h)[11:13] for h in hours[:-1]], texts, every=3
+        ),
+        pages_chart=charts.bars("Pages per day", [log.when(d)[5:10] for d in days[:-1]], pages, every=2),
+        outcomes_chart=charts.bars(
+            "Delivery outcomes this month", outcome_names, [outcomes[n] for n in outcome_names]
+        ),
+    )
+
+
+def _log_rows(
+    filters: log.Filters, cursor: tuple[float, str, int] | None, limit: int
+) -> list[dict[str, Any]]:
+    with services().engine.connect() as conn:
+        return log.page(conn, filters, cursor, limit)
+
+
+@bp.get("/messages")
+@login_required
+def messages() -> Any:
+    filters, problems = log.parse(request.args)
+    raw_cursor = request.args.get("before", "")
+    cursor = log.parse_cursor(raw_cursor)
+    if raw_cursor and cursor is None:
+        problems.append("that page link is not valid; showing the newest messages")
+    rows = [] if problems and not cursor else _log_rows(filters, cursor, log.PAGE + 1)
+    more = len(rows) > log.PAGE
+    rows = rows[: log.PAGE]
+    admin = auth.is_admin()
+    next_args: dict[str, Any] | None = None
+    if more and rows:
+        next_args = {**filters.query(), "before": log.cursor_of(rows[-1])}
+    return render_template(
+        "dashboard/messages.html",
+        rows=[log.for_viewer(r, admin) for r in rows],
+        filters=filters,
+        problems=problems,
+        next_url=url_for("dashboard.messages", **next_args) if next_args else None,
+        csv_url=url_for("dashboard.messages_csv", **dict[str, Any](filters.query())),
+    ), 400 if problems else 200
+
+
+@bp.get("/messages.csv")
+@login_required
+def messages_csv() -> Any:
+    filters, problems = log.parse(request.args)
+    if problems:
+        return Response("; ".join(problems) + "\n", status=400, mimetype="text/plain")
+    lines = log.csv_lines(_log_rows, filters, auth.is_admin())
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="operator-messages.csv"'},
+    )
+
+
+@bp.get("/alerts")
+@login_required
+def alerts() -> str:
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isdigit() and len(before) <= 10 else None
+    if before_id is not None and before_id > log.MAX_ID:
+        before_id = None
+    with services().engine.connect() as conn:
+        found = records.older_than(conn, log.PAGE + 1, before_id)
+    more = len(found) > log.PAGE
+    found = found[: log.PAGE]
+    return render_template(
+        "dashboard/alerts.html",
+        alerts=[(a, _number(a.acked_by), _number(a.resolved_by)) for a in found],
+        next_url=url_for("dashboard.alerts", before=found[-1].id) if more else None,
+    )
+
+
+@bp.get("/alerts/<int:alert_id>")
+@login_required
+def alert(alert_id: int) -> str:
+    with services().engine.connect() as conn:
+        found = records.get(conn, alert_id) if alert_id <= log.MAX_ID else None
+        if found is None:
+            abort(404)
+        events = records.events(conn, alert_id)
+        texts = queue.about(conn, alert_id)
+    return render_template(
+        "dashboard/alert.html",
+        alert=found,
+        timeline=_timeline(found, events, texts),
+        labels=found.labels,
+        # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
+        link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
+    )
+
+
+def _timeline(
+    alert: records.Alert, events: list[tuple[str, float]], texts: list[Any]
+) -> list[tuple[float, str]]:
+    """What happened to one alert, oldest first: (time, what)."""
+    steps: list[tuple[float, str]] = [(alert.started_at, f"started (as {alert.source} reports it)")]
+    for i, (key, at) in enumerate(events):
+        what = "received" if i == 0 else "received again, deduplicated"
+        steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
+    if alert.opened_at:
+        steps.append((alert.opened_at, f"opened as alert #{alert.id}"))
+    for t in texts:
+        who = _number(t.to_number)
+        steps.append((t.created_at, f"{t.kind} queued for {who}"))
+        if t.sent_at:
+            steps.append((t.sent_at, f"{t.kind} sent to {who}"))
+        if t.delivery_updated_at and t.delivery_status:
+            error = f" (error {t.error_code})" if t.error_code else ""
+            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {t.delivery_status}{error}"))
+        elif t.status in (queue.Delivery.FAILED, queue.Delivery.DROPPED, queue.Delivery.FOLDED):
+            steps.append((t.sent_at or t.created_at, f"{t.kind} to {who}: {t.status}"))
+    if alert.acked_at:
+        steps.append((alert.acked_at, f"acked by {_number(alert.acked_by) or 'someone'}"))
+    if alert.escalated_at:
+        steps.append((alert.escalated_at, "escalated"))
+    if alert.resolved_at:
+        by = f" by {_number(alert.resolved_by)}" if alert.resolved_by else ""
+        steps.append((alert.resolved_at, f"resolved{by}"))
+    return sorted(steps, key=lambda s: s[0])
+
+
+@bp.get("/rules")
+@login_required
+def rules() -> str:
+    try:
+        defined = {r.name: r for r in rulefile.load_rules(services())}
+        problem = ""
+    except ConfigError as exc:
+        defined, problem = {}, str(exc)
+    with services().engine.connect() as conn:
+        states = {r.rule: r for r in alerting.rule_rows(conn)}
+    names = sorted(set(defined) | set(states))
+    return render_template(
+        "dashboard/rules.html",
+        rules=[(name, defined.get(name), states.get(name)) for name in names],
+        problem=problem,
+        reading=alerting.reading,
+    )
+
+
+@bp.route("/phone", methods=["GET", "POST"])
+@login_required
+def phone() -> Any:
+    if not auth.is_admin():
+        abort(403)
+    settings = services().settings
+    form = PhoneForm()
+    numbers = list(settings.authorized)
+    reply, error, status = None, "", 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            error = (
+                "The form expired; try again."
+                if "csrf_token" in form.errors
+                else "Choose a number and type a text."
+            )
+            status = 400
+        elif form.number.data not in settings.authorized:
+            error, status = "That number is not in AUTHORIZED_NUMBERS.", 400
+        else:
+            # The same path as /sms, stored like any text; the id marks where it came from.
+            sid = "DASH" + uuid.uuid4().hex
+            reply = pipeline.handle(services(), form.number.data, sid, form.body.data or "")
+    return render_template(
+        "dashboard/phone.html", form=form, numbers=numbers, reply=reply, error=error
+    ), status
