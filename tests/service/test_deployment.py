@@ -147,7 +147,7 @@ def test_the_web_unit_serves_from_its_state_directory_with_a_copy_of_the_env_exa
         env[name] = value
     url = f"http://127.0.0.1:{env['PORT']}"
     cmd = shlex.split(unit["ExecStart"][0])
-    with running(cmd, url + "/healthz", tmp_path / "web.log", cwd=unit["WorkingDirectory"][0], env=env):
+    with running(cmd, url + "/livez", tmp_path / "web.log", cwd=unit["WorkingDirectory"][0], env=env):
         pass
     assert (tmp_path / "state" / "var" / "operator.db").exists()
     assert (tmp_path / "state" / "logs" / "operator.log").exists()

@@ -185,13 +185,14 @@ def test_flask_commands_stop_on_a_bad_setting_with_one_line_and_status_2(tmp_pat
     assert_stopped_on(run_entry_point(tmp_path, ["flask", "--app", "app", *command], **env), variable)
 
 
-def test_the_worker_stops_on_a_bad_rule_with_one_line_and_status_2(tmp_path):
-    (tmp_path / "operator.yml").write_text("rules: 5\n")
+def test_the_worker_stops_on_a_bad_section_with_one_line_and_status_2(tmp_path):
+    # A bad `rules:` keeps the last good rules instead (see test_rulefile); other sections stop it.
+    (tmp_path / "operator.yml").write_text("heartbeats: 5\n")
     result = run_entry_point(
         tmp_path, ["flask", "--app", "app", "worker"], TWILIO_AUTH_TOKEN=TOKEN,
         OPERATOR_CONFIG=str(tmp_path / "operator.yml"),
     )  # fmt: skip
-    assert_stopped_on(result, "rules")
+    assert_stopped_on(result, "heartbeats")
 
 
 def test_a_postgres_url_as_libpq_users_write_it_serves(tmp_path):

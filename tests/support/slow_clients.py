@@ -105,5 +105,5 @@ def nginx_in_front(tmp: Path, upstream_url: str, port: int | None = None) -> Ite
     )
     url = f"http://127.0.0.1:{port}"
     cmd = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "nginx-error.log")]
-    with running(cmd, url + "/healthz", tmp / "nginx.log", cwd=tmp):
+    with running(cmd, url + "/livez", tmp / "nginx.log", cwd=tmp):
         yield url
