@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +19,9 @@ from incidents import maintenance, records
 from tests.support.alertmanager_server import Switch, alertmanager, prometheus, serving, wait_for
 from tests.support.apps import with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
-from tests.support.live_server import base_env
 from tests.support.paths import PAYLOADS
-from tests.support.phones import ADMIN, RESPONDER, TOKEN, VIEWER, Phone
+from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
+from tests.support.workers import app_worker_env, received, start_worker, stop_worker
 
 pytestmark = pytest.mark.slow
 AM_TOKEN = "e2e-maintenance-token-41f0"
@@ -43,45 +39,6 @@ def app(settings):
     app = create_app(with_settings(settings, alertmanager_token=AM_TOKEN, rate_limit="1000 per minute"))
     yield app
     app.extensions["operator"].close()
-
-
-def start_worker(tmp_path: Path, settings, fake: FakeTwilio) -> subprocess.Popen:
-    """`flask --app app worker` on the web app's store, sending to the fake."""
-    (tmp_path / "operator.yml").write_text("rules: []\n")
-    env = base_env(tmp_path)
-    env.update(
-        TWILIO_AUTH_TOKEN=TOKEN,
-        TWILIO_ACCOUNT_SID=settings.twilio_account_sid,
-        TWILIO_FROM_NUMBER=settings.twilio_from_number,
-        SMS_BACKEND="twilio",
-        TWILIO_API_URL=fake.url,
-        SMS_RATE="50",
-        AUTHORIZED_NUMBERS=f"{ADMIN}:admin,{RESPONDER}:responder,{VIEWER}:viewer",
-        DATABASE_URL=settings.database_url,
-        ALERT_INTERVAL="1",
-        ALERT_LIMITS="100 per minute",
-        OPERATOR_CONFIG=str(tmp_path / "operator.yml"),
-    )
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the child holds it
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop_worker(proc: subprocess.Popen) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=20)
-
-
-def received(fake: FakeTwilio, pattern: str, to: str | None = None) -> list[re.Match]:
-    with fake.lock:
-        messages = list(fake.messages)
-    return [m for s in messages if (to is None or s.to == to) and (m := re.fullmatch(pattern, s.body))]
 
 
 def firing(services, name: str) -> list[records.Alert]:
@@ -116,7 +73,7 @@ def test_a_window_holds_a_real_alertmanager_page_and_its_end_lets_the_page_throu
         stack.callback(switch.close)
         hook = stack.enter_context(serving(app)) + "/webhook/alertmanager"
         am = stack.enter_context(alertmanager(tmp_path, "am", hook, AM_TOKEN))
-        worker = start_worker(tmp_path, settings, fake)
+        worker = start_worker(tmp_path, app_worker_env(tmp_path, settings, fake))
         stack.callback(stop_worker, worker)
         stack.enter_context(prometheus(tmp_path, switch.port, [am]))
 

@@ -19,7 +19,7 @@ from tests.support.apps import with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.paths import PAYLOADS
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
-from tests.support.worker_process import received, start_worker, stop_worker, worker_env
+from tests.support.workers import app_worker_env, received, start_worker, stop_worker
 
 pytestmark = pytest.mark.slow
 AM_TOKEN = "e2e-paging-token-7c1d"
@@ -62,7 +62,7 @@ def test_alertmanager_and_rule_pages_reach_twilio_through_the_worker_and_acks_an
         hook = stack.enter_context(serving(app)) + "/webhook/alertmanager"
         am = stack.enter_context(alertmanager(tmp_path, "am", hook, AM_TOKEN))
         prom = stack.enter_context(prometheus(tmp_path, switch.port, [am]))
-        worker = start_worker(tmp_path, worker_env(tmp_path, settings, fake, PROMETHEUS_URL=prom))
+        worker = start_worker(tmp_path, app_worker_env(tmp_path, settings, fake, PROMETHEUS_URL=prom))
         stack.callback(stop_worker, worker)
         phone = Phone(app.test_client(), RESPONDER)
 
@@ -121,7 +121,7 @@ def test_an_unacked_alert_escalates_through_the_worker_and_an_acked_one_does_not
         assert response.status_code == 200
         ids[name] = response.json["alerts"][0]
     assert Phone(client, ADMIN).text(f"ack {ids['Acked']}").startswith(f"Acked #{ids['Acked']} ")
-    env = worker_env(tmp_path, settings, fake, ESCALATE_AFTER="3s", ESCALATION_NUMBERS=BOSS)
+    env = app_worker_env(tmp_path, settings, fake, ESCALATE_AFTER="3s", ESCALATION_NUMBERS=BOSS)
     worker = start_worker(tmp_path, env)
     try:
         escalated = rf"ESCALATED \d+s unacked: FIRING 3 Ignored web-1,web-2,web-3 #{ids['Ignored']}"

@@ -19,7 +19,7 @@ from tests.support.alertmanager_server import wait_for
 from tests.support.apps import with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.phones import ADMIN, RESPONDER, Phone, sign
-from tests.support.worker_process import received, start_worker, stop_worker, worker_env
+from tests.support.workers import app_worker_env, received, start_worker, stop_worker
 
 pytestmark = pytest.mark.slow
 AM_TOKEN = "e2e-storm-token-51aa"
@@ -78,7 +78,7 @@ def notify(client, name: str, hosts: tuple[str, ...] = ("web-1",), summary: str 
 
 @contextmanager
 def worker(tmp_path, settings, fake, **env):
-    proc = start_worker(tmp_path, worker_env(tmp_path, settings, fake, **env))
+    proc = start_worker(tmp_path, app_worker_env(tmp_path, settings, fake, **env))
     try:
         yield proc
     finally:

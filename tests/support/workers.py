@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,24 @@ def worker_env(tmp: Path, fake: FakeTwilio, database_url: str, **extra: str) -> 
     )
     env.update(extra)
     return env
+
+
+def app_worker_env(tmp: Path, settings, fake: FakeTwilio, **extra: str) -> dict[str, str]:
+    """A worker beside an in-process app: its store and numbers, no rules unless the test wrote some."""
+    config = tmp / "operator.yml"
+    if not config.exists():
+        config.write_text("rules: []\n")
+    env = worker_env(tmp, fake, settings.database_url, CACHE_TTL="0", OPERATOR_CONFIG=str(config))
+    env.update(TWILIO_FROM_NUMBER=settings.twilio_from_number, LOG_DIR=str(tmp / "logs"))
+    env.update(extra)
+    return env
+
+
+def received(fake: FakeTwilio, pattern: str, to: str | None = None) -> list[re.Match]:
+    """Texts the fake accepted whose body matches `pattern` (anchored), optionally to one number."""
+    with fake.lock:
+        messages = list(fake.messages)
+    return [m for s in messages if (to is None or s.to == to) and (m := re.fullmatch(pattern, s.body))]
 
 
 def start_worker(cwd: Path, env: dict[str, str], name: str = "worker") -> subprocess.Popen:
