@@ -19,6 +19,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -30,6 +31,7 @@ from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, serv
 from heartbeats import pings
 from inbound import audit, pipeline
 from incidents import records, rulefile
+from oncall import routing, teams
 from outbox import queue
 from security import mask
 from worker import liveness
@@ -153,6 +155,7 @@ def overview() -> str:
         outcomes = queue.outcomes(conn, month)
         texts = audit.received_between(conn, hours)
         pages = queue.pages_between(conn, days)
+        on_call = [_on_call(conn, team, now) for team in teams.of(settings).values()]
     told = outcomes.get(queue.Delivery.DELIVERED, 0)
     tried = told + outcomes.get(queue.Delivery.UNDELIVERED, 0) + outcomes.get(queue.Delivery.FAILED, 0)
     outcome_names = sorted(outcomes)
@@ -165,6 +168,7 @@ def overview() -> str:
         depth=depth,
         oldest=oldest,
         heartbeats=[(h, pinged.get(h.name)) for h in settings.heartbeats],
+        on_call=on_call,
         now=now,
         inbound_texts=inbound_texts,
         segments=segments,
@@ -179,6 +183,31 @@ def overview() -> str:
             "Delivery outcomes this month", outcome_names, [outcomes[n] for n in outcome_names]
         ),
     )
+
+
+def _member(team: teams.Team, phone: str | None) -> str:
+    if not phone:
+        return ""
+    member = team.member(phone)
+    name = member.name if member and member.name else ""
+    return f"{name} ({_number(phone)})" if name else _number(phone)
+
+
+def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
+    """Who of `team` is on call now, until when, and who is next (as `oncall` answers by SMS)."""
+    try:
+        current = routing.on_call(conn, team, now)
+    except Exception:  # noqa: BLE001 - one team's broken schedule must not take the overview down
+        logger.exception("dashboard: team %s: who is on call cannot be worked out", team.name)
+        return {"team": team.name, "problem": "cannot be worked out (see the logs)"}
+    return {
+        "team": team.name,
+        "now": _member(team, current.phone),
+        "until": current.until,
+        "next": _member(team, current.next_phone),
+        "override": current.override,
+        "problem": "",
+    }
 
 
 def _log_rows(
