@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -147,7 +148,8 @@ def page(
 def _inbound(r: Any) -> dict[str, Any]:
     return {
         "source": INBOUND, "id": r.id, "at": r.received_at, "direction": "in", "number": r.phone,
-        "body": r.body or "", "command": r.command or "", "reply": r.reply or "",
+        "body": r.body or "", "command": r.command or "", "canonical": r.canonical or "",
+        "confidence": _confidence(r.confidence), "reply": r.reply or "",
         "segments": r.segments, "outcome": r.outcome, "delivery": "", "error": "", "alert_id": None,
     }  # fmt: skip
 
@@ -155,10 +157,18 @@ def _inbound(r: Any) -> dict[str, Any]:
 def _outbound(r: Any) -> dict[str, Any]:
     return {
         "source": OUTBOUND, "id": r.id, "at": r.created_at, "direction": "out", "number": r.to_number,
-        "body": r.body or "", "command": r.kind, "reply": "", "segments": r.segments,
+        "body": r.body or "", "command": r.kind, "canonical": "", "confidence": "", "reply": "",
+        "segments": r.segments,
         "outcome": r.status, "delivery": r.delivery_status or "", "error": r.error_code or "",
         "alert_id": r.alert_id,
     }  # fmt: skip
+
+
+def _confidence(value: float | None) -> str:
+    """How sure the resolver was, as two decimals ("" when it did not say or said nonsense)."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{min(1.0, max(0.0, value)):.2f}"
 
 
 def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
@@ -170,10 +180,11 @@ def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
         "number": mask(row["number"]),
         "body": mask_numbers(row["body"]),
         "reply": mask_numbers(row["reply"]),
+        "canonical": mask_numbers(row["canonical"]),
     }
 
 
-COLUMNS = ["time_utc", "direction", "number", "command", "outcome", "delivery", "error_code", "segments",
+COLUMNS = ["time_utc", "direction", "number", "command", "canonical", "confidence", "outcome", "delivery", "error_code", "segments",
            "body", "reply", "alert_id"]  # fmt: skip
 
 
@@ -202,6 +213,8 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
                     row["direction"],
                     row["number"],
                     row["command"],
+                    row["canonical"],
+                    row["confidence"],
                     row["outcome"],
                     row["delivery"],
                     row["error"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 from tests.support.apps import app_with, with_settings
@@ -28,3 +30,22 @@ def test_the_overview_shows_each_teams_on_call_until_when_and_who_is_next(settin
 
 def test_the_overview_has_no_on_call_section_without_teams(lead):
     assert 'id="on-call"' not in lead.get("/dashboard/").data.decode()
+
+
+def _log(client, **args) -> list[dict]:
+    response = client.get("/dashboard/messages.csv", query_string=args)
+    assert response.status_code == 200, response.data
+    return list(csv.DictReader(io.StringIO(response.data.decode())))
+
+
+def test_the_log_shows_what_each_text_was_read_as_and_how_sure_the_reading_was(lead, phone):
+    phone.text("snooze 12 for half an hour")
+    phone.text("xyzzy")
+    page = lead.get("/dashboard/messages").data.decode()
+    assert "snooze 12 30m <small>(1.00)</small>" in page
+    rows = _log(lead)
+    assert [(r["body"], r["command"], r["canonical"], r["confidence"]) for r in rows] == [
+        ("xyzzy", "unknown", "none", "0.00"),
+        ("snooze 12 for half an hour", "snooze", "snooze 12 30m", "1.00"),
+    ]
+    assert [r["canonical"] for r in _log(lead, command="snooze")] == ["snooze 12 30m"]
