@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 from werkzeug.datastructures import MultiDict
 
 from inbound import audit
-from outbox import queue
+from outbox import calls, queue
+from outbox.queue import Kind
 from security import mask, mask_numbers
 
 PAGE = 50
@@ -140,7 +141,8 @@ def page(
             kind=filters.command or None, status=filters.outcome or None,
             since=filters.since, until=filters.until,
         )  # fmt: skip
-        rows.extend(_outbound(r) for r in found)
+        told = calls.of(conn, [r.id for r in found if r.kind == Kind.CALL])
+        rows.extend(_outbound(r, told.get(r.id)) for r in found)
     rows.sort(key=lambda r: (r["at"], r["source"], r["id"]), reverse=True)
     return rows[:limit]
 
@@ -154,12 +156,14 @@ def _inbound(r: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _outbound(r: Any) -> dict[str, Any]:
+def _outbound(r: Any, call: calls.Call | None = None) -> dict[str, Any]:
+    # A call's delivery is how it went: answered and the key pressed, or why nobody was reached.
+    delivery = call.told if call is not None else r.delivery_status or ""
     return {
         "source": OUTBOUND, "id": r.id, "at": r.created_at, "direction": "out", "number": r.to_number,
         "body": r.body or "", "command": r.kind, "canonical": "", "confidence": "", "reply": "",
         "segments": r.segments,
-        "outcome": r.status, "delivery": r.delivery_status or "", "error": r.error_code or "",
+        "outcome": r.status, "delivery": delivery, "error": r.error_code or "",
         "alert_id": r.alert_id,
     }  # fmt: skip
 

@@ -31,9 +31,11 @@ from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, serv
 from heartbeats import pings
 from inbound import audit, pipeline
 from incidents import records, rulefile
-from oncall import routing, teams
-from outbox import queue
+from oncall import escalation, routing, teams
+from outbox import calls, queue
+from outbox.queue import Kind
 from security import mask
+from voice import routes as voice_routes
 from worker import liveness
 
 logger = logging.getLogger(__name__)
@@ -283,10 +285,11 @@ def alert(alert_id: int) -> str:
             abort(404)
         events = records.events(conn, alert_id)
         texts = queue.about(conn, alert_id)
+        placed = {c.id: c for c in calls.about(conn, alert_id)}
     return render_template(
         "dashboard/alert.html",
         alert=found,
-        timeline=_timeline(found, events, texts),
+        timeline=_timeline(found, events, texts, placed),
         labels=found.labels,
         # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
         link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
@@ -294,11 +297,31 @@ def alert(alert_id: int) -> str:
 
 
 def _timeline(
-    alert: records.Alert, events: list[tuple[str, float]], texts: list[Any]
+    alert: records.Alert,
+    events: list[tuple[str, float]],
+    texts: list[Any],
+    placed: dict[int, calls.Call] | None = None,
 ) -> list[tuple[float, str]]:
     """What happened to one alert, oldest first: (time, what)."""
+    placed = placed or {}
     steps: list[tuple[float, str]] = [(alert.started_at, f"started (as {alert.source} reports it)")]
-    for i, (key, at) in enumerate(events):
+    # Besides the webhook's reports, the alert's events hold what escalation and calls recorded.
+    reported = [
+        (k, at) for k, at in events if not k.startswith((escalation.PREFIX, voice_routes.NOTE_PREFIX))
+    ]
+    settled: dict[int, float] = {}
+    for key, at in events:
+        if key.startswith(voice_routes.NOTE_PREFIX):
+            call_id = key[len(voice_routes.NOTE_PREFIX) :].split(":")[0]
+            settled.setdefault(int(call_id) if call_id.isdigit() else 0, at)
+        elif key.startswith(escalation.PREFIX):
+            parts = key.split(":")
+            if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+                round_, step = int(parts[2]) + 1, int(parts[3])
+                steps.append(
+                    (at, f"team escalation step {step}" + (f" (round {round_})" if round_ > 1 else ""))
+                )
+    for i, (key, at) in enumerate(reported):
         what = "received" if i == 0 else "received again, deduplicated"
         steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
     if alert.opened_at:
@@ -306,6 +329,14 @@ def _timeline(
     for t in texts:
         who = _number(t.to_number)
         steps.append((t.created_at, f"{t.kind} queued for {who}"))
+        call = placed.get(t.id) if t.kind == Kind.CALL else None
+        if call is not None:
+            if t.sent_at:
+                steps.append((t.sent_at, f"call placed to {who}"))
+            if call.outcome.final:
+                at = settled.get(t.id) or t.delivery_updated_at or t.sent_at or t.created_at
+                steps.append((at, f"call to {who}: {call.told}"))
+            continue
         if t.sent_at:
             steps.append((t.sent_at, f"{t.kind} sent to {who}"))
         if t.delivery_updated_at and t.delivery_status:

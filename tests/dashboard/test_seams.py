@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 from datetime import UTC, datetime, timedelta
 
+from core import db
+from outbox import calls, queue
+from tests.support.alerts import fire
 from tests.support.apps import app_with, with_settings
 from tests.support.dashboard import login
 from tests.support.oncall import ALICE, BOB, payments_and_infra
+from tests.support.phones import ADMIN, RESPONDER, sign
 
 
 def an_hour_ago() -> datetime:
@@ -34,7 +39,7 @@ def test_the_overview_has_no_on_call_section_without_teams(lead):
 
 def _log(client, **args) -> list[dict]:
     response = client.get("/dashboard/messages.csv", query_string=args)
-    assert response.status_code == 200, response.data
+    assert response.status_code in (200, 204), response.data
     return list(csv.DictReader(io.StringIO(response.data.decode())))
 
 
@@ -49,3 +54,51 @@ def test_the_log_shows_what_each_text_was_read_as_and_how_sure_the_reading_was(l
         ("snooze 12 for half an hour", "snooze", "snooze 12 30m", "1.00"),
     ]
     assert [r["canonical"] for r in _log(lead, command="snooze")] == ["snooze 12 30m"]
+
+
+def placed_call(services, to: str, alert_id: int, sid: str) -> int:
+    """A call the worker placed about `alert_id` (Twilio accepted it as `sid`)."""
+    with services.engine.begin() as conn:
+        call_id = calls.enqueue_call(conn, to, alert_id, services.settings)
+        conn.execute(
+            queue.outbox.update()
+            .where(queue.outbox.c.id == call_id)
+            .values(status="sent", provider_sid=sid, sent_at=db.now())
+        )
+        calls.placed(conn, call_id, sid, "queued")
+    return call_id
+
+
+def voice(client, path: str, call_id: int, to: str, sid: str, **fields):
+    """A Voice webhook for the call, signed as Twilio signs it."""
+    params = {"CallSid": sid, "AccountSid": "AC" + "1" * 32, "From": "+15005550006", "To": to,
+              "CallStatus": "in-progress", "Direction": "outbound-api", "ApiVersion": "2010-04-01", **fields}  # fmt: skip
+    target = f"{path}?call={call_id}"
+    response = client.post(
+        target, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + target, params)}
+    )
+    assert response.status_code in (200, 204), response.data
+    return response
+
+
+def test_calls_show_in_the_log_and_the_alert_timeline_with_how_each_went(lead, services):
+    alert_id = fire(lead, "DiskFull", summary="disk at 97%")
+    acked = placed_call(services, RESPONDER, alert_id, "CA" + "a" * 32)
+    voice(lead, calls.ANSWER_PATH, acked, RESPONDER, "CA" + "a" * 32, AnsweredBy="human")
+    voice(lead, calls.GATHER_PATH, acked, RESPONDER, "CA" + "a" * 32, Digits="4")
+    busy = placed_call(services, ADMIN, alert_id, "CA" + "b" * 32)
+    voice(lead, calls.STATUS_PATH, busy, ADMIN, "CA" + "b" * 32, CallStatus="busy")
+
+    rows = {r["number"]: r for r in _log(lead, command="call")}
+    assert rows[RESPONDER]["delivery"] == "answered, pressed 4: acked"
+    assert rows[ADMIN]["delivery"] == "not reached: busy"
+    assert rows[ADMIN]["outcome"] == "undelivered"
+
+    page = lead.get(f"/dashboard/alerts/{alert_id}").data.decode()
+    timeline = html.unescape(page[page.index('<ol id="timeline">') :])
+    steps = [f"call queued for {RESPONDER}", f"call placed to {RESPONDER}", f"call to {RESPONDER}: answered, pressed 4: acked",
+             f"call placed to {ADMIN}", f"call to {ADMIN}: not reached: busy"]  # fmt: skip
+    positions = [timeline.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert f"acked by {RESPONDER}" in timeline
+    assert "voice:call" not in timeline and "deduplicated" not in timeline
