@@ -7,13 +7,13 @@ import html
 import io
 from datetime import UTC, datetime, timedelta
 
-from core import db
-from outbox import calls, queue
+from outbox import calls
 from tests.support.alerts import fire
 from tests.support.apps import app_with, with_settings
+from tests.support.calls import placed_call, voice
 from tests.support.dashboard import login
 from tests.support.oncall import ALICE, BOB, payments_and_infra
-from tests.support.phones import ADMIN, RESPONDER, sign
+from tests.support.phones import ADMIN, RESPONDER
 
 
 def an_hour_ago() -> datetime:
@@ -54,31 +54,6 @@ def test_the_log_shows_what_each_text_was_read_as_and_how_sure_the_reading_was(l
         ("snooze 12 for half an hour", "snooze", "snooze 12 30m", "1.00"),
     ]
     assert [r["canonical"] for r in _log(lead, command="snooze")] == ["snooze 12 30m"]
-
-
-def placed_call(services, to: str, alert_id: int, sid: str) -> int:
-    """A call the worker placed about `alert_id` (Twilio accepted it as `sid`)."""
-    with services.engine.begin() as conn:
-        call_id = calls.enqueue_call(conn, to, alert_id, services.settings)
-        conn.execute(
-            queue.outbox.update()
-            .where(queue.outbox.c.id == call_id)
-            .values(status="sent", provider_sid=sid, sent_at=db.now())
-        )
-        calls.placed(conn, call_id, sid, "queued")
-    return call_id
-
-
-def voice(client, path: str, call_id: int, to: str, sid: str, **fields):
-    """A Voice webhook for the call, signed as Twilio signs it."""
-    params = {"CallSid": sid, "AccountSid": "AC" + "1" * 32, "From": "+15005550006", "To": to,
-              "CallStatus": "in-progress", "Direction": "outbound-api", "ApiVersion": "2010-04-01", **fields}  # fmt: skip
-    target = f"{path}?call={call_id}"
-    response = client.post(
-        target, data=params, headers={"X-Twilio-Signature": sign("http://localhost" + target, params)}
-    )
-    assert response.status_code in (200, 204), response.data
-    return response
 
 
 def test_calls_show_in_the_log_and_the_alert_timeline_with_how_each_went(lead, services):
