@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,12 +16,14 @@ from oncall import escalation
 from outbox import backends, calls
 from outbox.sender import Sender
 from rate_limiter import RateLimiter
+from security import mask
 from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import with_settings
 from tests.support.calls import mark_placed, voice
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.fakes.twilio_voice import CallPlayer
 from tests.support.oncall import ALICE, BOB, payments_and_infra, texts
+from tests.support.phones import Phone
 from tests.support.servers import free_port
 
 # The page, a call to the on-call after 5 minutes, a text to who is next after 30.
@@ -166,3 +169,17 @@ def test_nobody_answering_on_twilios_signed_callbacks_runs_the_next_step_at_once
     [placed] = fake.placed()
     CallPlayer(placed, services.settings.twilio_auth_token).unanswered("no-answer")
     assert escalation.run(services) == 1 and escalated_to(services) == [BOB]
+
+
+def test_alerts_id_tells_briefly_who_each_step_called_or_texted_and_how_the_call_went(client, services):
+    alert_id, call_id = called_alice(client, services)
+    placed(services, call_id)
+    voice(client, calls.STATUS_PATH, call_id, ALICE, SID, CallStatus="busy")
+    escalation.run(services)
+    reply = Phone(client, BOB).text(f"alerts {alert_id}")
+    said = re.sub(r"\d+s ago", "just now", reply)
+    expected = (
+        f"escalated to {mask(ALICE)} by call just now, not reached; escalated to {mask(BOB)} by text just now"
+    )
+    assert expected in said
+    assert ALICE not in reply
