@@ -314,13 +314,9 @@ def _timeline(
         if key.startswith(voice_routes.NOTE_PREFIX):
             call_id = key[len(voice_routes.NOTE_PREFIX) :].split(":")[0]
             settled.setdefault(int(call_id) if call_id.isdigit() else 0, at)
-        elif key.startswith(escalation.PREFIX):
-            parts = key.split(":")
-            if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
-                round_, step = int(parts[2]) + 1, int(parts[3])
-                steps.append(
-                    (at, f"team escalation step {step}" + (f" (round {round_})" if round_ > 1 else ""))
-                )
+        elif (taken := escalation.step_of(key)) is not None:
+            round_, index = taken
+            steps.append((at, f"team escalation step {index}" + (f" (round {round_ + 1})" if round_ else "")))
     for i, (key, at) in enumerate(reported):
         what = "received" if i == 0 else "received again, deduplicated"
         steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))

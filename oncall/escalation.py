@@ -68,14 +68,18 @@ def sequence(team: Team) -> list[tuple[int, int, Step]]:
     return [(r, i, step) for r in range(policy.repeat + 1) for i, step in enumerate(policy.steps, start=1)]
 
 
+def step_of(event: str) -> tuple[int, int] | None:
+    """(round, index) of a step's claim `escalation:<alert>:<round>:<index>`; None for anything else."""
+    parts = event.split(":")
+    if len(parts) == 4 and parts[0] + ":" == PREFIX and parts[2].isdigit() and parts[3].isdigit():
+        return int(parts[2]), int(parts[3])
+    return None
+
+
 def _taken_steps(conn: Connection, alert: Alert) -> list[tuple[int, int]]:
     """(round, index) of each step claimed for this alert (not the calls they placed)."""
-    found = []
-    for key in records.notes(conn, alert.id, f"{PREFIX}{alert.id}:"):
-        parts = key.split(":")
-        if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
-            found.append((int(parts[2]), int(parts[3])))
-    return found
+    found = (step_of(key) for key in records.notes(conn, alert.id, f"{PREFIX}{alert.id}:"))
+    return [step for step in found if step is not None]
 
 
 def _calls_of(conn: Connection, alert: Alert, round_: int, index: int) -> list[int]:
@@ -87,7 +91,8 @@ def _calls_of(conn: Connection, alert: Alert, round_: int, index: int) -> list[i
 
 def _moved_on(conn: Connection, alert: Alert, round_: int, index: int) -> bool:
     """The step's calls ask for the next step now: someone pressed 1, or nobody was reached."""
-    outcomes = [calls.outcome(conn, call_id) for call_id in _calls_of(conn, alert, round_, index)]
+    placed = [calls.get(conn, call_id) for call_id in _calls_of(conn, alert, round_, index)]
+    outcomes = [c.outcome for c in placed if c is not None]
     if any(o is calls.Outcome.ESCALATE for o in outcomes):
         return True
     return bool(outcomes) and all(o is calls.Outcome.NOT_REACHED for o in outcomes)

@@ -7,6 +7,9 @@ import html
 import io
 from datetime import UTC, datetime, timedelta
 
+from core import db
+from incidents import records
+from oncall import escalation
 from outbox import calls
 from tests.support.alerts import fire
 from tests.support.apps import app_with, with_settings
@@ -77,3 +80,19 @@ def test_calls_show_in_the_log_and_the_alert_timeline_with_how_each_went(lead, s
     assert positions == sorted(positions)
     assert f"acked by {RESPONDER}" in timeline
     assert "voice:call" not in timeline and "deduplicated" not in timeline
+
+
+def test_a_team_escalation_step_shows_on_the_timeline_as_a_step_not_a_webhook_report(settings):
+    policy = [{"after": 0, "notify": "oncall"}, {"after": "5m", "notify": "next"}]
+    file = payments_and_infra(start=an_hour_ago().isoformat(), escalation=policy)
+    with app_with(with_settings(settings, file=file)) as app:
+        client, services = app.test_client(), app.extensions["operator"]
+        alert_id = fire(client, "CardDeclines", labels={"team": "payments"})
+        with services.engine.begin() as conn:
+            records.set_fields(conn, alert_id, opened_at=db.now() - 6 * 60)
+        assert escalation.run(services) == 1
+        assert login(client).status_code == 302
+        page = html.unescape(client.get(f"/dashboard/alerts/{alert_id}").data.decode())
+    timeline = page[page.index('<ol id="timeline">') :]
+    assert "team escalation step 2" in timeline and f"escalation queued for {BOB}" in timeline
+    assert "deduplicated" not in timeline and "escalation:" not in timeline
