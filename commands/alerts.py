@@ -24,7 +24,9 @@ from incidents import maintenance, paging, records
 from incidents.maintenance import Window
 from incidents.records import Alert, Source, Status
 from incidents.silences import Alertmanager, AlertmanagerError
+from outbox import calls, queue
 from outbox.backends import status_callback_url
+from outbox.queue import Kind
 from security import allows, mask
 
 logger = logging.getLogger(__name__)
@@ -92,7 +94,34 @@ def _line(alert: Alert, now: float, windows: list[Window]) -> str:
     return f"#{alert.id}{state} {alert.name}{where} {humanize(now - alert.started_at)}{extra}"
 
 
-def _detail(alert: Alert, windows: list[Window]) -> str:
+# How a call went, in the fewest words (the dashboard has the whole story).
+CALL_WORDS = {
+    calls.Outcome.ACKED: "acked",
+    calls.Outcome.RESOLVED: "resolved",
+    calls.Outcome.ESCALATE: "pressed 1",
+    calls.Outcome.ANSWERED: "answered, no key",
+    calls.Outcome.NOT_REACHED: "not reached",
+}
+ESCALATIONS_SHOWN = 3
+
+
+def _escalations(conn: Connection, alert: Alert) -> str:
+    """'escalated to +1555***0101 by call 3m ago, not reached; ...': the newest escalation steps' texts and calls."""
+    placed = {c.id: c for c in calls.about(conn, alert.id)}
+    sent = [t for t in queue.about(conn, alert.id) if t.kind in (Kind.ESCALATION, Kind.CALL)]
+    said = []
+    for t in sent[-ESCALATIONS_SHOWN:]:
+        call = placed.get(t.id) if t.kind == Kind.CALL else None
+        how = "by call" if t.kind == Kind.CALL else "by text"
+        line = f"escalated to {mask(t.to_number)} {how} {_ago(t.created_at)} ago"
+        if call is not None:
+            line += ", " + CALL_WORDS.get(call.outcome, call.call_status or "queued")
+        said.append(line)
+    earlier = len(sent) - len(said)
+    return "; ".join(said) + (f" (+{earlier} earlier)" if earlier > 0 else "")
+
+
+def _detail(alert: Alert, windows: list[Window], conn: Connection) -> str:
     if alert.status != Status.FIRING:
         lasted = humanize((alert.resolved_at or alert.last_seen) - alert.started_at)
         return f"{closed_text(alert)}, after {lasted}."
@@ -104,6 +133,9 @@ def _detail(alert: Alert, windows: list[Window]) -> str:
     if alert.summary and alert.summary != alert.name:
         parts.append(alert.summary)
     parts.extend(_taken(alert, now, long=True, windows=windows))
+    escalated = _escalations(conn, alert)
+    if escalated:
+        parts.append(escalated)
     parts.append(f"from {alert.source}")
     return ". ".join(parts) + "."
 
@@ -197,7 +229,9 @@ def alerts_(ctx: Context) -> str:
         now = db.now()
         windows = maintenance.active(conn, now)
         if target.ids:
-            return " | ".join(_shown(lambda a: _detail(a, windows), a) for a in _by_ids(conn, target.ids))
+            return " | ".join(
+                _shown(lambda a: _detail(a, windows, conn), a) for a in _by_ids(conn, target.ids)
+            )
         if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
             recent = records.recent(conn, 10)
             if not recent:

@@ -46,8 +46,8 @@ def help_(ctx: Context) -> str:
         raise CommandError(f"No command '{args[0][:20]}'. Text HELP for the list.")
     # "help! the site is down": a sentence, not a command name; the list is the answer.
     names = ", ".join(c.name for c in registry.visible() if c.name != "help")
-    # One SMS: every command added costs room here.
-    return f"Commands: {names}. Text HELP <name> for details."
+    # One SMS (160 GSM-7 characters): every command added costs room here (tests/test_registries.py).
+    return f"Commands: {names}. HELP <name> for details."
 
 
 @command("status", aliases=("st", "s", "sitrep"), keywords=STATUS_WORDS, weak=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from sqlalchemy import Connection
 from werkzeug.datastructures import MultiDict
 
 from inbound import audit
-from outbox import queue
+from outbox import calls, queue
+from outbox.queue import Kind
 from security import mask, mask_numbers
 
 PAGE = 50
@@ -139,7 +141,8 @@ def page(
             kind=filters.command or None, status=filters.outcome or None,
             since=filters.since, until=filters.until,
         )  # fmt: skip
-        rows.extend(_outbound(r) for r in found)
+        told = calls.of(conn, [r.id for r in found if r.kind == Kind.CALL])
+        rows.extend(_outbound(r, told.get(r.id)) for r in found)
     rows.sort(key=lambda r: (r["at"], r["source"], r["id"]), reverse=True)
     return rows[:limit]
 
@@ -147,18 +150,29 @@ def page(
 def _inbound(r: Any) -> dict[str, Any]:
     return {
         "source": INBOUND, "id": r.id, "at": r.received_at, "direction": "in", "number": r.phone,
-        "body": r.body or "", "command": r.command or "", "reply": r.reply or "",
+        "body": r.body or "", "command": r.command or "", "canonical": r.canonical or "",
+        "confidence": _confidence(r.confidence), "reply": r.reply or "",
         "segments": r.segments, "outcome": r.outcome, "delivery": "", "error": "", "alert_id": None,
     }  # fmt: skip
 
 
-def _outbound(r: Any) -> dict[str, Any]:
+def _outbound(r: Any, call: calls.Call | None = None) -> dict[str, Any]:
+    # A call's delivery is how it went: answered and the key pressed, or why nobody was reached.
+    delivery = call.told if call is not None else r.delivery_status or ""
     return {
         "source": OUTBOUND, "id": r.id, "at": r.created_at, "direction": "out", "number": r.to_number,
-        "body": r.body or "", "command": r.kind, "reply": "", "segments": r.segments,
-        "outcome": r.status, "delivery": r.delivery_status or "", "error": r.error_code or "",
+        "body": r.body or "", "command": r.kind, "canonical": "", "confidence": "", "reply": "",
+        "segments": r.segments,
+        "outcome": r.status, "delivery": delivery, "error": r.error_code or "",
         "alert_id": r.alert_id,
     }  # fmt: skip
+
+
+def _confidence(value: float | None) -> str:
+    """How sure the resolver was, as two decimals ("" when it did not say or said nonsense)."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{min(1.0, max(0.0, value)):.2f}"
 
 
 def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
@@ -170,10 +184,11 @@ def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
         "number": mask(row["number"]),
         "body": mask_numbers(row["body"]),
         "reply": mask_numbers(row["reply"]),
+        "canonical": mask_numbers(row["canonical"]),
     }
 
 
-COLUMNS = ["time_utc", "direction", "number", "command", "outcome", "delivery", "error_code", "segments",
+COLUMNS = ["time_utc", "direction", "number", "command", "canonical", "confidence", "outcome", "delivery", "error_code", "segments",
            "body", "reply", "alert_id"]  # fmt: skip
 
 
@@ -202,6 +217,8 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
                     row["direction"],
                     row["number"],
                     row["command"],
+                    row["canonical"],
+                    row["confidence"],
                     row["outcome"],
                     row["delivery"],
                     row["error"],

@@ -19,6 +19,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -30,8 +31,11 @@ from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, serv
 from heartbeats import pings
 from inbound import audit, pipeline
 from incidents import records, rulefile
-from outbox import queue
+from oncall import escalation, routing, teams
+from outbox import calls, queue
+from outbox.queue import Kind
 from security import mask
+from voice import routes as voice_routes
 from worker import liveness
 
 logger = logging.getLogger(__name__)
@@ -153,6 +157,7 @@ def overview() -> str:
         outcomes = queue.outcomes(conn, month)
         texts = audit.received_between(conn, hours)
         pages = queue.pages_between(conn, days)
+        on_call = [_on_call(conn, team, now) for team in teams.of(settings).values()]
     told = outcomes.get(queue.Delivery.DELIVERED, 0)
     tried = told + outcomes.get(queue.Delivery.UNDELIVERED, 0) + outcomes.get(queue.Delivery.FAILED, 0)
     outcome_names = sorted(outcomes)
@@ -165,6 +170,7 @@ def overview() -> str:
         depth=depth,
         oldest=oldest,
         heartbeats=[(h, pinged.get(h.name)) for h in settings.heartbeats],
+        on_call=on_call,
         now=now,
         inbound_texts=inbound_texts,
         segments=segments,
@@ -179,6 +185,31 @@ def overview() -> str:
             "Delivery outcomes this month", outcome_names, [outcomes[n] for n in outcome_names]
         ),
     )
+
+
+def _member(team: teams.Team, phone: str | None) -> str:
+    if not phone:
+        return ""
+    member = team.member(phone)
+    name = member.name if member and member.name else ""
+    return f"{name} ({_number(phone)})" if name else _number(phone)
+
+
+def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
+    """Who of `team` is on call now, until when, and who is next (as `oncall` answers by SMS)."""
+    try:
+        current = routing.on_call(conn, team, now)
+    except Exception:  # noqa: BLE001 - one team's broken schedule must not take the overview down
+        logger.exception("dashboard: team %s: who is on call cannot be worked out", team.name)
+        return {"team": team.name, "problem": "cannot be worked out (see the logs)"}
+    return {
+        "team": team.name,
+        "now": _member(team, current.phone),
+        "until": current.until,
+        "next": _member(team, current.next_phone),
+        "override": current.override,
+        "problem": "",
+    }
 
 
 def _log_rows(
@@ -254,10 +285,11 @@ def alert(alert_id: int) -> str:
             abort(404)
         events = records.events(conn, alert_id)
         texts = queue.about(conn, alert_id)
+        placed = {c.id: c for c in calls.about(conn, alert_id)}
     return render_template(
         "dashboard/alert.html",
         alert=found,
-        timeline=_timeline(found, events, texts),
+        timeline=_timeline(found, events, texts, placed),
         labels=found.labels,
         # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
         link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
@@ -265,11 +297,27 @@ def alert(alert_id: int) -> str:
 
 
 def _timeline(
-    alert: records.Alert, events: list[tuple[str, float]], texts: list[Any]
+    alert: records.Alert,
+    events: list[tuple[str, float]],
+    texts: list[Any],
+    placed: dict[int, calls.Call] | None = None,
 ) -> list[tuple[float, str]]:
     """What happened to one alert, oldest first: (time, what)."""
+    placed = placed or {}
     steps: list[tuple[float, str]] = [(alert.started_at, f"started (as {alert.source} reports it)")]
-    for i, (key, at) in enumerate(events):
+    # Besides the webhook's reports, the alert's events hold what escalation and calls recorded.
+    reported = [
+        (k, at) for k, at in events if not k.startswith((escalation.PREFIX, voice_routes.NOTE_PREFIX))
+    ]
+    settled: dict[int, float] = {}
+    for key, at in events:
+        if key.startswith(voice_routes.NOTE_PREFIX):
+            call_id = key[len(voice_routes.NOTE_PREFIX) :].split(":")[0]
+            settled.setdefault(int(call_id) if call_id.isdigit() else 0, at)
+        elif (taken := escalation.step_of(key)) is not None:
+            round_, index = taken
+            steps.append((at, f"team escalation step {index}" + (f" (round {round_ + 1})" if round_ else "")))
+    for i, (key, at) in enumerate(reported):
         what = "received" if i == 0 else "received again, deduplicated"
         steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
     if alert.opened_at:
@@ -277,6 +325,14 @@ def _timeline(
     for t in texts:
         who = _number(t.to_number)
         steps.append((t.created_at, f"{t.kind} queued for {who}"))
+        call = placed.get(t.id) if t.kind == Kind.CALL else None
+        if call is not None:
+            if t.sent_at:
+                steps.append((t.sent_at, f"call placed to {who}"))
+            if call.outcome.final:
+                at = settled.get(t.id) or t.delivery_updated_at or t.sent_at or t.created_at
+                steps.append((at, f"call to {who}: {call.told}"))
+            continue
         if t.sent_at:
             steps.append((t.sent_at, f"{t.kind} sent to {who}"))
         if t.delivery_updated_at and t.delivery_status:

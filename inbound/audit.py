@@ -206,6 +206,8 @@ def newest(
             m.phone_masked,
             m.body,
             m.command,
+            m.canonical,
+            m.confidence,
             m.reply,
             m.segments,
             m.latency_ms,

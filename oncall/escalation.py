@@ -3,7 +3,9 @@
 A step is due `after` its alert's page (plus a whole round per repeat). Claiming it is recording
 the alert event `escalation:<alert>:<round>:<step>` in the same transaction as its texts, so a
 restart, or a new leader after a failover, never runs a step twice. An ack, snooze, silence or
-resolve stops the policy: a quiet or closed alert is skipped.
+resolve stops the policy: a quiet or closed alert is skipped. A call a step placed that comes back
+`escalate` (pressed 1), or a step whose calls all came back `not_reached`, makes the next step due
+at once rather than at its time.
 """
 
 from __future__ import annotations
@@ -58,11 +60,64 @@ def due_steps(team: Team, opened: float, now: float) -> list[tuple[int, int, Ste
     return found
 
 
+def sequence(team: Team) -> list[tuple[int, int, Step]]:
+    """(round, index, step) of every step of the policy, in the order they run."""
+    policy = team.escalation
+    if policy is None:
+        return []
+    return [(r, i, step) for r in range(policy.repeat + 1) for i, step in enumerate(policy.steps, start=1)]
+
+
+def step_of(event: str) -> tuple[int, int] | None:
+    """(round, index) of a step's claim `escalation:<alert>:<round>:<index>`; None for anything else."""
+    parts = event.split(":")
+    if len(parts) == 4 and parts[0] + ":" == PREFIX and parts[2].isdigit() and parts[3].isdigit():
+        return int(parts[2]), int(parts[3])
+    return None
+
+
+def _taken_steps(conn: Connection, alert: Alert) -> list[tuple[int, int]]:
+    """(round, index) of each step claimed for this alert (not the calls they placed)."""
+    found = (step_of(key) for key in records.notes(conn, alert.id, f"{PREFIX}{alert.id}:"))
+    return [step for step in found if step is not None]
+
+
+def _calls_of(conn: Connection, alert: Alert, round_: int, index: int) -> list[int]:
+    prefix = f"{PREFIX}{alert.id}:{round_}:{index}:call:"
+    return [
+        int(k[len(prefix) :]) for k in records.notes(conn, alert.id, prefix) if k[len(prefix) :].isdigit()
+    ]
+
+
+def _moved_on(conn: Connection, alert: Alert, round_: int, index: int) -> bool:
+    """The step's calls ask for the next step now: someone pressed 1, or nobody was reached."""
+    placed = [calls.get(conn, call_id) for call_id in _calls_of(conn, alert, round_, index)]
+    outcomes = [c.outcome for c in placed if c is not None]
+    if any(o is calls.Outcome.ESCALATE for o in outcomes):
+        return True
+    return bool(outcomes) and all(o is calls.Outcome.NOT_REACHED for o in outcomes)
+
+
+def _due(
+    conn: Connection, alert: Alert, team: Team, opened: float, now: float
+) -> list[tuple[int, int, Step]]:
+    """The steps due by their time, and the step after the last one taken when its calls moved on."""
+    due = due_steps(team, opened, now)
+    taken = _taken_steps(conn, alert)
+    order = sequence(team)
+    positions = {(r, i): n for n, (r, i, _) in enumerate(order)}
+    last = max((positions[t] for t in taken if t in positions), default=None)
+    if last is not None and last + 1 < len(order) and _moved_on(conn, alert, *order[last][:2]):
+        if order[last + 1] not in due:
+            due.append(order[last + 1])
+    return sorted(due, key=lambda d: positions[d[:2]])
+
+
 def _escalate(conn: Connection, alert: Alert, team: Team, settings: Settings, now: float) -> int:
     opened = alert.opened_at or alert.started_at
     claimed = [
         (round_, index, step)
-        for round_, index, step in due_steps(team, opened, now)
+        for round_, index, step in _due(conn, alert, team, opened, now)
         if records.note(conn, alert.id, f"{PREFIX}{alert.id}:{round_}:{index}", now)
     ]
     if not claimed:
@@ -76,7 +131,9 @@ def _escalate(conn: Connection, alert: Alert, team: Team, settings: Settings, no
     body = prefix + paging.page_text(alert, alert.transition or "FIRING", paging.budget(settings, prefix))
     for number in numbers:
         if step.via == "call":
-            place_call(conn, number, alert, body, settings)
+            # Noted with the step, so the call's outcome can move the policy on (_moved_on).
+            call_id = place_call(conn, number, alert, body, settings)
+            records.note(conn, alert.id, f"{PREFIX}{alert.id}:{round_}:{index}:call:{call_id}", now)
         else:
             paging.notify(conn, [number], body, Kind.ESCALATION, settings, alert.id)
     logger.info("alert #%s: team %s escalation step %d (round %d) to %s", alert.id, team.name, index,
@@ -96,6 +153,6 @@ def targets(conn: Connection, team: Team, step: Step, now: float) -> list[str]:
     return [phone] if phone else everyone
 
 
-def place_call(conn: Connection, number: str, alert: Alert, text: str, settings: Settings) -> None:
+def place_call(conn: Connection, number: str, alert: Alert, text: str, settings: Settings) -> int:
     """A `via: call` step: a voice call the worker places (outbox.calls), read out when answered."""
-    calls.enqueue_call(conn, number, alert.id, settings, about=text)
+    return calls.enqueue_call(conn, number, alert.id, settings, about=text)

@@ -78,6 +78,12 @@ RANK = {
     "canceled": 4,
 }
 NOT_REACHED_STATUSES = ("busy", "no-answer", "failed", "canceled")
+SAID = {
+    Outcome.ACKED: "answered, pressed 4: acked",
+    Outcome.RESOLVED: "answered, pressed 6: resolved",
+    Outcome.ESCALATE: "answered, pressed 1: escalate",
+    Outcome.ANSWERED: "answered, hung up without a key",
+}
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,15 @@ class Call:
         data.pop("created_at"), data.pop("updated_at")
         data["outcome"] = Outcome(data["outcome"])
         return cls(**data)
+
+    @property
+    def told(self) -> str:
+        """How it went, in a few words for people ("answered, pressed 4: acked", "not reached: busy")."""
+        if self.outcome is Outcome.PENDING:
+            return self.call_status or "queued"
+        if self.outcome is Outcome.NOT_REACHED:
+            return f"not reached: {self.reason}" if self.reason else "not reached"
+        return SAID[self.outcome]
 
     @property
     def over(self) -> bool:
@@ -160,6 +175,14 @@ def about(conn: Connection, alert_id: int) -> list[Call]:
     """Every call about this alert, first placed first."""
     rows = conn.execute(select(calls).where(calls.c.alert_id == alert_id).order_by(calls.c.id)).all()
     return [Call.from_row(r) for r in rows]
+
+
+def of(conn: Connection, call_ids: list[int]) -> dict[int, Call]:
+    """The calls with these ids (a page of outbox rows), by id."""
+    if not call_ids:
+        return {}
+    rows = conn.execute(select(calls).where(calls.c.id.in_(call_ids))).all()
+    return {r.id: Call.from_row(r) for r in rows}
 
 
 def placed(conn: Connection, call_id: int, sid: str, status: str) -> None:

@@ -14,6 +14,7 @@ import commands  # noqa: F401 - registers the real commands
 from app import create_app
 from command_processor import CommandProcessor, registry
 from config import ConfigError
+from conversation import composer
 from conversation.vocabulary import INTENTS, OPT_IN, OPT_OUT, RESERVED
 from inbound import audit
 from incidents import rulefile
@@ -118,6 +119,13 @@ def test_every_command_is_listed_by_help_explained_by_help_name_and_documented(p
     assert re.search(rf"\b{name}\b", listed, re.IGNORECASE), listed
     assert phone.text(f"help {name}") == registry.commands[name].help
     assert f"| `{name}" in (REPO / "README.md").read_text(), f"README's commands tables lack {name}"
+
+
+def test_help_names_every_command_in_one_sms_segment(phone: Phone):
+    listed = phone.text("help")
+    assert composer.segments(listed) == 1 and composer.is_gsm7(listed), f"{len(listed)} characters: {listed}"
+    names = set(re.findall(r"[a-z]+", listed.split(":", 1)[1].split(".", 1)[0]))
+    assert names == {c.name for c in registry.visible() if c.name != "help"}
 
 
 def test_every_word_that_handles_an_alert_runs_and_answers_past_the_query_limit(settings):
