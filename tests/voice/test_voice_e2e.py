@@ -142,6 +142,8 @@ def test_each_call_is_placed_once_across_two_workers(stack):
     engine, fake, env, tmp, _ = stack
     second = start_worker(tmp, env, name="worker-2")
     try:
+        # Until its loop runs, a SIGTERM at the end would kill it rather than stop it cleanly.
+        wait_for(lambda: " started: " in (tmp / "worker-2.log").read_text(errors="replace"), "worker 2")
         alert_ids = [overdue_alert(engine, f"Burst-{i}") for i in range(6)]
 
         def all_sent():
