@@ -1,0 +1,172 @@
+"""Faults under load: each test breaks one real server while texts and pages keep coming.
+
+Every server here is the test's own (a private PostgreSQL cluster and redis-server on loopback,
+tests/support/hosts.py; a real Prometheus; the Twilio fake), so stopping or freezing one never
+touches the machine's shared services. Each test states what a user notices in its docstring and
+then checks in the store that nothing was lost: every text answered has its `messages` row with a
+final outcome, every queued outbox row ends sent, failed or folded (none left `sending`).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from core import db
+from inbound.audit import messages
+from inbound.routes import STORE_DOWN
+from outbox import queue
+from tests.support.fakes.twilio_api import FakeTwilio
+from tests.support.hosts import PrivatePostgres, PrivateRedis, wait_until
+from tests.support.live_server import SignedClient, base_env, gunicorn
+from tests.support.phones import ADMIN, TOKEN
+
+pytestmark = pytest.mark.slow
+
+SID = "AC" + "1" * 32
+INTERNAL = "internal error"
+
+
+@pytest.fixture
+def postgres(tmp_path) -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres(tmp_path)
+    try:
+        db.ensure_db(db.make_engine(server.url), True)  # the schema once, before the processes race
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio(SID, TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def web_env(tmp: Path, database_url: str, fake: FakeTwilio, **extra: str) -> dict[str, str]:
+    return base_env(
+        tmp,
+        TWILIO_AUTH_TOKEN=TOKEN,
+        TWILIO_ACCOUNT_SID=SID,
+        TWILIO_FROM_NUMBER="+15005550006",
+        SMS_BACKEND="twilio",
+        TWILIO_API_URL=fake.url,
+        AUTHORIZED_NUMBERS=f"{ADMIN}:admin",
+        DATABASE_URL=database_url,
+        RATE_LIMIT="100000 per minute",
+        **extra,
+    )
+
+
+@dataclass
+class Answer:
+    sid: str
+    status: int | str  # the HTTP status, or the exception's name when no answer came
+    reply: str | None
+
+
+def reply_of(response: requests.Response) -> str | None:
+    try:
+        found = [m.text or "" for m in ET.fromstring(response.text).iter("Message")]
+    except ET.ParseError:
+        return response.text[:200]
+    return found[0] if found else None
+
+
+class Load:
+    """Threads texting `help` without pause until stopped; every answer is kept."""
+
+    def __init__(self, client: SignedClient, threads: int = 2, body: str = "help"):
+        self.client, self.body = client, body
+        self.answers: list[Answer] = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            answer = self.text()
+            with self.lock:
+                self.answers.append(answer)
+
+    def text(self) -> Answer:
+        sid = "SM" + uuid.uuid4().hex
+        try:
+            response = self.client.post(ADMIN, self.body, sid=sid, timeout=30)
+        except requests.RequestException as exc:
+            return Answer(sid, exc.__class__.__name__, None)
+        return Answer(sid, response.status_code, reply_of(response))
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.answers)
+
+
+def outcomes_of(engine, sids: list[str]) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.message_sid, messages.c.outcome).where(messages.c.message_sid.in_(sids))
+        )
+        return {sid: outcome for sid, outcome in rows}
+
+
+def stuck(engine) -> int:
+    """Texts whose row never got a final outcome."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).where(messages.c.outcome == "processing")).scalar_one()
+
+
+def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted_is_lost(
+    tmp_path, postgres, fake
+):
+    """While PostgreSQL restarts, a text is answered either as usual or with the one "cannot reach
+    its database" line, never a 500 or a traceback; once it is back every text is answered, and every
+    text answered as usual is in the message log with its outcome."""
+    env = web_env(tmp_path, postgres.url, fake)
+    engine = db.make_engine(postgres.url)
+    with gunicorn(tmp_path, env, workers=2) as url:
+        client = SignedClient(url, TOKEN)
+        with Load(client) as load:
+            wait_until(lambda: load.count() >= 20, 30, "texts answered before the restart")
+            postgres.stop()
+            during = load.count()
+            wait_until(lambda: load.count() >= during + 10, 30, "texts answered while PostgreSQL is down")
+            postgres.start()
+            back = load.count()
+            wait_until(lambda: load.count() >= back + 40, 60, "texts answered after the restart")
+        after = [Load(client).text() for _ in range(10)]
+    answers = load.answers + after
+    statuses = Counter(a.status for a in answers)
+    assert set(statuses) == {200}, f"every text got a TwiML answer: {statuses}"
+    assert not [a.reply for a in answers if a.reply and INTERNAL in a.reply], "no internal error"
+    told_down = [a for a in answers if a.reply == STORE_DOWN]
+    assert told_down, "texts during the outage were told the store is down"
+    assert all(a.reply and a.reply != STORE_DOWN for a in after), "after the restart every text runs"
+    answered = [a.sid for a in answers if a.reply != STORE_DOWN]
+    outcomes = outcomes_of(engine, answered)
+    assert set(outcomes) == set(answered), "every text answered as usual is in the message log"
+    assert set(outcomes.values()) == {"ok"}, Counter(outcomes.values())
+    assert stuck(engine) == 0, "no text is left without a final outcome"
