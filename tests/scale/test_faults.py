@@ -31,7 +31,7 @@ from outbox import queue
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.hosts import PrivatePostgres, PrivateRedis, wait_until
 from tests.support.live_server import SignedClient, base_env, gunicorn
-from tests.support.phones import ADMIN, TOKEN
+from tests.support.phones import ADMIN, RESPONDER, TOKEN
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,7 @@ def fake() -> Iterator[FakeTwilio]:
 
 
 def web_env(tmp: Path, database_url: str, fake: FakeTwilio, **extra: str) -> dict[str, str]:
-    return base_env(
-        tmp,
+    defaults = dict(
         TWILIO_AUTH_TOKEN=TOKEN,
         TWILIO_ACCOUNT_SID=SID,
         TWILIO_FROM_NUMBER="+15005550006",
@@ -67,8 +66,8 @@ def web_env(tmp: Path, database_url: str, fake: FakeTwilio, **extra: str) -> dic
         AUTHORIZED_NUMBERS=f"{ADMIN}:admin",
         DATABASE_URL=database_url,
         RATE_LIMIT="100000 per minute",
-        **extra,
     )
+    return base_env(tmp, **{**defaults, **extra})
 
 
 @dataclass
@@ -170,3 +169,52 @@ def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted
     assert set(outcomes) == set(answered), "every text answered as usual is in the message log"
     assert set(outcomes.values()) == {"ok"}, Counter(outcomes.values())
     assert stuck(engine) == 0, "no text is left without a final outcome"
+
+
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
+def test_with_redis_killed_or_frozen_texts_are_answered_and_the_limit_counts_in_the_database(tmp_path, fake, fault):
+    """Redis dies (or hangs, port open and silent) while texts arrive: every text is still answered
+    as usual, the per-number limit still holds (counted in the database instead, which the log and
+    /metrics say), and every text is in the message log."""
+    redis = PrivateRedis(tmp_path)
+    try:
+        env = web_env(tmp_path, f"sqlite:///{tmp_path}/operator.db", fake, REDIS_URL=redis.url,
+                      RATE_LIMIT="5 per 5 minutes", AUTHORIZED_NUMBERS=f"{ADMIN}:admin,{RESPONDER}:responder")  # fmt: skip
+        with gunicorn(tmp_path, env, workers=2) as url:
+            client = SignedClient(url, TOKEN)
+            before = [client.post(ADMIN, "help") for _ in range(2)]
+            assert redis_keys(redis), "the limit counts in Redis while it answers"
+            redis.kill() if fault == "killed" else redis.freeze()
+            sids = ["SM" + uuid.uuid4().hex for _ in range(8)]
+            during = [client.post(RESPONDER, "help", sid=sid) for sid in sids]
+            metrics = requests.get(url + "/metrics", timeout=10).text
+        engine = db.make_engine(env["DATABASE_URL"])
+        outcomes = outcomes_of(engine, sids)
+    finally:
+        redis.close()
+    assert [r.status_code for r in before + during] == [200] * 10
+    replies = [reply_of(r) for r in during]
+    assert all(reply and INTERNAL not in reply for reply in replies[:6]), replies
+    assert "Query limit reached" in replies[5], "the sixth query in the window is refused"
+    assert [outcomes.get(sid) for sid in sids] == ["ok"] * 5 + ["rate_limited"] * 3, "the limit held"
+    log = (tmp_path / "logs" / "operator.log").read_text()
+    assert "rate-limit store failed" in log and "counting in the database" in log
+    assert fallback_count(metrics) >= 8, "every text counted in the database is counted in /metrics"
+    assert stuck(engine) == 0
+
+
+def redis_keys(redis: PrivateRedis) -> list[str]:
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis.url, socket_timeout=2)
+    try:
+        return client.keys("*")
+    finally:
+        client.close()
+
+
+def fallback_count(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith("operator_rate_limit_fallback_total"):
+            return float(line.split()[-1])
+    return 0.0
