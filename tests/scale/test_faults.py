@@ -10,6 +10,7 @@ final outcome, every queued outbox row ends sent, failed or folded (none left `s
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +26,19 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+import alerting
 from core import db
+from incidents import records
+from incidents.rules import parse_rules
 from inbound.audit import messages
 from inbound.routes import STORE_DOWN
 from outbox import queue
+from tests.support.apps import app_with, with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.hosts import PrivatePostgres, PrivateRedis, wait_until
 from tests.support.live_server import SignedClient, base_env, gunicorn
-from tests.support.phones import ADMIN, RESPONDER, TOKEN
+from tests.support.phones import ADMIN, RESPONDER, TOKEN, Phone
+from tests.support.prometheus_server import RECORDED, prometheus
 
 pytestmark = pytest.mark.slow
 
@@ -218,3 +225,68 @@ def fallback_count(metrics: str) -> float:
         if line.startswith("operator_rate_limit_fallback_total"):
             return float(line.split()[-1])
     return 0.0
+
+
+@pytest.fixture
+def prometheus_gone(tmp_path) -> Iterator[dict[str, str]]:
+    """The URL of a real Prometheus that was stopped, and of one that accepts and never answers."""
+    with prometheus(tmp_path) as prom:
+        stopped = prom.url
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)
+    try:
+        yield {"stopped": stopped, "hung": f"http://127.0.0.1:{hung.getsockname()[1]}"}
+    finally:
+        hung.close()
+
+
+@pytest.mark.parametrize("fault", ["stopped", "hung"])
+def test_with_prometheus_down_status_and_metrics_say_it_cannot_be_reached(settings, prometheus_gone, fault):
+    """`status` and `metrics cpu` answer within the monitor timeout with a line naming Prometheus
+    as unreachable (or timed out), and the other monitors still report in the same reply."""
+    changed = with_settings(settings, prometheus_url=prometheus_gone[fault], monitor_timeout=1.0)
+    with app_with(changed) as app:
+        phone = Phone(app.test_client())
+        status, cpu = phone.text("status"), phone.text("metrics cpu")
+        engine = app.extensions["operator"].engine
+        assert stuck(engine) == 0
+    reason = "unreachable: connection refused" if fault == "stopped" else "timeout after 1s"
+    assert f"prom ERROR {reason}" in status and "sys " in status, status
+    assert cpu == f"prom ERROR {reason}"
+
+
+RULE = [{"name": "answer_high", "monitor": "prometheus", "query": RECORDED, "op": ">", "threshold": 40,
+         "recipients": [ADMIN], "message": "answer {value}", "error_notice_after": "5m"}]  # fmt: skip
+
+
+def test_a_rule_on_a_prometheus_that_goes_down_records_the_error_and_neither_resolves_nor_pages(tmp_path, settings):
+    """A firing rule whose Prometheus stops answering keeps its incident open (no false RESOLVED,
+    no new ALERT), records the error in its state, and after five minutes of errors sends one
+    "cannot evaluate" notice; nothing else is texted."""
+    with ExitStack() as stack:
+        now = 1_900_000_000.0
+        with prometheus(tmp_path) as prom:
+            changed = with_settings(settings, prometheus_url=prom.url, alert_interval=1.0, monitor_timeout=1.0)
+            services = stack.enter_context(app_with(changed)).extensions["operator"]
+            evaluator = alerting.Evaluator(services, parse_rules(RULE, services.settings, services.monitors))
+            for _ in range(5):
+                evaluator.tick(now)
+                now += 1.0
+            assert texts(services) == ["ALERT #1: answer 42"]
+        for _ in range(7 * 60):  # seven minutes of one-second intervals with Prometheus gone
+            evaluator.tick(now)
+            now += 1.0
+        with services.engine.connect() as conn:
+            state = conn.execute(select(alerting.rule_states)).one()
+            alert = conn.execute(select(records.alerts)).one()
+        sent = texts(services)
+    assert len(sent) == 2 and sent[1].startswith("Cannot evaluate rule answer_high for 5m:"), sent
+    assert "unreachable" in sent[1] and "unreachable" in state.last_error
+    assert alert.status == "firing", "the incident stays open while its rule cannot be evaluated"
+
+
+def texts(services) -> list[str]:
+    o = queue.outbox.c
+    with services.engine.connect() as conn:
+        return list(conn.execute(select(o.body).where(o.to_number == ADMIN).order_by(o.id)).scalars())
