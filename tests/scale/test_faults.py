@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ import requests
 from sqlalchemy import func, select
 
 import alerting
+from config import Settings
 from core import db
 from incidents import records
 from incidents.rules import parse_rules
@@ -39,6 +41,7 @@ from tests.support.hosts import PrivatePostgres, PrivateRedis, wait_until
 from tests.support.live_server import SignedClient, base_env, gunicorn
 from tests.support.phones import ADMIN, RESPONDER, TOKEN, Phone
 from tests.support.prometheus_server import RECORDED, prometheus
+from tests.support.workers import start_worker, stop_worker, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -290,3 +293,99 @@ def texts(services) -> list[str]:
     o = queue.outbox.c
     with services.engine.connect() as conn:
         return list(conn.execute(select(o.body).where(o.to_number == ADMIN).order_by(o.id)).scalars())
+
+
+WEBHOOK_TOKEN = "am-token-faults"
+
+
+def fire(url: str, name: str) -> requests.Response:
+    """An Alertmanager notification of one firing alert named `name`, as Alertmanager posts it."""
+    alert = {"status": "firing", "labels": {"alertname": name, "instance": "web-1:9100", "severity": "page"},
+             "annotations": {"summary": f"{name} is down"}, "startsAt": "2026-01-01T00:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z", "fingerprint": name}  # fmt: skip
+    body = {"version": "4", "groupKey": f'{{}}:{{alertname="{name}"}}', "status": "firing", "truncatedAlerts": 0,
+            "commonLabels": alert["labels"], "commonAnnotations": alert["annotations"], "alerts": [alert]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    return requests.post(url + "/webhook/alertmanager", json=body, headers=headers, timeout=30)
+
+
+def outbox_rows(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(queue.outbox).order_by(queue.outbox.c.id)).all()
+
+
+def test_pages_queued_while_the_sms_provider_is_down_all_go_out_once_when_it_is_back(tmp_path, postgres):
+    """The SMS provider answers 500, then refuses connections, while alerts arrive: every alert is
+    accepted and stored, its pages wait and are retried, and once the provider is back each page
+    reaches each person exactly once."""
+    down = FakeTwilio(SID, TOKEN, mode="500").start()
+    env = worker_env(tmp_path, down, postgres.url, ALERTMANAGER_TOKEN=WEBHOOK_TOKEN, ALERT_RECIPIENTS=f"{ADMIN},{RESPONDER}")
+    engine = db.make_engine(postgres.url)
+    names = [f"Down{i:02d}" for i in range(10)]
+    back = None
+    worker = start_worker(tmp_path, env)
+    try:
+        with gunicorn(tmp_path / "web", env, workers=2) as url:
+            accepted = [fire(url, name) for name in names]
+        assert [a.status_code for a in accepted] == [200] * 10
+        wait_until(lambda: down.requests >= 40, 60, "every page tried and retried against the 500s")
+        # Retries back off from 2 s, doubling: a shorter outage than two minutes keeps the test short.
+        down.stop()
+        wait_until(lambda: any(r.error_code == "connection" for r in outbox_rows(engine)), 60,
+                   "pages retried against the stopped provider")  # fmt: skip
+        back = FakeTwilio(SID, TOKEN, port=down.port).start()
+        wait_until(lambda: len(back.messages) >= 20, 120, "every page to go out once the provider is back")
+        time.sleep(3)  # a second copy of any page would show up now
+    finally:
+        stop_worker(worker)
+        if back is not None:
+            back.stop()
+    with engine.connect() as conn:
+        stored = sorted(conn.execute(select(records.alerts.c.name)).scalars())
+    assert stored == names, "every alert accepted is stored"
+    rows = outbox_rows(engine)
+    assert len(rows) == 20 and {r.status for r in rows} == {"sent"}, Counter(r.status for r in rows)
+    assert min(r.attempts for r in rows) >= 2, "each page was retried until the provider took it"
+    sent = Counter((m.to, m.body) for m in back.messages)
+    assert sent == Counter((r.to_number, r.body) for r in rows), "each page went out once to each person"
+
+
+def test_a_worker_killed_again_and_again_sends_every_queued_text_without_losing_any(tmp_path, postgres, fake):
+    """The worker is killed with SIGKILL five times while 100 texts wait: each time a new worker
+    takes over the dead one's claimed texts once their lease ends, every text goes out, and a text
+    goes out twice only when a kill fell between the provider taking it and the store recording
+    that (at most once per kill)."""
+    env = worker_env(tmp_path, fake, postgres.url, SMS_RATE="20")
+    engine = db.make_engine(postgres.url)
+    settings = Settings(twilio_auth_token=TOKEN, database_url=postgres.url, log_dir=str(tmp_path))
+    bodies = [f"text {i:03d}" for i in range(100)]
+    with engine.begin() as conn:
+        for body in bodies:
+            queue.enqueue(conn, ADMIN, body, queue.Kind.REPLY, settings)
+    kills = 5
+    for _ in range(kills):
+        seen = len(fake.messages)
+        worker = start_lease_worker(tmp_path, env)
+        try:
+            wait_until(lambda seen=seen: len(fake.messages) >= seen + 5, 60, "the new worker to send")
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+    assert len(set(fake.bodies())) < len(bodies), "the kills fell while texts were still waiting"
+    worker = start_lease_worker(tmp_path, env)
+    try:
+        wait_until(lambda: set(fake.bodies()) == set(bodies), 90, "every text to be sent")
+        wait_until(lambda: {r.status for r in outbox_rows(engine)} == {"sent"}, 30, "every row recorded")
+    finally:
+        assert stop_worker(worker) == 0
+    sent = Counter(fake.bodies())
+    twice = sum(n - 1 for n in sent.values())
+    assert twice <= kills, f"{twice} texts went out twice after {kills} kills"
+    assert {r.status for r in outbox_rows(engine)} == {"sent"}, "no row is left sending"
+
+
+def start_lease_worker(cwd: Path, env: dict[str, str]):
+    """A worker whose claims lapse after 2 s, so a killed one's texts are taken over quickly."""
+    log = open(cwd / "worker.log", "ab")  # noqa: SIM115 - the child holds it
+    cmd = [sys.executable, "-m", "flask", "--app", "app", "worker", "--lease", "2"]
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
