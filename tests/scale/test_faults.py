@@ -37,8 +37,9 @@ from inbound.routes import STORE_DOWN
 from outbox import queue
 from tests.support.apps import app_with, with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
-from tests.support.hosts import PrivatePostgres, PrivateRedis, wait_until
+from tests.support.hosts import PrivatePostgres, PrivateRedis, network, postgres_on, wait_until
 from tests.support.live_server import SignedClient, base_env, gunicorn
+from tests.support.paths import REPO
 from tests.support.phones import ADMIN, RESPONDER, TOKEN, Phone
 from tests.support.prometheus_server import RECORDED, prometheus
 from tests.support.workers import start_worker, stop_worker, worker_env
@@ -98,8 +99,8 @@ def reply_of(response: requests.Response) -> str | None:
 class Load:
     """Threads texting `help` without pause until stopped; every answer is kept."""
 
-    def __init__(self, client: SignedClient, threads: int = 2, body: str = "help"):
-        self.client, self.body = client, body
+    def __init__(self, client: SignedClient, threads: int = 2, body: str = "help", timeout: float = 30):
+        self.client, self.body, self.timeout = client, body, timeout
         self.answers: list[Answer] = []
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -124,7 +125,7 @@ class Load:
     def text(self) -> Answer:
         sid = "SM" + uuid.uuid4().hex
         try:
-            response = self.client.post(ADMIN, self.body, sid=sid, timeout=30)
+            response = self.client.post(ADMIN, self.body, sid=sid, timeout=self.timeout)
         except requests.RequestException as exc:
             return Answer(sid, exc.__class__.__name__, None)
         return Answer(sid, response.status_code, reply_of(response))
@@ -389,3 +390,52 @@ def start_lease_worker(cwd: Path, env: dict[str, str]):
     log = open(cwd / "worker.log", "ab")  # noqa: SIM115 - the child holds it
     cmd = [sys.executable, "-m", "flask", "--app", "app", "worker", "--lease", "2"]
     return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+
+# Twilio gives up on a webhook after 15 s: a slower answer never reaches the phone.
+TWILIO_WAIT = 15.0
+
+
+def test_a_web_host_cut_off_from_its_store_tells_texters_so_in_time_and_recovers(tmp_path):
+    """PostgreSQL's host drops off the network (packets vanish, nothing refuses): texts to the web
+    host still get an answer inside Twilio's wait, the "cannot reach its database" line, and once
+    the network is back every text runs again and is in the message log."""
+    with network() as net:
+        store = net.host("store")
+        database_url = postgres_on(store, tmp_path)
+        engine = db.make_engine(database_url)
+        db.ensure_db(engine, True)
+        web = net.host("web")
+        fake = FakeTwilio(SID, TOKEN, host=net.address).start()
+        try:
+            env = web_env(tmp_path, database_url, fake, WEB_CONCURRENCY="2", LOG_DIR=str(tmp_path / "logs"))
+            port = 8000
+            env["PUBLIC_URL"] = f"http://{web.address}:{port}"
+            cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "production.py")]
+            cmd += ["-b", f"{web.address}:{port}", "app:create_app()"]
+            web.start(cmd, tmp_path / "web.log", env, tmp_path)
+            url = env["PUBLIC_URL"]
+            wait_until(lambda: _answers(url + "/livez"), 60, "the web host")
+            client = SignedClient(url, TOKEN)
+            load = Load(client, timeout=TWILIO_WAIT)
+            before = [load.text() for _ in range(6)]
+            net.cut(store)
+            during = [load.text() for _ in range(4)]
+            net.cut(store, connected=True)
+            wait_until(lambda: load.text().reply != STORE_DOWN, 60, "texts to run again")
+            after = [load.text() for _ in range(6)]
+            outcomes = outcomes_of(engine, [a.sid for a in before + after])
+            left = stuck(engine)
+        finally:
+            fake.stop()
+    assert all(a.status == 200 and a.reply not in (None, STORE_DOWN) for a in before + after), before + after
+    assert [(a.status, a.reply) for a in during] == [(200, STORE_DOWN)] * 4, "answered in time, saying why"
+    assert set(outcomes.values()) == {"ok"} and len(outcomes) == 12
+    assert left == 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
