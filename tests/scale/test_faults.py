@@ -149,37 +149,69 @@ def stuck(engine) -> int:
         return conn.execute(select(func.count()).where(messages.c.outcome == "processing")).scalar_one()
 
 
-def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted_is_lost(
-    tmp_path, postgres, fake
-):
+def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted_is_lost(tmp_path, postgres, fake):
     """While PostgreSQL restarts, a text is answered either as usual or with the one "cannot reach
-    its database" line, never a 500 or a traceback; once it is back every text is answered, and every
-    text answered as usual is in the message log with its outcome."""
-    env = web_env(tmp_path, postgres.url, fake)
+    its database" line, never a 500 or a traceback, and an alert webhook gets 200 or a 503 that
+    Alertmanager retries. Once it is back every text is answered; every text is in the message log
+    with a final outcome (one caught between being stored and answered is closed as interrupted by
+    the worker), every alert answered 200 is stored, and every page queued ends sent."""
+    env = web_env(tmp_path, postgres.url, fake, ALERTMANAGER_TOKEN=WEBHOOK_TOKEN, ALERT_INTERVAL="1",
+                  ALERT_LIMITS="1000 per minute", SMS_RATE="50")  # fmt: skip
     engine = db.make_engine(postgres.url)
-    with gunicorn(tmp_path, env, workers=2) as url:
-        client = SignedClient(url, TOKEN)
-        with Load(client) as load:
-            wait_until(lambda: load.count() >= 20, 30, "texts answered before the restart")
-            postgres.stop()
-            during = load.count()
-            wait_until(lambda: load.count() >= during + 10, 30, "texts answered while PostgreSQL is down")
-            postgres.start()
-            back = load.count()
-            wait_until(lambda: load.count() >= back + 40, 60, "texts answered after the restart")
-        after = [Load(client).text() for _ in range(10)]
+    worker = start_worker(tmp_path, env)
+    try:
+        with gunicorn(tmp_path / "web", env, workers=2) as url:
+            client = SignedClient(url, TOKEN)
+            with Load(client) as load, Alerts(url) as alerts:
+                wait_until(lambda: load.count() >= 20, 30, "texts answered before the restart")
+                postgres.stop()
+                during = load.count()
+                wait_until(lambda: load.count() >= during + 10, 30, "texts answered while PostgreSQL is down")
+                postgres.start()
+                back = load.count()
+                wait_until(lambda: load.count() >= back + 40, 60, "texts answered after the restart")
+            after = [Load(client).text() for _ in range(10)]
+        wait_until(lambda: stuck(engine) == 0, 90, "every text to have a final outcome")
+        wait_until(lambda: not waiting(engine), 60, "every queued page to be sent")
+    finally:
+        stop_worker(worker)
     answers = load.answers + after
     statuses = Counter(a.status for a in answers)
     assert set(statuses) == {200}, f"every text got a TwiML answer: {statuses}"
     assert not [a.reply for a in answers if a.reply and INTERNAL in a.reply], "no internal error"
-    told_down = [a for a in answers if a.reply == STORE_DOWN]
-    assert told_down, "texts during the outage were told the store is down"
+    assert [a for a in answers if a.reply == STORE_DOWN], "texts during the outage were told the store is down"
     assert all(a.reply and a.reply != STORE_DOWN for a in after), "after the restart every text runs"
     answered = [a.sid for a in answers if a.reply != STORE_DOWN]
     outcomes = outcomes_of(engine, answered)
     assert set(outcomes) == set(answered), "every text answered as usual is in the message log"
     assert set(outcomes.values()) == {"ok"}, Counter(outcomes.values())
-    assert stuck(engine) == 0, "no text is left without a final outcome"
+    webhook = Counter(status for _, status in alerts.answers)
+    assert set(webhook) <= {200, 503} and webhook[200], webhook
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(records.alerts.c.name)).scalars())
+    assert {name for name, status in alerts.answers if status == 200} <= stored
+
+
+class Alerts(Load):
+    """One thread firing a new Alertmanager alert after another until stopped; (name, status) kept."""
+
+    def __init__(self, url: str):
+        super().__init__(None, threads=1)  # type: ignore[arg-type]
+        self.url = url
+
+    def text(self):  # type: ignore[override]
+        name = "Fault" + uuid.uuid4().hex[:8]
+        try:
+            return name, fire(self.url, name).status_code
+        except requests.RequestException as exc:
+            return name, exc.__class__.__name__
+
+
+def waiting(engine) -> int:
+    """Outbox rows not finished yet: queued or claimed by a sender."""
+    o = queue.outbox.c
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).where(o.status.in_(("queued", "sending")))).scalar_one()
 
 
 @pytest.mark.parametrize("fault", ["killed", "frozen"])
