@@ -130,7 +130,9 @@ def close_interrupted(services: Services) -> int:
     with services.engine.begin() as conn:
         closed = audit.abandon_stale(conn, INTERRUPTED, db.now() - STALE_AFTER)
     if closed:
-        logger.error("%d message(s) were left unanswered by a request that died; closed as interrupted", closed)
+        logger.error(
+            "%d message(s) were left unanswered by a request that died; closed as interrupted", closed
+        )
     return closed
 
 

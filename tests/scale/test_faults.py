@@ -30,10 +30,10 @@ from sqlalchemy import func, select
 import alerting
 from config import Settings
 from core import db
-from incidents import records
-from incidents.rules import parse_rules
 from inbound.audit import messages
 from inbound.routes import STORE_DOWN
+from incidents import records
+from incidents.rules import parse_rules
 from outbox import queue
 from tests.support.apps import app_with, with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
@@ -149,7 +149,9 @@ def stuck(engine) -> int:
         return conn.execute(select(func.count()).where(messages.c.outcome == "processing")).scalar_one()
 
 
-def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted_is_lost(tmp_path, postgres, fake):
+def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted_is_lost(
+    tmp_path, postgres, fake
+):
     """While PostgreSQL restarts, a text is answered either as usual or with the one "cannot reach
     its database" line, never a 500 or a traceback, and an alert webhook gets 200 or a 503 that
     Alertmanager retries. Once it is back every text is answered; every text is in the message log
@@ -179,7 +181,9 @@ def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted
     statuses = Counter(a.status for a in answers)
     assert set(statuses) == {200}, f"every text got a TwiML answer: {statuses}"
     assert not [a.reply for a in answers if a.reply and INTERNAL in a.reply], "no internal error"
-    assert [a for a in answers if a.reply == STORE_DOWN], "texts during the outage were told the store is down"
+    assert [a for a in answers if a.reply == STORE_DOWN], (
+        "texts during the outage were told the store is down"
+    )
     assert all(a.reply and a.reply != STORE_DOWN for a in after), "after the restart every text runs"
     answered = [a.sid for a in answers if a.reply != STORE_DOWN]
     outcomes = outcomes_of(engine, answered)
@@ -215,7 +219,9 @@ def waiting(engine) -> int:
 
 
 @pytest.mark.parametrize("fault", ["killed", "frozen"])
-def test_with_redis_killed_or_frozen_texts_are_answered_and_the_limit_counts_in_the_database(tmp_path, fake, fault):
+def test_with_redis_killed_or_frozen_texts_are_answered_and_the_limit_counts_in_the_database(
+    tmp_path, fake, fault
+):
     """Redis dies (or hangs, port open and silent) while texts arrive: every text is still answered
     as usual, the per-number limit still holds (counted in the database instead, which the log and
     /metrics say), and every text is in the message log."""
@@ -296,14 +302,18 @@ RULE = [{"name": "answer_high", "monitor": "prometheus", "query": RECORDED, "op"
          "recipients": [ADMIN], "message": "answer {value}", "error_notice_after": "5m"}]  # fmt: skip
 
 
-def test_a_rule_on_a_prometheus_that_goes_down_records_the_error_and_neither_resolves_nor_pages(tmp_path, settings):
+def test_a_rule_on_a_prometheus_that_goes_down_records_the_error_and_neither_resolves_nor_pages(
+    tmp_path, settings
+):
     """A firing rule whose Prometheus stops answering keeps its incident open (no false RESOLVED,
     no new ALERT), records the error in its state, and after five minutes of errors sends one
     "cannot evaluate" notice; nothing else is texted."""
     with ExitStack() as stack:
         now = 1_900_000_000.0
         with prometheus(tmp_path) as prom:
-            changed = with_settings(settings, prometheus_url=prom.url, alert_interval=1.0, monitor_timeout=1.0)
+            changed = with_settings(
+                settings, prometheus_url=prom.url, alert_interval=1.0, monitor_timeout=1.0
+            )
             services = stack.enter_context(app_with(changed)).extensions["operator"]
             evaluator = alerting.Evaluator(services, parse_rules(RULE, services.settings, services.monitors))
             for _ in range(5):
@@ -352,7 +362,13 @@ def test_pages_queued_while_the_sms_provider_is_down_all_go_out_once_when_it_is_
     accepted and stored, its pages wait and are retried, and once the provider is back each page
     reaches each person exactly once."""
     down = FakeTwilio(SID, TOKEN, mode="500").start()
-    env = worker_env(tmp_path, down, postgres.url, ALERTMANAGER_TOKEN=WEBHOOK_TOKEN, ALERT_RECIPIENTS=f"{ADMIN},{RESPONDER}")
+    env = worker_env(
+        tmp_path,
+        down,
+        postgres.url,
+        ALERTMANAGER_TOKEN=WEBHOOK_TOKEN,
+        ALERT_RECIPIENTS=f"{ADMIN},{RESPONDER}",
+    )
     engine = db.make_engine(postgres.url)
     names = [f"Down{i:02d}" for i in range(10)]
     back = None
