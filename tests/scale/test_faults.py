@@ -18,10 +18,11 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -97,11 +98,11 @@ def reply_of(response: requests.Response) -> str | None:
 
 
 class Load:
-    """Threads texting `help` without pause until stopped; every answer is kept."""
+    """Threads calling `send` without pause until stopped; every result is kept."""
 
-    def __init__(self, client: SignedClient, threads: int = 2, body: str = "help", timeout: float = 30):
-        self.client, self.body, self.timeout = client, body, timeout
-        self.answers: list[Answer] = []
+    def __init__(self, send: Callable[[], Any], threads: int = 2):
+        self.send = send
+        self.answers: list[Any] = []
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
@@ -118,21 +119,27 @@ class Load:
 
     def _run(self) -> None:
         while not self.done.is_set():
-            answer = self.text()
+            answer = self.send()
             with self.lock:
                 self.answers.append(answer)
-
-    def text(self) -> Answer:
-        sid = "SM" + uuid.uuid4().hex
-        try:
-            response = self.client.post(ADMIN, self.body, sid=sid, timeout=self.timeout)
-        except requests.RequestException as exc:
-            return Answer(sid, exc.__class__.__name__, None)
-        return Answer(sid, response.status_code, reply_of(response))
 
     def count(self) -> int:
         with self.lock:
             return len(self.answers)
+
+
+def texter(client: SignedClient, timeout: float = 30) -> Callable[[], Answer]:
+    """Text `help` from the admin's phone with a new MessageSid; the answer, or why none came."""
+
+    def text() -> Answer:
+        sid = "SM" + uuid.uuid4().hex
+        try:
+            response = client.post(ADMIN, "help", sid=sid, timeout=timeout)
+        except requests.RequestException as exc:
+            return Answer(sid, exc.__class__.__name__, None)
+        return Answer(sid, response.status_code, reply_of(response))
+
+    return text
 
 
 def outcomes_of(engine, sids: list[str]) -> dict[str, str]:
@@ -163,8 +170,8 @@ def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted
     worker = start_worker(tmp_path, env)
     try:
         with gunicorn(tmp_path / "web", env, workers=2) as url:
-            client = SignedClient(url, TOKEN)
-            with Load(client) as load, Alerts(url) as alerts:
+            text = texter(SignedClient(url, TOKEN))
+            with Load(text) as load, Load(lambda: fire_new(url), threads=1) as alerts:
                 wait_until(lambda: load.count() >= 20, 30, "texts answered before the restart")
                 postgres.stop()
                 during = load.count()
@@ -172,7 +179,7 @@ def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted
                 postgres.start()
                 back = load.count()
                 wait_until(lambda: load.count() >= back + 40, 60, "texts answered after the restart")
-            after = [Load(client).text() for _ in range(10)]
+            after = [text() for _ in range(10)]
         wait_until(lambda: stuck(engine) == 0, 90, "every text to have a final outcome")
         wait_until(lambda: not waiting(engine), 60, "every queued page to be sent")
     finally:
@@ -196,19 +203,13 @@ def test_texts_during_a_postgresql_restart_are_told_it_is_down_and_none_accepted
     assert {name for name, status in alerts.answers if status == 200} <= stored
 
 
-class Alerts(Load):
-    """One thread firing a new Alertmanager alert after another until stopped; (name, status) kept."""
-
-    def __init__(self, url: str):
-        super().__init__(None, threads=1)  # type: ignore[arg-type]
-        self.url = url
-
-    def text(self):  # type: ignore[override]
-        name = "Fault" + uuid.uuid4().hex[:8]
-        try:
-            return name, fire(self.url, name).status_code
-        except requests.RequestException as exc:
-            return name, exc.__class__.__name__
+def fire_new(url: str) -> tuple[str, int | str]:
+    """A new alert's name and what the webhook answered (or why it did not)."""
+    name = "Fault" + uuid.uuid4().hex[:8]
+    try:
+        return name, fire(url, name).status_code
+    except requests.RequestException as exc:
+        return name, exc.__class__.__name__
 
 
 def waiting(engine) -> int:
@@ -464,14 +465,13 @@ def test_a_web_host_cut_off_from_its_store_tells_texters_so_in_time_and_recovers
             web.start(cmd, tmp_path / "web.log", env, tmp_path)
             url = env["PUBLIC_URL"]
             wait_until(lambda: _answers(url + "/livez"), 60, "the web host")
-            client = SignedClient(url, TOKEN)
-            load = Load(client, timeout=TWILIO_WAIT)
-            before = [load.text() for _ in range(6)]
+            text = texter(SignedClient(url, TOKEN), timeout=TWILIO_WAIT)
+            before = [text() for _ in range(6)]
             net.cut(store)
-            during = [load.text() for _ in range(4)]
+            during = [text() for _ in range(4)]
             net.cut(store, connected=True)
-            wait_until(lambda: load.text().reply != STORE_DOWN, 60, "texts to run again")
-            after = [load.text() for _ in range(6)]
+            wait_until(lambda: text().reply != STORE_DOWN, 60, "texts to run again")
+            after = [text() for _ in range(6)]
             outcomes = outcomes_of(engine, [a.sid for a in before + after])
             left = stuck(engine)
         finally:
