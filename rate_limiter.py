@@ -226,8 +226,8 @@ class RateLimiter:
     def hit(self, phone: str, conn: Connection | None = None) -> Decision:
         """Count one message from `phone` and say whether it may go through.
 
-        With `conn` (only when `in_database`), the counting joins its open transaction.
-        Fails open: an on-call engineer locked out of Operator because the counter store is down
+        With `conn` (only when `in_database`), the counting joins its open transaction, and a
+        store failure is raised, since that transaction is lost with it. Otherwise fails open: an on-call engineer locked out of Operator because the counter store is down
         is worse than a few uncounted messages from an authorized number.
         """
         if self._fallback_strategy is not None and time.monotonic() < self._down_until:
@@ -239,6 +239,10 @@ class RateLimiter:
             return self._hit(self.strategy, phone)
         except _failures(self.storage) as exc:
             STORE_ERRORS.labels("primary").inc()
+            if conn is not None and self.in_database:
+                # The caller's transaction failed with the count: letting the message through
+                # cannot save it, and its commit would fail on a connection already lost.
+                raise
             if self._fallback_strategy is None:
                 return _open(phone, exc)
             self._down_until = time.monotonic() + self.retry_after

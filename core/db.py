@@ -52,15 +52,17 @@ def now() -> float:
 
 # A host cut off from the network must not hold locks (the leader's advisory lock, row locks of
 # an open transaction) until the kernel's two-hour keepalive: the server drops a silent client's
-# session after about 11 s, and the client gives up on a silent server in 10 s, instead of
-# hanging the worker loop.
+# session after about 11 s. The client gives up on a silent server in 5 s and on a connection
+# that does not open in 3 s: a text arriving just after its store vanished waits for both (the
+# pool's ping of a dead connection, then a new connection) and must still be answered inside
+# Twilio's 15 s wait.
 _POSTGRES_LIVENESS = {
-    "connect_timeout": 5,
+    "connect_timeout": 3,
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 2,
     "keepalives_count": 3,
-    "tcp_user_timeout": 10000,
+    "tcp_user_timeout": 5000,
     "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3",
 }
 

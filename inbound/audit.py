@@ -167,6 +167,17 @@ def abandon(conn: Connection, row_id: int, reply: str, before: float) -> bool:
     return result.rowcount == 1
 
 
+def abandon_stale(conn: Connection, reply: str, before: float) -> int:
+    """Finish every row still processing since before `before` as an error answered `reply`."""
+    m = messages.c
+    result = conn.execute(
+        update(messages)
+        .where(m.outcome == Outcome.PROCESSING, m.received_at < before)
+        .values(outcome=Outcome.ERROR, reply=reply, command="interrupted")
+    )
+    return result.rowcount
+
+
 def prune(conn: Connection, before: float, batch: int) -> int:
     """Delete up to `batch` rows received before `before`."""
     return db.delete_batch(conn, messages.c.id, messages.c.received_at < before, batch=batch)

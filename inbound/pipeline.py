@@ -124,6 +124,18 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
     return reply
 
 
+def close_interrupted(services: Services) -> int:
+    """Close the texts whose request stored them and then died (its store failed mid-way, or its
+    process was killed) and that no Twilio retry came to close; a worker job."""
+    with services.engine.begin() as conn:
+        closed = audit.abandon_stale(conn, INTERRUPTED, db.now() - STALE_AFTER)
+    if closed:
+        logger.error(
+            "%d message(s) were left unanswered by a request that died; closed as interrupted", closed
+        )
+    return closed
+
+
 def twilio_keyword(body: str) -> str | None:
     """STOP, START and the other words Twilio acts on itself, or None."""
     words = body.strip().lower().strip("!.?")

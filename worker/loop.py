@@ -2,7 +2,7 @@
 
 Run one or several (on one or many hosts): all of them send and record a heartbeat
 (worker.liveness); one at a time evaluates rules and runs the periodic jobs (escalation, webhook
-alert reminders, silent heartbeats, retention; see worker.leader).
+alert reminders, silent heartbeats, retention, texts left unanswered; see worker.leader).
 SIGTERM or Ctrl-C: the text in flight is finished and recorded, claimed but unsent texts go
 back to the queue, and the process exits 0. SIGHUP, or any change to the rules file, reloads the
 rules; a file with a mistake keeps the last good ones (incidents.rulefile) and stops nothing.
@@ -23,6 +23,7 @@ from flask import current_app
 
 import alerting
 from heartbeats import watch
+from inbound import pipeline
 from incidents import escalation, paging, records, reminders
 from incidents.rulefile import RuleFile
 from oncall import escalation as team_escalation
@@ -51,6 +52,7 @@ PERIODIC_JOBS: list[Job | tuple[Job, float]] = [
     paging.release_ended_windows,
     watch.run,
     (retention.run, retention.PERIOD),
+    pipeline.close_interrupted,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
@@ -108,3 +109,36 @@ def test_metrics_are_served_in_the_prometheus_text_format(client):
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     assert b"operator_reply_latency_seconds_bucket" in response.data
+
+
+@pytest.mark.parametrize(
+    "step", ["storing the text", "counting it against the limit", "recording the answer"]
+)
+def test_a_store_connection_that_dies_while_a_text_is_handled_gets_the_store_down_reply(settings, step):
+    """The server ends the session in the middle of handling a text (a restart, a failover): the
+    phone is told the store is unreachable, never 'internal error', and the next text runs."""
+    url, drop = fresh_postgres_database()
+    table, event = {"storing the text": ("messages", "INSERT"),
+                    "counting it against the limit": ("rate_limits", "INSERT"),
+                    "recording the answer": ("messages", "UPDATE")}[step]  # fmt: skip
+    try:
+        with app_with(with_settings(settings, database_url=url)) as app:
+            phone = Phone(app.test_client())
+            assert phone.text("help").startswith("Commands:")
+            engine = app.extensions["operator"].engine
+            with engine.begin() as conn:
+                conn.execute(text(DIE))
+                conn.execute(
+                    text(f"CREATE TRIGGER die BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION die()")
+                )
+            assert phone.text("help") == STORE_DOWN
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP TRIGGER die ON {table}"))
+            assert phone.text("help").startswith("Commands:")
+    finally:
+        drop()
+
+
+# The server ends the very session that runs the statement, as a restart ends every session.
+DIE = """CREATE FUNCTION die() RETURNS trigger AS $$
+BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$ LANGUAGE plpgsql"""

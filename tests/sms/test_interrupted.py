@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from incidents.sources import Source
 from tests.support.apps import app_with, from_file, with_settings
 from tests.support.fakes.custom_api import FakeCustomApi
 from tests.support.phones import Phone
+from worker.loop import Worker
 
 
 def messages(app) -> list:
@@ -96,3 +98,17 @@ def wait_until(condition, what: str) -> None:
             return
         deadline.wait(0.05)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_a_message_left_processing_by_a_request_that_died_is_closed_by_the_worker(app):
+    """A request stored its text, then lost its store (or its process) before answering: the
+    worker closes the row as interrupted once no request could still be running it, so the
+    message log never shows a text as processing forever; a text still being answered is left alone."""
+    died_while_processing(app, "SM" + uuid.uuid4().hex, "status", seconds_ago=pipeline.STALE_AFTER + 5)
+    died_while_processing(app, "SM" + uuid.uuid4().hex, "help", seconds_ago=1)
+    worker = Worker(app.extensions["operator"])
+    worker.leading = True
+    worker.run_jobs(time.time())
+    old, recent = messages(app)
+    assert (old.outcome, old.command, old.reply) == ("error", "interrupted", pipeline.INTERRUPTED)
+    assert recent.outcome == "processing"

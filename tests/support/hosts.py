@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.servers import unavailable
+from tests.support.servers import free_port, unavailable
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
 
@@ -171,3 +171,80 @@ def redis_on(host: Host, tmp: Path) -> str:
     ping = ["redis-cli", "-h", host.address, "ping"]
     wait_until(lambda: subprocess.run(ping, capture_output=True).returncode == 0, 30, "Redis")
     return f"redis://{host.address}:6379/0"
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test's own on a free loopback port, to stop and start at will."""
+
+    def __init__(self, tmp: Path):
+        if PG_BIN is None or shutil.which("runuser") is None:
+            unavailable("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+        if os.geteuid() != 0:
+            unavailable("a private PostgreSQL cluster is started as the postgres user, which needs root")
+        self.port = free_port()
+        self.log = tmp / f"postgres-{self.port}.log"
+        self.data = Path(tempfile.mkdtemp(prefix="operator-pg-", dir="/tmp"))
+        shutil.chown(self.data, "postgres", "postgres")
+        initdb = [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        subprocess.run(["runuser", "-u", "postgres", "--", *initdb], check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        cmd = ["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"), "-D", str(self.data)]
+        cmd += ["-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.data)]
+        cmd += ["-c", "fsync=off", "-c", "max_connections=200"]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        ready = [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        wait_until(lambda: subprocess.run(ready).returncode == 0, 30, f"PostgreSQL on port {self.port}")
+
+    def stop(self) -> None:
+        """A fast shutdown, as `systemctl restart postgresql` does: sessions are cut, nothing is lost."""
+        if self.proc is not None and self.proc.poll() is None:
+            # The postmaster itself: runuser does not pass signals on.
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGINT)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free loopback port, to kill or freeze."""
+
+    def __init__(self, tmp: Path):
+        if shutil.which("redis-server") is None:
+            unavailable("redis-server is not installed (apt-get install redis-server)")
+        self.port, self.tmp = free_port(), tmp
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        cmd += ["--appendonly", "no", "--dir", str(self.tmp)]
+        with open(self.tmp / f"redis-{self.port}.log", "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        ping = ["redis-cli", "-p", str(self.port), "ping"]
+        wait_until(lambda: subprocess.run(ping, capture_output=True).returncode == 0, 30, "Redis")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): the port stays open, nothing answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+        self.kill()

@@ -13,8 +13,10 @@ tests/support/fakes/twilio_voice.py then plays Twilio's part for. Tests choose t
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -87,6 +89,7 @@ class FakeTwilio:
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.released = threading.Event()
+        self.connections: set[socket.socket] = set()
         self.port = self.port or free_port()
         self.url = f"http://{self.host}:{self.port}"
         self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
@@ -98,9 +101,15 @@ class FakeTwilio:
         return self
 
     def stop(self) -> None:
+        """Gone as a real outage is: no new connections, and the kept-alive ones cut."""
         self.released.set()
         self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            open_ = list(self.connections)
+        for conn in open_:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def next_answer(self) -> str:
         with self.lock:
@@ -234,6 +243,16 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *args) -> None:
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with fake.lock:
+                fake.connections.add(self.connection)
+
+        def finish(self) -> None:
+            with fake.lock:
+                fake.connections.discard(self.connection)
+            super().finish()
 
         def _json(self, status: int, payload: dict) -> None:
             body = json.dumps(payload).encode()
