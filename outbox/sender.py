@@ -79,6 +79,9 @@ class AlertView(Protocol):
 
 RETRY_BASE = 2.0
 RETRY_CAP = 300.0
+# A page waiting out a provider outage is retried at least this often, so it goes out within
+# about this long of the provider coming back (replies and notices back off to RETRY_CAP).
+PAGE_RETRY_CAP = 30.0
 PACING_KEY = "outbound"
 # Twilio limits calls per second (CPS) apart from messages: calls keep their own schedule.
 CALL_PACING_KEY = "calls"
@@ -335,7 +338,8 @@ class Sender:
             self._finish(row, status=Delivery.FAILED, attempts=attempts, error_code=failure.code,
                          error_message=failure.message)  # fmt: skip
             return
-        delay = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
+        cap = min(self.retry_cap, PAGE_RETRY_CAP) if row.kind in queue.PAGING_KINDS else self.retry_cap
+        delay = min(cap, self.retry_base * 2 ** (attempts - 1))
         retry_at = time.time() + random.uniform(delay / 2, delay)
         if retry_at - row.created_at > self.settings.sms_max_age:
             logger.error("outbox #%d gave up after %d attempts: %s", row.id, attempts, failure)

@@ -121,6 +121,20 @@ def test_every_text_is_delivered_once_twilio_is_back(twilio_services, fake, outa
     assert sorted(fake.bodies()) == [f"text {i}" for i in range(5)]
 
 
+def test_a_page_through_a_long_provider_outage_is_retried_at_least_every_30_seconds(twilio_services, fake):
+    queue_texts(twilio_services, 1, kind="alert")
+    queue_texts(twilio_services, 1, kind="reply", body="reply {i}")
+    sender = make_sender(twilio_services)
+    fake.mode = "500"
+    for attempts in range(1, 12):  # 2 s doubling would reach 5 minutes by now
+        with twilio_services.engine.begin() as conn:
+            conn.execute(queue.outbox.update().values(not_before=0))
+        sender.step()
+    waits = {r.kind: r.not_before - time.time() for r in rows(twilio_services)}
+    assert waits["alert"] <= 30, "the page is tried again within 30 s"
+    assert waits["reply"] > 30, "other texts back off further"
+
+
 def test_a_text_older_than_sms_max_age_is_given_up(settings, fake):
     svc = build_services(
         with_settings(settings, sms_backend="twilio", twilio_api_url=fake.url, sms_max_age=1.0)
