@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -60,7 +62,8 @@ def test_search_words_and_ranges_are_read_from_plain_text(text, terms, seconds):
 
 def test_files_give_the_count_and_newest_line_within_the_range(files_phone):
     reply = files_phone.text("logs payment error")
-    assert reply.startswith("logs: 2 matches 'payment error' in 1h, newest 30s ago: ")
+    # The newest line was written 30 s before the test; a slow machine may read it a second later.
+    assert re.match(r"logs: 2 matches 'payment error' in 1h, newest 3[01]s ago: ", reply), reply
     assert "order=4" in reply and "order=3" in reply and "order=1" not in reply
 
 

@@ -126,7 +126,7 @@ def test_a_page_through_a_long_provider_outage_is_retried_at_least_every_30_seco
     queue_texts(twilio_services, 1, kind="reply", body="reply {i}")
     sender = make_sender(twilio_services)
     fake.mode = "500"
-    for attempts in range(1, 12):  # 2 s doubling would reach 5 minutes by now
+    for _ in range(11):  # 2 s doubling would reach 5 minutes by now
         with twilio_services.engine.begin() as conn:
             conn.execute(queue.outbox.update().values(not_before=0))
         sender.step()
