@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
