@@ -266,7 +266,7 @@ class Measured:
     burst: Run
     texts: Run
     store: Store
-    drained: float  # seconds from the burst's start until every page was sent
+    drained: float  # seconds from the burst's start until the store was checked
     sampler: Sampler
 
 
@@ -364,7 +364,7 @@ def main() -> int:
     )
     print(
         f"store: {store.alerts}/{args.webhooks} alerts stored, {store.pages_sent}/{store.pages} pages sent "
-        f"({drained:.0f} s after the burst began); {store.texts} texts stored for {texts.requests} answered, "
+        f"(checked {drained:.0f} s after the burst began); {store.texts} texts stored for {texts.requests} answered, "
         f"{store.texts_final} with a final row ({', '.join(f'{k} {v}' for k, v in sorted(store.outcomes.items()))})"
     )
     ok = not errors and not lost
