@@ -51,8 +51,9 @@ lock: $(VENV)/.installed
 audit: $(VENV)/.installed
 	$(VENV)/bin/pip-audit --disable-pip --strict --progress-spinner off -r requirements-dev.lock
 
+# Every benchmark in bench/, short modes where they exist, then one Markdown table (README, Benchmarks).
 bench: $(VENV)/.installed
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache

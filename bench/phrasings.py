@@ -23,6 +23,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import results  # noqa: E402
+
 P99_BUDGET_MS = 5.0
 
 
@@ -73,6 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    results.add_option(parser)
     options = parser.parse_args()
     if options.memory_only:
         print(json.dumps(_memory()))
@@ -132,6 +135,19 @@ def main() -> int:
     )
     verdict = p99 < P99_BUDGET_MS
     print(f"verdict: p99 {'under' if verdict else 'OVER'} {P99_BUDGET_MS:g} ms")
+    results.write(
+        options.json,
+        "phrasings",
+        [
+            ("held-out accuracy", f"{accuracy:.1%} ({len(held) - len(wrong)}/{len(held)})", ""),
+            (
+                "reading one text: median / p99",
+                f"{min(medians):.2f} / {p99:.2f} ms",
+                f"p99 < {P99_BUDGET_MS:g} ms",
+            ),
+            ("memory per worker for rapidfuzz", f"+{memory['rss_import_kib'] / 1024:.1f} MiB RSS", ""),
+        ],
+    )
     return 0 if verdict else 1
 
 

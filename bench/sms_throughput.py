@@ -36,6 +36,8 @@ from twilio.request_validator import RequestValidator
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import results  # noqa: E402
+
 from tests.support.live_server import base_env  # noqa: E402
 from tests.support.processes import running  # noqa: E402
 from tests.support.servers import free_port, fresh_postgres_database  # noqa: E402
@@ -156,6 +158,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY of both servers")
     parser.add_argument("--bodies", type=int, default=6000, help="signed bodies per second of a round")
+    results.add_option(parser)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -224,6 +227,32 @@ def main() -> int:
     print(
         f"ratio {ratio:.2f} (median of {len(ratios)} rounds, spread {min(ratios):.2f}-{max(ratios):.2f}), "
         f"target >= {TARGET}: {verdict}"
+    )
+    results.write(
+        args.json,
+        f"sms_throughput ({args.store})",
+        [
+            (
+                "/sms req/s, Operator over bare Flask",
+                f"{ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
+                f">= {TARGET}",
+            ),
+            (
+                "req/s, Operator / bare",
+                f"{median(lambda p: p[0].rate):.0f} / {median(lambda p: p[1].rate):.0f}",
+                "",
+            ),
+            (
+                "server CPU ms/req, Operator / bare",
+                f"{median(lambda p: p[0].cpu_ms):.2f} / {median(lambda p: p[1].cpu_ms):.2f}",
+                "",
+            ),  # fmt: skip
+            (
+                "/sms p50 / p99 at saturation",
+                f"{median(lambda p: p[0].p50_ms):.1f} / {median(lambda p: p[0].p99_ms):.1f} ms",
+                "",
+            ),  # fmt: skip
+        ],
     )
     return 0
 

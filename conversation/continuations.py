@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from conversation.composer import Part
 from core import db
@@ -39,18 +40,30 @@ continuations = Table(
 )
 
 
+def _replace(insert):  # postgresql.insert or sqlite.insert
+    # An upsert, not DELETE then INSERT: two replies to one number at once would both insert, and
+    # the second would fail on the first's row (PostgreSQL; SQLite serialises writers anyway).
+    statement = insert(continuations)
+    return statement.on_conflict_do_update(
+        index_elements=[continuations.c.phone],
+        set_={name: statement.excluded[name] for name in ("parts", "next_part", "created_at")},
+    )
+
+
 # Built once: every answered text runs `save` (see inbound.audit).
 _DROP = delete(continuations).where(continuations.c.phone == bindparam("phone"))
-_KEEP = continuations.insert()
+_KEEP_PG, _KEEP_SQLITE = _replace(postgresql.insert), _replace(sqlite.insert)
 
 
 def save(conn: Connection, phone: str, parts: list[str]) -> None:
     """Keep parts[1:] for MORE (parts[0] is being sent now), replacing the number's last ones."""
-    conn.execute(_DROP, {"phone": phone})
-    if len(parts) > 1:
-        conn.execute(
-            _KEEP, {"phone": phone, "parts": json.dumps(parts), "next_part": 1, "created_at": db.now()}
-        )
+    if len(parts) <= 1:
+        conn.execute(_DROP, {"phone": phone})
+        return
+    conn.execute(
+        _KEEP_PG if conn.dialect.name == "postgresql" else _KEEP_SQLITE,
+        {"phone": phone, "parts": json.dumps(parts), "next_part": 1, "created_at": db.now()},
+    )
 
 
 def take_next(engine: Engine, phone: str) -> Part | None:

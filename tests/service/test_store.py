@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -221,3 +222,27 @@ def test_ping_says_whether_the_store_answers(engine):
 def test_ensure_db_creates_the_tables_once_the_store_is_reachable(engine):
     assert db.ensure_db(engine)
     assert "messages" in inspect(engine).get_table_names()
+
+
+def test_two_long_replies_to_one_number_at_once_both_keep_their_parts(engine):
+    # Two texts from one number answered at once: the second's parts are written while the
+    # first's are still uncommitted. On PostgreSQL that used to fail the second text (a 500).
+    db.upgrade(engine)
+    phone = "+15555550100"
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with engine.begin() as conn:
+                continuations_module.save(conn, phone, ["b1", "b2"])
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    with engine.begin() as conn:
+        continuations_module.save(conn, phone, ["a1", "a2"])
+        other = threading.Thread(target=second)
+        other.start()
+        other.join(0.5)  # blocked on the first's row (PostgreSQL) or on its write lock (SQLite)
+    other.join(30)
+    assert errors == []
+    assert continuations_module.take_next(engine, phone) == "b2"
