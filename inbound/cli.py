@@ -23,10 +23,14 @@ from inbound.pipeline import MAX_BODY
 @click.command("sms")
 @click.argument("text")
 @click.option("--from", "from_", default="", help="Sender number (default: first authorized).")
-@click.option("--url", default="http://127.0.0.1:5000/sms", show_default=True, help="Operator's /sms.")
+@click.option(
+    "--url", default="", help="Operator's /sms (default: PUBLIC_URL's, else http://127.0.0.1:5000/sms)."
+)
 def sms_command(text: str, from_: str, url: str) -> None:
     """Text Operator as Twilio would: a signed /sms request to a running server."""
     settings = current_app.extensions["operator"].settings
+    # `make run` writes PUBLIC_URL for the port it serves on: that is where the server listens.
+    url = url or (settings.public_url + "/sms" if settings.public_url else "http://127.0.0.1:5000/sms")
     sender = from_ or settings.first_authorized
     if not sender:
         raise click.UsageError("no --from and AUTHORIZED_NUMBERS is empty")

@@ -53,6 +53,14 @@ def test_it_sends_from_the_first_authorized_number_unless_told_otherwise(server)
     assert stranger.returncode == 0 and "(no reply)" in stranger.stdout
 
 
+def test_without_url_it_texts_the_server_at_public_url_as_make_run_writes_it(tmp_path):
+    env = base_env(tmp_path, TWILIO_AUTH_TOKEN=TOKEN, AUTHORIZED_NUMBERS=ADMIN)
+    with gunicorn(tmp_path, env, workers=1) as url:  # not on port 5000
+        result = flask_sms({**env, "PUBLIC_URL": url}, "help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Commands: status, ")
+
+
 def test_it_signs_for_public_url_when_the_server_validates_against_it(tmp_path):
     env = base_env(
         tmp_path,
