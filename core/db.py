@@ -31,6 +31,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     text,
 )
@@ -196,6 +197,30 @@ def ping(engine: Engine) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not healthy"
         logger.warning("store ping failed", exc_info=True)
         return False
+
+
+def newest_first(
+    at: Column[Any],
+    key: Column[Any],
+    before: tuple[float, int] | None,
+    since: float | None,
+    until: float | None,
+    equal: list[tuple[Column[Any], Any]],
+) -> list[ColumnElement[bool]]:
+    """Conditions for one page of a newest-first log, ordered by (at, key) descending.
+
+    Strictly before the (at, key) `before` (keyset paging: a deep page costs what the first does),
+    within [since, until), and each column equal to its value when the value is given.
+    """
+    conditions = [column == value for column, value in equal if value]
+    if before is not None:
+        when, row_id = before
+        conditions.append(or_(at < when, and_(at == when, key < row_id)))
+    if since is not None:
+        conditions.append(at >= since)
+    if until is not None:
+        conditions.append(at < until)
+    return conditions
 
 
 def bucket_counts(

@@ -21,10 +21,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     bindparam,
     func,
-    or_,
     select,
     update,
 )
@@ -195,20 +193,8 @@ def newest(
 ) -> list[Any]:
     """Up to `limit` rows, newest first, strictly before (received_at, id) `before`."""
     m = messages.c
-    conditions = []
-    if before is not None:
-        at, row_id = before
-        conditions.append(or_(m.received_at < at, and_(m.received_at == at, m.id < row_id)))
-    if phone:
-        conditions.append(m.phone == phone)
-    if command:
-        conditions.append(m.command == command)
-    if outcome:
-        conditions.append(m.outcome == outcome)
-    if since is not None:
-        conditions.append(m.received_at >= since)
-    if until is not None:
-        conditions.append(m.received_at < until)
+    equal = [(m.phone, phone), (m.command, command), (m.outcome, outcome)]
+    conditions = db.newest_first(m.received_at, m.id, before, since, until, equal)
     query = (
         select(
             m.id,

@@ -23,9 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     func,
-    or_,
     select,
     update,
 )
@@ -283,20 +281,8 @@ def newest(
 ) -> list[Any]:
     """Up to `limit` rows, newest first, strictly before (created_at, id) `before`."""
     o = outbox.c
-    conditions = []
-    if before is not None:
-        at, row_id = before
-        conditions.append(or_(o.created_at < at, and_(o.created_at == at, o.id < row_id)))
-    if to:
-        conditions.append(o.to_number == to)
-    if kind:
-        conditions.append(o.kind == kind)
-    if status:
-        conditions.append(o.status == status)
-    if since is not None:
-        conditions.append(o.created_at >= since)
-    if until is not None:
-        conditions.append(o.created_at < until)
+    equal = [(o.to_number, to), (o.kind, kind), (o.status, status)]
+    conditions = db.newest_first(o.created_at, o.id, before, since, until, equal)
     query = (
         select(
             o.id,
