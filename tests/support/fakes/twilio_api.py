@@ -273,6 +273,18 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 return False
             return True
 
+        def _failing(self, to: str) -> bool:
+            """Answer as `mode` (or the next of `answers`) says, unless that is a success."""
+            answer = fake.next_answer()
+            if answer == "hang":
+                fake.released.wait(fake.hang_seconds)
+                return True
+            if answer in ERRORS:
+                status, code, message = ERRORS[answer]
+                self._error(status, code, message.format(to=to))
+                return True
+            return False
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             match = ACCOUNT.match(self.path)
             if not match:
@@ -296,13 +308,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
                 self._error(400, 21602, "Message body is required.")
                 return
-            answer = fake.next_answer()
-            if answer == "hang":
-                fake.released.wait(fake.hang_seconds)
-                return
-            if answer in ERRORS:
-                status, code, message = ERRORS[answer]
-                self._error(status, code, message.format(to=form["To"]))
+            if self._failing(form["To"]):
                 return
             self._json(201, fake.resource(fake.record(form)))
 
@@ -318,13 +324,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
                 self._error(400, 21205, "Url parameter is required")
                 return
-            answer = fake.next_answer()
-            if answer == "hang":
-                fake.released.wait(fake.hang_seconds)
-                return
-            if answer in ERRORS:
-                status, code, message = ERRORS[answer]
-                self._error(status, code, message.format(to=form["To"]))
+            if self._failing(form["To"]):
                 return
             self._json(201, fake.call_resource(fake.record_call(lists)))
 
