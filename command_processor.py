@@ -99,6 +99,9 @@ class Command:
     unlimited: bool = False
     # Searches text (logs): what a sentence with a time range, a search verb or quotes asks for.
     searches: bool = False
+    # Answers from the text alone, touching no store or backend (help): the inbound path stores
+    # the text and its answer in one transaction instead of before and after the run.
+    instant: bool = False
     # The arguments in canonical form ("12 30m", "payment error 1h"); default: ids or all, duration.
     canonical: Callable[[Context], str] | None = None
 
@@ -126,7 +129,8 @@ class Registry:
         **flags: bool,
     ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
         """Register the decorated function as command `name` (flags: leading, weak, fallback,
-        describes_ids, searches, unlimited); `canonical` gives its arguments in canonical form."""
+        describes_ids, searches, unlimited, instant); `canonical` gives its arguments in canonical
+        form."""
 
         def decorate(func: Callable[[Context], str]) -> Callable[[Context], str]:
             for word in (name, *aliases):

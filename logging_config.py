@@ -62,6 +62,16 @@ class FileHandler(CountedFailures, logging.handlers.RotatingFileHandler):
     label = "file"
 
 
+class OnceFormatter(logging.Formatter):
+    """Formats a record once for every handler that shares it (console and file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = getattr(record, "_operator_line", None)
+        if line is None:
+            line = record._operator_line = super().format(record)
+        return line
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
@@ -106,7 +116,7 @@ def configure_logging(settings: Settings) -> None:
         settings.datadog_token,
         settings.heartbeat_token,
     ]
-    formatter = logging.Formatter(FORMAT)
+    formatter = OnceFormatter(FORMAT)
     handlers: list[logging.Handler] = [ConsoleHandler()]
     try:
         os.makedirs(settings.log_dir, exist_ok=True)

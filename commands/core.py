@@ -35,7 +35,9 @@ def _help_canonical(ctx: Context) -> str:
     return next(iter(_named(ctx)), "")
 
 
-@command("help", aliases=("?", "commands", "menu"), keywords=HELP_WORDS, canonical=_help_canonical)
+@command(
+    "help", aliases=("?", "commands", "menu"), keywords=HELP_WORDS, canonical=_help_canonical, instant=True
+)
 def help_(ctx: Context) -> str:
     """help [command]: what Operator understands."""
     args = [a for a in ctx.args if a not in FILLER and a not in GREETINGS]
@@ -69,7 +71,7 @@ def more(ctx: Context) -> str:
     return part
 
 
-@command("thanks", aliases=THANKS_WORDS, hidden=True, fallback=True)
+@command("thanks", aliases=THANKS_WORDS, hidden=True, fallback=True, instant=True)
 def thanks(ctx: Context) -> str:
     """thanks: no reply (an empty answer sends no SMS)."""
     return ""

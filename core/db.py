@@ -7,6 +7,7 @@ package defines its own tables on `metadata` and is the only code that reads or 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -35,6 +36,8 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -69,7 +72,7 @@ _POSTGRES_LIVENESS = {
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and write-ahead locking."""
+    """An engine for `url`; SQLite gets WAL, a busy timeout and writers queued on a lock file."""
     parsed = make_url(url)
     # hide_parameters: a logged database error must not carry message bodies or phone numbers.
     if parsed.get_backend_name() != "sqlite":
@@ -82,29 +85,112 @@ def make_engine(url: str) -> Engine:
             hide_parameters=True,
             connect_args=connect_args,
         )
+    writer_lock = None
     if parsed.database and parsed.database != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        # Autocommit at the driver level so our BEGIN IMMEDIATE below is the only transaction
-        # control: a deferred transaction that later writes can fail with "database is locked"
-        # without waiting for the busy timeout.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        # Straight to the driver: this runs for every transaction, and SQLAlchemy's execute
-        # machinery around a constant statement costs more than SQLite does.
-        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
-
+        path = os.path.abspath(parsed.database)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        writer_lock = path + "-writer"
+    engine = create_engine(
+        parsed.set(drivername="sqlite+operator"),
+        connect_args={"timeout": 30},
+        hide_parameters=True,
+        writer_lock=writer_lock,
+    )
+    event.listen(engine, "close", _close_writer_fd)
     return engine
+
+
+_WRITER_FD = "operator_writer_fd"
+
+
+class QueuedSQLiteDialect(SQLiteDialect_pysqlite):
+    """pysqlite whose every transaction is BEGIN IMMEDIATE, taken in turn on a lock file.
+
+    Every transaction writes first (BEGIN IMMEDIATE): a deferred one that later writes can fail
+    with "database is locked" without waiting for the busy timeout. SQLite's own busy handler
+    polls with sleeps growing to 100 ms, so under load a waiting writer loses its turn to
+    newcomers and the slowest text waits a second; an flock on `writer_lock` queues the writers
+    of every process and thread in the kernel instead, and the kernel drops it when a process
+    dies holding it. The busy timeout still covers writers that do not take the lock (the
+    sqlite3 shell).
+    """
+
+    supports_statement_cache = True
+
+    def __init__(self, writer_lock: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.writer_lock = writer_lock
+
+    def on_connect(self) -> Any:
+        inherited = super().on_connect()
+
+        def connect(dbapi_conn: Any) -> None:
+            if inherited is not None:
+                inherited(dbapi_conn)
+            # Autocommit at the driver level so do_begin's BEGIN IMMEDIATE is the only
+            # transaction control.
+            dbapi_conn.isolation_level = None
+            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL"):
+                dbapi_conn.execute(f"PRAGMA {pragma}")
+
+        return connect
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        fd = self._writer_fd(dbapi_connection)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(dbapi_connection)
+            raise
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_commit(dbapi_connection)
+        finally:
+            self._release(dbapi_connection)
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_rollback(dbapi_connection)
+        finally:
+            self._release(dbapi_connection)
+
+    def _writer_fd(self, connection: Any) -> int | None:
+        """This pooled connection's own descriptor of the lock file (flock excludes between
+        descriptors, so threads of one process queue too)."""
+        if self.writer_lock is None:
+            return None
+        info = _info(connection)
+        if info is None:
+            return None
+        fd = info.get(_WRITER_FD)
+        if fd is None:
+            fd = info[_WRITER_FD] = os.open(self.writer_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        return fd
+
+    def _release(self, connection: Any) -> None:
+        info = _info(connection)
+        if info is not None and (fd := info.get(_WRITER_FD)) is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _info(connection: Any) -> dict[str, Any] | None:
+    """The pool's `info` of a connection; None for the one SQLAlchemy rolls back when it first
+    connects, which holds no transaction."""
+    try:
+        return connection.info
+    except (AttributeError, NotImplementedError):
+        return None
+
+
+registry.register("sqlite.operator", __name__, "QueuedSQLiteDialect")
+
+
+def _close_writer_fd(_dbapi_conn: Any, record: Any) -> None:
+    if (fd := record.info.pop(_WRITER_FD, None)) is not None:
+        os.close(fd)
 
 
 def delete_batch(conn: Connection, key: Column[Any], *conditions: ColumnElement[bool], batch: int) -> int:

@@ -6,6 +6,7 @@ Twilio retry of the same MessageSid is recognised), then finished with the comma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -77,21 +78,44 @@ REPLY_LATENCY = Histogram(
 )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What Operator answered a text, as its row records it."""
+
+    text: str | None  # None: answer with an empty <Response/>, no SMS
+    outcome: Outcome
+    command: str = ""
+    segments: int = 0
+    # What the text was read as, and how surely (None when no command was read: STOP, limits).
+    canonical: str | None = None
+    confidence: float | None = None
+    latency_ms: float | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "reply": self.text,
+            "segments": self.segments,
+            "latency_ms": self.latency_ms,
+            "outcome": self.outcome,
+            "canonical": self.canonical[:160] if self.canonical else self.canonical,
+            "confidence": self.confidence,
+        }
+
+
 def _request_id() -> str:
     return str(getattr(g, "request_id", "")) if has_request_context() else ""
 
 
-# Built once: every text runs these two, and building a statement (values, cache key) costs
+# Built once: every text runs two of these, and building a statement (values, cache key) costs
 # more than executing it. The column values come in the parameters of each execute.
 _START = messages.insert().returning(messages.c.id)
+_ANSWERED = messages.insert()
 _FINISH = messages.update().where(messages.c.id == bindparam("row_id"))
 
 
-def start(
-    conn: Connection, phone: str, outcome: Outcome, sid: str | None = None, body: str | None = None
-) -> int:
-    """Insert a message row; IntegrityError when `sid` was seen before."""
-    values = {
+def _received(phone: str, outcome: Outcome, sid: str | None, body: str | None) -> dict[str, Any]:
+    return {
         "received_at": db.now(),
         "message_sid": sid or None,
         "phone": phone,
@@ -100,8 +124,19 @@ def start(
         "outcome": outcome,
         "request_id": _request_id(),
     }
-    row_id: int = conn.execute(_START, values).scalar_one()
+
+
+def start(
+    conn: Connection, phone: str, outcome: Outcome, sid: str | None = None, body: str | None = None
+) -> int:
+    """Insert a message row; IntegrityError when `sid` was seen before."""
+    row_id: int = conn.execute(_START, _received(phone, outcome, sid, body)).scalar_one()
     return row_id
+
+
+def answered(conn: Connection, phone: str, sid: str, body: str, answer: Answer) -> None:
+    """Insert a message row already answered (nothing ran); IntegrityError when `sid` was seen before."""
+    conn.execute(_ANSWERED, _received(phone, answer.outcome, sid, body) | answer.columns())
 
 
 def record(
@@ -112,30 +147,9 @@ def record(
         return start(conn, phone, outcome, sid=sid, body=body)
 
 
-def finish(
-    conn: Connection,
-    row_id: int,
-    command: str,
-    reply: str | None,
-    segments: int,
-    latency_ms: float,
-    outcome: Outcome,
-    canonical: str | None = None,
-    confidence: float | None = None,
-) -> None:
-    conn.execute(
-        _FINISH,
-        {
-            "row_id": row_id,
-            "command": command,
-            "reply": reply,
-            "segments": segments,
-            "latency_ms": latency_ms,
-            "outcome": outcome,
-            "canonical": canonical[:160] if canonical else canonical,
-            "confidence": confidence,
-        },
-    )
+def finish(conn: Connection, row_id: int, answer: Answer) -> None:
+    """Record the answer of the row `start` inserted."""
+    conn.execute(_FINISH, {"row_id": row_id} | answer.columns())
 
 
 def first_answer(conn: Connection, sid: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from conversation.vocabulary import OPT_OUT, RESERVED
 from core import db
 from core.timeutil import humanize
 from inbound import audit
+from inbound.audit import Answer as Reply
 from inbound.audit import Outcome
 from rate_limiter import Decision
 from security import allows, mask, role_of
@@ -47,17 +48,6 @@ INTERRUPTED = (
 STILL_WORKING = "Operator is still working on your last message. If no answer comes, text it again."
 
 
-@dataclass(frozen=True)
-class Reply:
-    text: str | None  # None: answer with an empty <Response/>, no SMS
-    outcome: Outcome
-    command: str = ""
-    segments: int = 0
-    # What the text was read as, and how surely (None when no command was read: STOP, limits).
-    canonical: str | None = None
-    confidence: float | None = None
-
-
 def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
     """The reply to one verified inbound SMS."""
     started = time.monotonic()
@@ -77,43 +67,53 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
     cmd = processor.registry.commands[reading.name] if reading and reading.name else None
     counted = reading is not None and not _handles_alerts(cmd, role)
     limiter = services.limiter
+    # Counted in the same transaction as the stored message when the counters live in the
+    # database: a retry (duplicate MessageSid) rolls back before it counts.
+    counted_here = counted and limiter.in_database
+    # An answer that runs nothing (a Twilio keyword, help, a limit notice) is stored with its
+    # text in one transaction; anything else is stored first, run, then finished, so a text
+    # whose run dies is still on record.
+    early: tuple[Reply, list[str] | None] | None = None
+    if reading is None:
+        early = _keyword_reply(phone, keyword or "")
+    elif cmd is not None and cmd.instant and reading.runner_up is None and (counted_here or not counted):
+        early = _respond(services, processor, reading, phone, role, body)
     decision = None
     try:
         with engine.begin() as conn:
-            row_id = audit.start(conn, phone, Outcome.PROCESSING, sid=sid, body=body)
-            # Counted in the same transaction as the stored message when the counters live in
-            # the database: a retry (duplicate MessageSid) rolls back before it counts.
-            if counted and limiter.in_database:
+            if counted_here:
                 decision = limiter.hit(phone, conn)
+                if not decision.allowed:
+                    early = _limited(settings.rate_limit, decision), None
+            if early is None:
+                row_id = audit.start(conn, phone, Outcome.PROCESSING, sid=sid, body=body)
+            else:
+                reply, parts = early
+                reply = replace(reply, latency_ms=_since(started))
+                audit.answered(conn, phone, sid, body, reply)
+                if parts is not None:
+                    continuations.save(conn, phone, parts)
     except IntegrityError:
         return _duplicate(services, phone, sid, body)
-    if counted and decision is None:
-        decision = limiter.hit(phone)
 
-    if keyword is not None or reading is None:
-        reply, parts = _keyword_reply(phone, keyword or ""), None
-    elif decision is not None and not decision.allowed:
-        reply, parts = _limited(settings.rate_limit, decision), None
-    else:
-        reply, parts = _respond(services, processor, reading, phone, role, body)
-    latency = (time.monotonic() - started) * 1000
-    # The reply's audit and its continuation in one transaction (one round trip less).
-    with engine.begin() as conn:
-        if parts is not None:
-            continuations.save(conn, phone, parts)
-        audit.finish(
-            conn,
-            row_id,
-            reply.command,
-            reply.text,
-            reply.segments,
-            latency,
-            reply.outcome,
-            reply.canonical,
-            reply.confidence,
-        )
+    if early is None:
+        if counted and decision is None:
+            decision = limiter.hit(phone)
+        if decision is not None and not decision.allowed:
+            reply, parts = _limited(settings.rate_limit, decision), None
+        else:
+            assert reading is not None  # texts read as nothing (Twilio keywords) were answered early
+            reply, parts = _respond(services, processor, reading, phone, role, body)
+        reply = replace(reply, latency_ms=_since(started))
+        # The reply's audit and its continuation in one transaction (one round trip less).
+        with engine.begin() as conn:
+            if parts is not None:
+                continuations.save(conn, phone, parts)
+            audit.finish(conn, row_id, reply)
+    if reply.outcome == Outcome.RATE_LIMITED:
+        audit.RATE_LIMITED.inc()
     audit.COMMANDS.labels(reply.command or "none", reply.outcome).inc()
-    audit.REPLY_LATENCY.observe(latency / 1000)
+    audit.REPLY_LATENCY.observe((reply.latency_ms or 0.0) / 1000)
     audit_log.info(
         "from=%s command=%s outcome=%s segments=%s",
         mask(phone),
@@ -122,6 +122,11 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
         reply.segments,
     )
     return reply
+
+
+def _since(started: float) -> float:
+    """Milliseconds from `started` (time.monotonic) to now."""
+    return (time.monotonic() - started) * 1000
 
 
 def close_interrupted(services: Services) -> int:
@@ -147,19 +152,18 @@ def _handles_alerts(cmd: Command | None, role: str) -> bool:
     return cmd is not None and cmd.unlimited and allows(role, cmd.role)
 
 
-def _keyword_reply(phone: str, keyword: str) -> Reply:
+def _keyword_reply(phone: str, keyword: str) -> tuple[Reply, None]:
     # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
     opted_out = keyword in OPT_OUT
     if opted_out:
         logger.error(
             "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
         )
-    return Reply(None, Outcome.OK, "optout" if opted_out else "optin")
+    return Reply(None, Outcome.OK, "optout" if opted_out else "optin"), None
 
 
 def _limited(limit: str, decision: Decision) -> Reply:
     """One notice per window, naming the limit and that alert handling still works; then silence."""
-    audit.RATE_LIMITED.inc()
     if not decision.notify:
         return Reply(None, Outcome.RATE_LIMITED)
     wait = humanize(math.ceil(decision.retry_after / 60) * 60)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from app import create_app
 from config import Settings
@@ -18,7 +22,7 @@ from conversation.continuations import continuations
 from core import db
 from inbound import audit
 from rate_limiter import RateLimiter, SQLStorage, rate_limits
-from tests.support.paths import PAYLOADS
+from tests.support.paths import PAYLOADS, REPO
 from tests.support.servers import fresh_postgres_database
 
 
@@ -246,3 +250,69 @@ def test_two_long_replies_to_one_number_at_once_both_keep_their_parts(engine):
     other.join(30)
     assert errors == []
     assert continuations_module.take_next(engine, phone) == "b2"
+
+
+# Holds a SQLite write transaction open, as a worker killed in the middle of one would.
+_HOLDER = """
+import sys, time
+from sqlalchemy import text
+from core import db
+engine = db.make_engine(sys.argv[1])
+with engine.begin() as conn:
+    conn.execute(text("INSERT INTO pending_writes VALUES ('held')"))
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def _write_from_a_thread(engine, value):
+    """Write `value` in a thread; whether it got in within a minute (not stuck behind a dead writer)."""
+
+    def write():
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO pending_writes VALUES (:v)"), {"v": value})
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(60)
+    return not writer.is_alive()
+
+
+def test_a_sqlite_writer_killed_inside_its_transaction_does_not_hold_the_store(tmp_path):
+    url = f"sqlite:///{tmp_path}/operator.db"
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE pending_writes (value TEXT PRIMARY KEY)"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, url], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert _write_from_a_thread(engine, "after")
+    with engine.connect() as conn:
+        # The killed writer's row was never committed.
+        assert conn.execute(text("SELECT value FROM pending_writes")).scalars().all() == ["after"]
+    engine.dispose()
+
+
+def test_a_sqlite_transaction_that_fails_lets_the_next_writer_in(tmp_path):
+    url = f"sqlite:///{tmp_path}/operator.db"
+    engine, other = db.make_engine(url), db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE pending_writes (value TEXT PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO pending_writes VALUES ('first')"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("INSERT INTO pending_writes VALUES ('first')"))
+    assert _write_from_a_thread(other, "second")
+    assert _write_from_a_thread(engine, "third")
+    with other.connect() as conn:
+        assert sorted(conn.execute(text("SELECT value FROM pending_writes")).scalars()) == [
+            "first",
+            "second",
+            "third",
+        ]
+    engine.dispose()
+    other.dispose()

@@ -164,6 +164,24 @@ def test_a_new_command_replaces_the_pages_of_the_last_one(app, phone):
     assert phone.text("more").startswith("Nothing more")
 
 
+def test_every_answer_is_recorded_whole_whether_or_not_it_ran_anything(settings):
+    # help and STOP are answered without running anything, status runs a command, the fourth
+    # text gets the limit notice: each row holds its text and its whole answer.
+    with app_with(with_settings(settings, rate_limit="2 per minute")) as app:
+        phone = Phone(app.test_client())
+        replies = [phone.text(body) for body in ("help", "status", "STOP", "help")]
+        rows = messages(app)
+    assert [(r.body, r.command, r.outcome) for r in rows] == [
+        ("help", "help", "ok"),
+        ("status", "status", "ok"),
+        ("STOP", "optout", "ok"),
+        ("help", "", "rate_limited"),
+    ]
+    assert [r.reply for r in rows] == replies
+    assert [r.segments for r in rows] == [1, 1, 0, segments(replies[3])]
+    assert all(r.latency_ms > 0 and r.message_sid and r.request_id for r in rows)
+
+
 @pytest.mark.parametrize("word", ["STOP", "stop", "Unsubscribe", "START", "unstop"])
 def test_twilio_keywords_get_no_reply_and_run_nothing(app, phone, word):
     assert phone.text(word) is None
