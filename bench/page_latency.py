@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -92,15 +92,11 @@ def wait_for_text(fake: FakeTwilio, needle: str, timeout: float = 30.0) -> float
     raise SystemExit(f"no text containing {needle!r} within {timeout}s")
 
 
-def paged_at(database_url: str, needle: str) -> float:
+def paged_at(engine: Engine, needle: str) -> float:
     """When the evaluation that saw a breach queued its page (the outbox row's `created_at`)."""
-    engine = db.make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            query = text("SELECT created_at FROM outbox WHERE body LIKE :needle ORDER BY id LIMIT 1")
-            return float(conn.execute(query, {"needle": f"%{needle}%"}).scalar_one())
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        query = text("SELECT created_at FROM outbox WHERE body LIKE :needle ORDER BY id LIMIT 1")
+        return float(conn.execute(query, {"needle": f"%{needle}%"}).scalar_one())
 
 
 def p99(values: list[float]) -> float:
@@ -152,6 +148,7 @@ def main() -> int:
             ALERT_LIMITS="10000 per minute",
         )
         worker = start_worker(tmp, env)
+        store = db.make_engine(database_url)
         try:
             with gunicorn(tmp, env, workers=2) as url:
                 session = requests.Session()
@@ -176,7 +173,7 @@ def main() -> int:
                     flipped = time.time()
                     called = wait_for_text(fake, f"backlog {500 + i}")
                     rule.append(called - flipped)
-                    evaluated.append(called - paged_at(database_url, f"backlog {500 + i}"))
+                    evaluated.append(called - paged_at(store, f"backlog {500 + i}"))
                     api.routes["/stats/orders"] = (200, {"queue": {"depth": 0}})
                     # Its recovery notice, then a quiet spell before the next breach.
                     deadline = time.monotonic() + 30
@@ -184,6 +181,7 @@ def main() -> int:
                         time.sleep(0.05)
                     time.sleep(random.uniform(0.5, 1.5))
         finally:
+            store.dispose()
             stop_worker(worker)
             fake.stop()
             api.stop()

@@ -26,8 +26,7 @@ from conversation.vocabulary import OPT_OUT, RESERVED
 from core import db
 from core.timeutil import humanize
 from inbound import audit
-from inbound.audit import Answer as Reply
-from inbound.audit import Outcome
+from inbound.audit import Answer, Outcome
 from rate_limiter import Decision
 from security import allows, mask, role_of
 from services import Services
@@ -48,7 +47,7 @@ INTERRUPTED = (
 STILL_WORKING = "Operator is still working on your last message. If no answer comes, text it again."
 
 
-def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
+def handle(services: Services, phone: str, sid: str, body: str) -> Answer:
     """The reply to one verified inbound SMS."""
     started = time.monotonic()
     engine, settings = services.engine, services.settings
@@ -57,7 +56,7 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
         audit.record(engine, phone, Outcome.UNAUTHORIZED)
         audit.COMMANDS.labels("none", Outcome.UNAUTHORIZED).inc()
         audit_log.info("unauthorized sender %s", mask(phone))
-        return Reply(None, Outcome.UNAUTHORIZED)
+        return Answer(None, Outcome.UNAUTHORIZED)
 
     # An emoji-only text keeps its emoji, so the reply can say emoji are not read (not "empty").
     body = composer.normalize(body or "")[:MAX_BODY] or composer.normalize(body or "", emoji=True)[:MAX_BODY]
@@ -73,7 +72,7 @@ def handle(services: Services, phone: str, sid: str, body: str) -> Reply:
     # An answer that runs nothing (a Twilio keyword, help, a limit notice) is stored with its
     # text in one transaction; anything else is stored first, run, then finished, so a text
     # whose run dies is still on record.
-    early: tuple[Reply, list[str] | None] | None = None
+    early: tuple[Answer, list[str] | None] | None = None
     if reading is None:
         early = _keyword_reply(phone, keyword or "")
     elif cmd is not None and cmd.instant and reading.runner_up is None and (counted_here or not counted):
@@ -152,27 +151,27 @@ def _handles_alerts(cmd: Command | None, role: str) -> bool:
     return cmd is not None and cmd.unlimited and allows(role, cmd.role)
 
 
-def _keyword_reply(phone: str, keyword: str) -> tuple[Reply, None]:
+def _keyword_reply(phone: str, keyword: str) -> tuple[Answer, None]:
     # Twilio has already acted on STOP/START; an answer would not be delivered anyway.
     opted_out = keyword in OPT_OUT
     if opted_out:
         logger.error(
             "%s opted out at Twilio: Operator can no longer text them (START undoes it)", mask(phone)
         )
-    return Reply(None, Outcome.OK, "optout" if opted_out else "optin"), None
+    return Answer(None, Outcome.OK, "optout" if opted_out else "optin"), None
 
 
-def _limited(limit: str, decision: Decision) -> Reply:
+def _limited(limit: str, decision: Decision) -> Answer:
     """One notice per window, naming the limit and that alert handling still works; then silence."""
     if not decision.notify:
-        return Reply(None, Outcome.RATE_LIMITED)
+        return Answer(None, Outcome.RATE_LIMITED)
     wait = humanize(math.ceil(decision.retry_after / 60) * 60)
     text = (
         f"Query limit reached ({limit}): queries resume in {wait}. "
         "ack, snooze, silence, resolve, yes and no always work."
     )
     text = composer.fit(text)
-    return Reply(text, Outcome.RATE_LIMITED, segments=composer.segments(text))
+    return Answer(text, Outcome.RATE_LIMITED, segments=composer.segments(text))
 
 
 def _respond(
@@ -182,13 +181,13 @@ def _respond(
     phone: str,
     role: str,
     body: str,
-) -> tuple[Reply, list[str] | None]:
+) -> tuple[Answer, list[str] | None]:
     """The reply, and the parts to keep for MORE (None: leave the stored ones alone)."""
     result = processor.run(body, phone, role, reading)
     settings = services.settings
     outcome = Outcome.OK if result.outcome == "ok" else Outcome.ERROR
     if isinstance(result.reply, composer.Part):
-        return Reply(
+        return Answer(
             result.reply,
             outcome,
             result.command,
@@ -197,12 +196,12 @@ def _respond(
             result.confidence,
         ), None
     parts = composer.split(result.reply, settings.sms_max_segments, settings.sms_emoji)
-    return Reply(
+    return Answer(
         parts[0], outcome, result.command, composer.segments(parts[0]), result.canonical, result.confidence
     ), parts
 
 
-def _duplicate(services: Services, phone: str, sid: str, body: str) -> Reply:
+def _duplicate(services: Services, phone: str, sid: str, body: str) -> Answer:
     """A Twilio retry: answer what the first delivery answered, without running anything.
 
     A first delivery still running is waited for briefly; one whose worker died (still
@@ -218,7 +217,7 @@ def _duplicate(services: Services, phone: str, sid: str, body: str) -> Reply:
         humanize(db.now() - first.received_at) if first else "?",
         ", still running" if text == STILL_WORKING else ", its worker died" if text == INTERRUPTED else "",
     )
-    return Reply(text, Outcome.DUPLICATE, segments=composer.segments(text or ""))
+    return Answer(text, Outcome.DUPLICATE, segments=composer.segments(text or ""))
 
 
 def _first_answer(services: Services, sid: str) -> tuple[Any, str | None]:
