@@ -4,7 +4,9 @@ Claims: a sender marks due rows `sending` with `claimed_by` and `claimed_until` 
 (PostgreSQL `FOR UPDATE SKIP LOCKED`; on SQLite the store's `BEGIN IMMEDIATE` makes it the only
 writer), so two senders never take the same row. A sender killed mid-batch leaves its rows
 `sending`; once `claimed_until` passes, any sender takes them again. The one duplicate this
-allows: a sender that dies after Twilio accepted a text but before it recorded that.
+allows: a sender that dies after Twilio accepted a text but before it recorded that. A sender
+whose store fails mid-batch keeps running: once the store answers it records what Twilio took
+and hands the rest back to the queue at once (`recover`), instead of leaving them to the lease.
 
 Pacing is a shared schedule in the `sms_pacing` table: each text reserves `segments / SMS_RATE`
 seconds after the last reservation, whichever process or host makes it.
@@ -128,20 +130,58 @@ class Sender:
         # Small enough that a claimed batch is sent well inside its lease at SMS_RATE.
         self.batch = max(1, min(50, int(settings.sms_rate * lease / 4)))
         self.callback = status_callback_url(settings)
+        # What a store failure mid-batch left behind, put right by the next step: sends the
+        # provider took that are not recorded yet, and whether rows of ours may still be claimed.
+        self.unrecorded: list[tuple[Any, dict[str, Any]]] = []
+        self.interrupted = False
 
     def step(self, stop: threading.Event | None = None) -> int:
         """Send one batch of due texts and any digests whose window opened; returns rows handled."""
         stop = stop or threading.Event()
+        self.recover()
         self.send_digests()
         rows = self.claim()
         done: set[int] = set()
-        for index, row in enumerate(rows):
-            if stop.is_set():
-                self.release([r.id for r in rows[index:] if r.id not in done])
-                break
-            if row.id not in done:  # not already sent together with an earlier one
-                done.update(self.process(row, stop))
+        try:
+            for index, row in enumerate(rows):
+                if stop.is_set():
+                    self.release([r.id for r in rows[index:] if r.id not in done])
+                    break
+                if row.id not in done:  # not already sent together with an earlier one
+                    done.update(self.process(row, stop))
+        except BaseException:
+            self.interrupted = True
+            raise
         return len(rows)
+
+    def recover(self) -> None:
+        """After a step the store failed: record what went out, hand back what did not.
+
+        Without this the rows claimed but unsent would wait out their lease, and a text the
+        provider took would be sent again once its lease ran out.
+        """
+        if self.unrecorded:
+            ids = ", ".join(f"#{row.id}" for row, _ in self.unrecorded)
+            self._record()
+            logger.info("outbox %s recorded as sent: the provider took them while the store was down", ids)
+        if self.interrupted:
+            o = outbox.c
+            with self.engine.begin() as conn:
+                back = conn.execute(
+                    update(outbox)
+                    .where(o.claimed_by == self.worker_id, o.status == Delivery.SENDING)
+                    .values(status=Delivery.QUEUED, claimed_by=None, claimed_until=None)
+                ).rowcount
+            self.interrupted = False
+            if back:
+                logger.info("%d claimed text(s) back in the queue after a store failure", back)
+
+    def _record(self) -> None:
+        """Record the sends the provider took; those the store refuses wait for the next step."""
+        while self.unrecorded:
+            row, values = self.unrecorded[0]
+            self._finish(row, **values)
+            del self.unrecorded[0]
 
     def claim(self, now: float | None = None) -> list[Any]:
         """Atomically take up to one batch of due rows (queued, or abandoned past their lease)."""
@@ -216,8 +256,8 @@ class Sender:
                     sent_at=time.time(), error_code=None, error_message=None)  # fmt: skip
         if len(rows) > 1:
             sent.update(body=body, segments=segments)  # what each of them went out as
-        for r in rows:
-            self._finish(r, **sent)
+        self.unrecorded = [(r, sent) for r in rows]
+        self._record()
         logger.info("sent outbox #%d (%s) to %s%s", row.id, row.kind, mask(row.to_number),
                     f" with {len(rows) - 1} more new alert(s)" if len(rows) > 1 else "")  # fmt: skip
         return ids

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from core import db
 
@@ -41,8 +42,10 @@ class PostgresLeader:
                 return True
             conn.close()
             return False
-        except Exception:  # noqa: BLE001 - a lost connection means we no longer lead
-            logger.warning("leader lock connection lost; stepping down", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a lost connection means we no longer lead
+            # A store that went away is one line; anything else keeps its traceback.
+            logger.warning("leader lock %s: %s", "connection lost, stepping down" if self.conn else "not taken",
+                           exc.__class__.__name__, exc_info=not isinstance(exc, OperationalError))  # fmt: skip
             self._drop()
             return False
 

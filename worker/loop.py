@@ -20,8 +20,10 @@ from collections.abc import Callable
 
 import click
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 import alerting
+from core import db
 from heartbeats import watch
 from inbound import pipeline
 from incidents import escalation, paging, records, reminders
@@ -78,7 +80,9 @@ class Worker:
         )
         self.sender = Sender(services.engine, services.settings, make_backend(services.settings, send_timeout),
                              storm, records, self.worker_id, lease=lease)  # fmt: skip
-        self.evaluator = alerting.Evaluator(services, self.rule_file.load().rules, self.worker_id)
+        # The rules are first read inside the loop, which outlasts a store that is down at start.
+        self.evaluator = alerting.Evaluator(services, None, self.worker_id)
+        self.rules_read = False
         self.leader = make_leader(services.engine)
         self.jobs = periodic_jobs(min(services.settings.alert_interval, JOB_PERIOD))
         self.next_job_at = [0.0] * len(self.jobs)
@@ -89,14 +93,19 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
-        interval = self.services.settings.alert_interval
-        logger.info(
-            "worker %s started: %d rule(s), every %gs", self.worker_id, len(self.evaluator.rules), interval
-        )
+        settings = self.services.settings
+        interval = settings.alert_interval
+        logger.info("worker %s started: rules every %gs", self.worker_id, interval)
         next_eval = 0.0
         while not self.stop.is_set():
             handled = 0
             try:
+                if not db.ensure_db(self.services.engine, settings.migrate_on_start):
+                    self.stop.wait(min(5.0, interval))  # ensure_db said why, in one line
+                    continue
+                if not self.rules_read:
+                    self.evaluator.use(self.rule_file.load().rules)
+                    self.rules_read = True
                 self.beat()
                 leading = self.leader.acquire()
                 if leading != self.leading:
@@ -119,11 +128,20 @@ class Worker:
                 if leading:
                     self.run_jobs(now)
                 handled = self.sender.step(self.stop)
+            except OperationalError as exc:
+                # The store went away: one line each try, as the web's "store unreachable" is.
+                logger.error("store unreachable, worker waiting: %s", exc.__class__.__name__)
+                self.stop.wait(min(5.0, interval))
             except Exception:
                 logger.exception("worker loop error; continuing")
                 self.stop.wait(min(5.0, interval))
             if not handled:
                 self.stop.wait(self.poll)
+        try:
+            self.sender.recover()  # a store failure's leftovers, if the store is back
+        except OperationalError as exc:
+            logger.error("store unreachable at stop, claimed texts wait out their lease: %s",
+                         exc.__class__.__name__)  # fmt: skip
         self.leader.release()
         logger.info("worker %s stopped cleanly", self.worker_id)
 

@@ -353,6 +353,14 @@ def fire(url: str, name: str) -> requests.Response:
     return requests.post(url + "/webhook/alertmanager", json=body, headers=headers, timeout=30)
 
 
+def queue_texts(engine, bodies: list[str], kind: str = queue.Kind.REPLY) -> None:
+    """Texts for the admin straight into the outbox, as a command's reply or a page queues them."""
+    settings = Settings(twilio_auth_token=TOKEN)
+    with engine.begin() as conn:
+        for body in bodies:
+            queue.enqueue(conn, ADMIN, body, kind, settings)
+
+
 def outbox_rows(engine) -> list:
     with engine.connect() as conn:
         return conn.execute(select(queue.outbox).order_by(queue.outbox.c.id)).all()
@@ -407,11 +415,8 @@ def test_a_worker_killed_again_and_again_sends_every_queued_text_without_losing_
     that (at most once per kill)."""
     env = worker_env(tmp_path, fake, postgres.url, SMS_RATE="20")
     engine = db.make_engine(postgres.url)
-    settings = Settings(twilio_auth_token=TOKEN, database_url=postgres.url, log_dir=str(tmp_path))
     bodies = [f"text {i:03d}" for i in range(100)]
-    with engine.begin() as conn:
-        for body in bodies:
-            queue.enqueue(conn, ADMIN, body, queue.Kind.REPLY, settings)
+    queue_texts(engine, bodies)
     kills = 5
     for _ in range(kills):
         seen = len(fake.messages)
@@ -434,10 +439,78 @@ def test_a_worker_killed_again_and_again_sends_every_queued_text_without_losing_
     assert {r.status for r in outbox_rows(engine)} == {"sent"}, "no row is left sending"
 
 
-def start_lease_worker(cwd: Path, env: dict[str, str]):
-    """A worker whose claims lapse after 2 s, so a killed one's texts are taken over quickly."""
+def test_a_worker_started_while_postgresql_is_down_waits_for_it_and_then_sends_what_is_queued(
+    tmp_path, postgres, fake
+):
+    """A worker started (or restarted by its service manager) while PostgreSQL is down keeps
+    running and says, in one line each time and without a traceback, that it cannot reach the
+    store; once PostgreSQL is back the page queued before it went down goes out. PostgreSQL
+    going down again under the running worker is met the same way."""
+    env = worker_env(tmp_path, fake, postgres.url)
+    engine = db.make_engine(postgres.url)
+    queue_texts(engine, ["queued before the outage"])
+    engine.dispose()
+    postgres.stop()
+    log = tmp_path / "worker.log"
+    worker = start_worker(tmp_path, env)
+    try:
+        wait_until(lambda: worker.poll() is not None or log.read_text().count("store unreachable") >= 2,
+                   60, "the worker to say twice that the store is unreachable")  # fmt: skip
+        assert worker.poll() is None, "the worker is still running with its store down"
+        postgres.start()
+        wait_until(lambda: fake.bodies() == ["queued before the outage"], 60, "the queued page to go out")
+        said = log.read_text().count("store unreachable")
+        postgres.stop()
+        wait_until(lambda: worker.poll() is not None or log.read_text().count("store unreachable") >= said + 2,
+                   60, "the running worker to say the store is unreachable")  # fmt: skip
+        assert worker.poll() is None, "the worker outlives the second outage"
+        postgres.start()
+        queue_texts(engine, ["queued after the outage"])
+        wait_until(lambda: len(fake.bodies()) == 2, 60, "the second page to go out")
+    finally:
+        code = stop_worker(worker)
+    assert code == 0
+    assert fake.bodies() == ["queued before the outage", "queued after the outage"]
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_pages_a_worker_had_claimed_when_postgresql_went_down_go_out_once_as_soon_as_it_is_back(
+    tmp_path, postgres, fake
+):
+    """PostgreSQL stops while the worker is partway through a batch: the page Twilio took while
+    the store was down is recorded as sent, not sent again, and the pages the worker had claimed
+    but not sent go out once PostgreSQL is back, not when their ten-minute claim runs out."""
+    env = worker_env(tmp_path, fake, postgres.url, SMS_RATE="0.5")  # a page every 2 s
+    engine = db.make_engine(postgres.url)
+    bodies = [f"page {i}" for i in range(4)]
+    queue_texts(engine, bodies, queue.Kind.ALERT)
+    engine.dispose()
+    log = tmp_path / "worker.log"
+    worker = start_lease_worker(tmp_path, env, lease=600)
+    try:
+        wait_until(lambda: fake.bodies() == bodies[:1], 30, "the first page to go out")
+        postgres.stop()  # the second page has its slot and goes to Twilio while the store is down
+        wait_until(lambda: worker.poll() is not None or "store unreachable" in log.read_text(), 30,
+                   "the worker to find the store gone")  # fmt: skip
+        wait_until(lambda: len(fake.bodies()) >= 2, 10, "the second page to reach Twilio")
+        postgres.start()
+        wait_until(lambda: not waiting(engine), 60, "every claimed page to be sent once the store is back")
+        time.sleep(3)  # a second copy of any page would show up now
+    finally:
+        stop_worker(worker)
+    assert Counter(fake.bodies()) == Counter(bodies), "each page went out exactly once"
+    rows = outbox_rows(engine)
+    assert {r.status for r in rows} == {"sent"} and all(r.provider_sid for r in rows)
+    by_sid = {m.sid: m.body for m in fake.messages}
+    assert {r.body: by_sid.get(r.provider_sid) for r in rows} == {b: b for b in bodies}, (
+        "each row records the message Twilio took for it"
+    )
+
+
+def start_lease_worker(cwd: Path, env: dict[str, str], lease: float = 2):
+    """A worker whose claims lapse after `lease` seconds (2: a killed one's texts are taken over quickly)."""
     log = open(cwd / "worker.log", "ab")  # noqa: SIM115 - the child holds it
-    cmd = [sys.executable, "-m", "flask", "--app", "app", "worker", "--lease", "2"]
+    cmd = [sys.executable, "-m", "flask", "--app", "app", "worker", "--lease", f"{lease:g}"]
     return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
 
 
