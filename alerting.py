@@ -89,11 +89,17 @@ class Evaluator:
             self.forget_removed_rules()
 
     def tick(self, now: float | None = None) -> None:
-        """Evaluate each due rule; a failure is that rule's problem, never the loop's."""
+        """Evaluate each due rule; a failure is that rule's problem, never the loop's.
+
+        Except the store going away (monitors answer their own failures as results): every rule
+        would fail the same way, so the tick ends and the worker waits for the store.
+        """
         now = time.time() if now is None else now
         for rule in self.rules:
             try:
                 self.evaluate(rule, now)
+            except db.UNREACHABLE:
+                raise
             except Exception:
                 logger.exception("rule %s: evaluation failed", rule.name)
                 try:

@@ -39,9 +39,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 logger = logging.getLogger(__name__)
+
+# What the store going away raises (refused, cut, restarting, locked): the worker waits it out,
+# saying so in one line, where any other error keeps its traceback.
+UNREACHABLE = (OperationalError, InterfaceError)
 
 metadata = MetaData()
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")

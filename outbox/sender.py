@@ -130,10 +130,10 @@ class Sender:
         # Small enough that a claimed batch is sent well inside its lease at SMS_RATE.
         self.batch = max(1, min(50, int(settings.sms_rate * lease / 4)))
         self.callback = status_callback_url(settings)
-        # What a store failure mid-batch left behind, put right by the next step: sends the
-        # provider took that are not recorded yet, and whether rows of ours may still be claimed.
+        # What a step the store failed left behind, put right by the next one: sends the
+        # provider took that are not recorded yet, and the rows this sender claimed in that step.
         self.unrecorded: list[tuple[Any, dict[str, Any]]] = []
-        self.interrupted = False
+        self.claimed: set[int] = set()
 
     def step(self, stop: threading.Event | None = None) -> int:
         """Send one batch of due texts and any digests whose window opened; returns rows handled."""
@@ -142,16 +142,13 @@ class Sender:
         self.send_digests()
         rows = self.claim()
         done: set[int] = set()
-        try:
-            for index, row in enumerate(rows):
-                if stop.is_set():
-                    self.release([r.id for r in rows[index:] if r.id not in done])
-                    break
-                if row.id not in done:  # not already sent together with an earlier one
-                    done.update(self.process(row, stop))
-        except BaseException:
-            self.interrupted = True
-            raise
+        for index, row in enumerate(rows):
+            if stop.is_set():
+                self.release([r.id for r in rows[index:] if r.id not in done])
+                break
+            if row.id not in done:  # not already sent together with an earlier one
+                done.update(self.process(row, stop))
+        self.claimed.clear()  # each is sent, finished or back in the queue; kept if a step raised
         return len(rows)
 
     def recover(self) -> None:
@@ -161,27 +158,31 @@ class Sender:
         provider took would be sent again once its lease ran out.
         """
         if self.unrecorded:
-            ids = ", ".join(f"#{row.id}" for row, _ in self.unrecorded)
-            self._record()
-            logger.info("outbox %s recorded as sent: the provider took them while the store was down", ids)
-        if self.interrupted:
-            o = outbox.c
-            with self.engine.begin() as conn:
-                back = conn.execute(
-                    update(outbox)
-                    .where(o.claimed_by == self.worker_id, o.status == Delivery.SENDING)
-                    .values(status=Delivery.QUEUED, claimed_by=None, claimed_until=None)
-                ).rowcount
-            self.interrupted = False
+            recorded = self._record()
+            if recorded:
+                logger.info("outbox %s recorded as sent (the provider took it while the store was down)",
+                            ", ".join(f"#{i}" for i in recorded))  # fmt: skip
+        if self.claimed:
+            back = self.release(sorted(self.claimed))
+            self.claimed.clear()
             if back:
                 logger.info("%d claimed text(s) back in the queue after a store failure", back)
 
-    def _record(self) -> None:
+    def _record(self) -> list[int]:
         """Record the sends the provider took; those the store refuses wait for the next step."""
+        recorded = []
         while self.unrecorded:
             row, values = self.unrecorded[0]
-            self._finish(row, **values)
+            try:
+                if self._finish(row, taken=True, **values):
+                    recorded.append(row.id)
+            except db.UNREACHABLE:
+                raise
+            except Exception:
+                # Never retried: one row the store will not take must not stop all sending.
+                logger.exception("outbox #%d was sent but could not be recorded", row.id)
             del self.unrecorded[0]
+        return recorded
 
     def claim(self, now: float | None = None) -> list[Any]:
         """Atomically take up to one batch of due rows (queued, or abandoned past their lease)."""
@@ -208,19 +209,20 @@ class Sender:
                 .values(status=Delivery.SENDING, claimed_by=self.worker_id, claimed_until=now + self.lease)
             )
             claimed = {r.id: r for r in conn.execute(select(outbox).where(o.id.in_(ids)))}
-            return [claimed[i] for i in ids]  # in the order chosen above: replies first
+        self.claimed.update(ids)
+        return [claimed[i] for i in ids]  # in the order chosen above: replies first
 
-    def release(self, ids: list[int]) -> None:
-        """Hand unsent claimed rows back to the queue (clean shutdown)."""
+    def release(self, ids: list[int]) -> int:
+        """Hand unsent claimed rows back to the queue (clean shutdown, or after a store failure)."""
         if not ids:
-            return
+            return 0
         o = outbox.c
         with self.engine.begin() as conn:
-            conn.execute(
+            return conn.execute(
                 update(outbox)
                 .where(o.id.in_(ids), o.claimed_by == self.worker_id, o.status == Delivery.SENDING)
                 .values(status=Delivery.QUEUED, claimed_by=None, claimed_until=None)
-            )
+            ).rowcount
 
     def process(self, row: Any, stop: threading.Event) -> list[int]:
         """Check, pace and send one claimed row, then record the outcome; returns the ids handled.
@@ -351,6 +353,7 @@ class Sender:
                 .where(o.id.in_([r.id for r in chosen]))
                 .values(status=Delivery.SENDING, claimed_by=self.worker_id, claimed_until=now + self.lease)
             )
+        self.claimed.update(r.id for r in chosen)
         return [row, *chosen], body
 
     def _stale(self, row: Any, now: float) -> str | None:
@@ -391,13 +394,20 @@ class Sender:
         self._finish(row, status=Delivery.QUEUED, attempts=attempts, not_before=retry_at, claimed_by=None,
                      claimed_until=None, error_code=failure.code, error_message=failure.message)  # fmt: skip
 
-    def _finish(self, row: Any, **values: Any) -> None:
+    def _finish(self, row: Any, taken: bool = False, **values: Any) -> bool:
+        """Record a row's outcome while it is still ours; False if another sender has it now.
+
+        `taken`: the provider took it, so it is recorded even if our lease ran out while the
+        store was down, unless another sender sent it meanwhile; one about to send it then finds
+        its lease gone.
+        """
         values.setdefault("attempts", row.attempts + (1 if values.get("status") == Delivery.SENT else 0))
         o = outbox.c
+        ours = o.claimed_by == self.worker_id
+        if taken:
+            ours |= o.status.in_((Delivery.QUEUED, Delivery.SENDING)) & o.provider_sid.is_(None)
         with self.engine.begin() as conn:
-            mine = conn.execute(
-                update(outbox).where(o.id == row.id, o.claimed_by == self.worker_id).values(**values)
-            ).rowcount
+            mine = conn.execute(update(outbox).where(o.id == row.id, ours).values(**values)).rowcount
             if mine and row.kind == Kind.CALL:
                 if values.get("status") == Delivery.SENT:
                     calls.placed(conn, row.id, values["provider_sid"], values["delivery_status"])
@@ -409,6 +419,7 @@ class Sender:
                 elif values.get("status") in UNPLACED:
                     reason = values.get("error_message") or values.get("error_code") or values["status"]
                     calls.finish(conn, row.id, calls.Outcome.NOT_REACHED, f"not placed: {reason}")
+        return bool(mine)
 
     def send_digests(self) -> int:
         """For each recipient with folded texts whose storm window has opened, queue one digest."""

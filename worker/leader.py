@@ -13,7 +13,6 @@ from typing import TextIO
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from core import db
 
@@ -45,7 +44,7 @@ class PostgresLeader:
         except Exception as exc:  # noqa: BLE001 - a lost connection means we no longer lead
             # A store that went away is one line; anything else keeps its traceback.
             logger.warning("leader lock %s: %s", "connection lost, stepping down" if self.conn else "not taken",
-                           exc.__class__.__name__, exc_info=not isinstance(exc, OperationalError))  # fmt: skip
+                           exc.__class__.__name__, exc_info=not isinstance(exc, db.UNREACHABLE))  # fmt: skip
             self._drop()
             return False
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import click
 from flask import current_app
-from sqlalchemy.exc import OperationalError
 
 import alerting
 from core import db
@@ -128,7 +127,7 @@ class Worker:
                 if leading:
                     self.run_jobs(now)
                 handled = self.sender.step(self.stop)
-            except OperationalError as exc:
+            except db.UNREACHABLE as exc:
                 # The store went away: one line each try, as the web's "store unreachable" is.
                 logger.error("store unreachable, worker waiting: %s", exc.__class__.__name__)
                 self.stop.wait(min(5.0, interval))
@@ -139,7 +138,7 @@ class Worker:
                 self.stop.wait(self.poll)
         try:
             self.sender.recover()  # a store failure's leftovers, if the store is back
-        except OperationalError as exc:
+        except db.UNREACHABLE as exc:
             logger.error("store unreachable at stop, claimed texts wait out their lease: %s",
                          exc.__class__.__name__)  # fmt: skip
         self.leader.release()
@@ -162,6 +161,8 @@ class Worker:
             self.next_job_at[index] = now + period
             try:
                 job(self.services)
+            except db.UNREACHABLE:
+                raise  # the loop waits for the store; the other jobs would fail the same way
             except Exception:
                 logger.exception("periodic job %s failed", getattr(job, "__module__", job))
 

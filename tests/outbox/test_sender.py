@@ -18,6 +18,7 @@ from rate_limiter import RateLimiter, rate_limits
 from services import build_services
 from tests.support.apps import with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
+from tests.support.hosts import PrivatePostgres
 from tests.support.phones import ADMIN, RESPONDER
 from tests.support.servers import fresh_postgres_database
 
@@ -159,6 +160,33 @@ def test_a_row_abandoned_by_a_dead_sender_is_taken_after_its_lease(twilio_servic
     assert other.claim() == []
     taken = other.claim(now=time.time() + 31)
     assert [r.claimed_by for r in taken] == ["other", "other"]
+
+
+def test_a_page_twilio_took_while_the_store_was_down_past_its_lease_goes_out_once(tmp_path, settings, fake):
+    """Twilio takes a page, then the store goes down before the sender can record it, and stays
+    down past the page's lease, so another sender claims it once the store is back. The first
+    sender records the send as soon as it can and the other, finding the page sent, does not send
+    it again."""
+    server = PrivatePostgres(tmp_path)
+    svc = build_services(with_settings(settings, database_url=server.url, sms_backend="twilio",
+                                       twilio_api_url=fake.url, sms_rate=1000.0))  # fmt: skip
+    try:
+        queue_texts(svc, 1, body="the page")
+        first, other = make_sender(svc, "first", lease=30), make_sender(svc, "other", lease=30)
+        fake.on_message = lambda _: server.stop()
+        with pytest.raises(db.UNREACHABLE):
+            first.step()
+        fake.on_message = None
+        server.start()
+        [taken] = other.claim(now=time.time() + 31)
+        first.step()
+        other.process(taken, threading.Event())
+        [row] = rows(svc)
+    finally:
+        svc.close()
+        server.close()
+    assert fake.bodies() == ["the page"]
+    assert (row.status, row.provider_sid) == ("sent", fake.messages[0].sid)
 
 
 def test_shared_pacing_spaces_texts_by_segments_per_second(services):

@@ -36,6 +36,7 @@ from inbound.routes import STORE_DOWN
 from incidents import records
 from incidents.rules import parse_rules
 from outbox import queue
+from outbox.sender import pacing
 from tests.support.apps import app_with, with_settings
 from tests.support.fakes.twilio_api import FakeTwilio
 from tests.support.hosts import PrivatePostgres, PrivateRedis, network, postgres_on, wait_until
@@ -480,16 +481,24 @@ def test_pages_a_worker_had_claimed_when_postgresql_went_down_go_out_once_as_soo
     """PostgreSQL stops while the worker is partway through a batch: the page Twilio took while
     the store was down is recorded as sent, not sent again, and the pages the worker had claimed
     but not sent go out once PostgreSQL is back, not when their ten-minute claim runs out."""
-    env = worker_env(tmp_path, fake, postgres.url, SMS_RATE="0.5")  # a page every 2 s
+    env = worker_env(tmp_path, fake, postgres.url, SMS_RATE="0.25")  # a page every 4 s
     engine = db.make_engine(postgres.url)
     bodies = [f"page {i}" for i in range(4)]
     queue_texts(engine, bodies, queue.Kind.ALERT)
-    engine.dispose()
+    o = queue.outbox.c
+
+    def second_page_booked() -> bool:
+        with engine.connect() as conn:
+            first = conn.execute(select(o.sent_at).where(o.body == bodies[0], o.status == "sent")).scalar()
+            booked = conn.execute(select(pacing.c.next_at)).scalar()
+        return first is not None and booked is not None and booked > first + 6
+
     log = tmp_path / "worker.log"
     worker = start_lease_worker(tmp_path, env, lease=600)
     try:
-        wait_until(lambda: fake.bodies() == bodies[:1], 30, "the first page to go out")
-        postgres.stop()  # the second page has its slot and goes to Twilio while the store is down
+        wait_until(second_page_booked, 30, "the first page to be sent and the second to book its slot")
+        engine.dispose()
+        postgres.stop()  # the second page goes to Twilio when its slot comes, with the store down
         wait_until(lambda: worker.poll() is not None or "store unreachable" in log.read_text(), 30,
                    "the worker to find the store gone")  # fmt: skip
         wait_until(lambda: len(fake.bodies()) >= 2, 10, "the second page to reach Twilio")

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +86,9 @@ class FakeTwilio:
     port: int = 0  # 0: a free one; pass the old port to bring a stopped fake "back up"
     host: str = "127.0.0.1"  # another address of this machine: a test network's (tests/support/hosts.py)
     account_status: str = "active"  # active | suspended | closed
+    # Called with each message taken, before the answer goes back: a fault between the provider
+    # taking a text and the sender hearing so (the store going down, say).
+    on_message: Callable[[Sent], None] | None = None
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -131,6 +135,8 @@ class FakeTwilio:
         )
         with self.lock:
             self.messages.append(sent)
+        if self.on_message is not None:
+            self.on_message(sent)
         return sent
 
     def placed(self) -> list[Placed]:
