@@ -94,17 +94,15 @@ class Worker:
         signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
         settings = self.services.settings
         interval = settings.alert_interval
+        pause = min(5.0, interval)  # between tries while the store or a step fails
         logger.info("worker %s started: rules every %gs", self.worker_id, interval)
         next_eval = 0.0
         while not self.stop.is_set():
             handled = 0
             try:
                 if not db.ensure_db(self.services.engine, settings.migrate_on_start):
-                    self.stop.wait(min(5.0, interval))  # ensure_db said why, in one line
+                    self.stop.wait(pause)  # ensure_db said why, in one line
                     continue
-                if not self.rules_read:
-                    self.evaluator.use(self.rule_file.load().rules)
-                    self.rules_read = True
                 self.beat()
                 leading = self.leader.acquire()
                 if leading != self.leading:
@@ -115,9 +113,11 @@ class Worker:
                     )
                     self.leading, next_eval = leading, 0.0
                     self.next_job_at = [0.0] * len(self.jobs)
-                # A follower's last read stands until it leads: changed() compares with that read.
-                if leading and (self.reload.is_set() or self.rule_file.changed()):
+                # Every worker reads the rules once; a follower's read stands until it leads:
+                # changed() compares with that read.
+                if not self.rules_read or (leading and (self.reload.is_set() or self.rule_file.changed())):
                     self.evaluator.use(self.rule_file.load().rules)
+                    self.rules_read = True
                     self.reload.clear()
                     next_eval = 0.0  # new rules are evaluated at once
                 now = time.time()
@@ -130,17 +130,17 @@ class Worker:
             except db.UNREACHABLE as exc:
                 # The store went away: one line each try, as the web's "store unreachable" is.
                 logger.error("store unreachable, worker waiting: %s", exc.__class__.__name__)
-                self.stop.wait(min(5.0, interval))
+                self.stop.wait(pause)
             except Exception:
                 logger.exception("worker loop error; continuing")
-                self.stop.wait(min(5.0, interval))
+                self.stop.wait(pause)
             if not handled:
                 self.stop.wait(self.poll)
         try:
             self.sender.recover()  # a store failure's leftovers, if the store is back
-        except db.UNREACHABLE as exc:
-            logger.error("store unreachable at stop, claimed texts wait out their lease: %s",
-                         exc.__class__.__name__)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - stopping must still let go of the evaluator lock
+            logger.error("claimed texts not handed back at stop, they wait out their lease: %s",
+                         exc.__class__.__name__, exc_info=not isinstance(exc, db.UNREACHABLE))  # fmt: skip
         self.leader.release()
         logger.info("worker %s stopped cleanly", self.worker_id)
 
