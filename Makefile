@@ -1,16 +1,25 @@
 VENV := .venv
 PY := $(VENV)/bin/python
+# The interpreter the venv is made from: any Python 3.11 to 3.13 (README).
+PYTHON ?= python3
 PORT ?= 5000
 # bash for `wait -n` in `run`
 SHELL := /bin/bash
 
-.PHONY: run test test-fast lint bench audit lock clean
+.PHONY: install run test test-fast lint bench audit lock clean
 
-# Exactly the locked versions, each checked against its hash (pip's --require-hashes mode).
-$(VENV)/.installed: requirements-dev.lock
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
+# Exactly the locked versions, each checked against its hash, with whatever pip the interpreter
+# bundles (3.11's 23.2.1 included; docs/adr/0003-uv-lock-files.md). The lock already lists every
+# package, so --no-deps: an old pip resolving dependencies in hash mode stops at a requirement with
+# an extra (`CacheControl[filecache]`) although its version is pinned. `pip check` then proves the
+# lock is whole.
+$(VENV)/.installed: requirements.lock requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-dev.lock
+	$(PY) -m pip check
 	touch $@
+
+install: $(VENV)/.installed
 
 .env: .env.example
 	@test -f .env || PORT=$(PORT) $(PY) scripts/init_env.py
