@@ -13,8 +13,11 @@ WORKDIR /opt/operator
 # package is the locked version and must match its hash (--require-hashes): the image gets
 # exactly what CI tested.
 COPY requirements.lock ./
+# Installed as the Makefile's install step does (docs/adr/0003-uv-lock-files.md): the lock lists
+# every package, so --no-deps, and pip check proves it whole.
 RUN python -m venv /opt/operator/.venv \
-    && /opt/operator/.venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+    && /opt/operator/.venv/bin/python -m pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
+    && /opt/operator/.venv/bin/python -m pip check
 
 COPY . .
 RUN useradd --system --user-group --home-dir /var/lib/operator --create-home operator-sms

@@ -2,7 +2,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The interpreter the venv is made from: any Python 3.11 to 3.13 (README).
 PYTHON ?= python3
-PORT ?= 5000
+# What the venv gets: everything for development; a server takes the runtime lock alone
+# (`make install LOCK=requirements.lock`, docs/operations.md).
+LOCK ?= requirements-dev.lock
 # bash for `wait -n` in `run`
 SHELL := /bin/bash
 
@@ -13,22 +15,22 @@ SHELL := /bin/bash
 # package, so --no-deps: an old pip resolving dependencies in hash mode stops at a requirement with
 # an extra (`CacheControl[filecache]`) although its version is pinned. `pip check` then proves the
 # lock is whole.
-$(VENV)/.installed: requirements.lock requirements-dev.lock
+$(VENV)/.installed: $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
 	$(PY) -m pip check
 	touch $@
 
 install: $(VENV)/.installed
 
-.env: .env.example
-	@test -f .env || PORT=$(PORT) $(PY) scripts/init_env.py
-
 # The web server and the worker (rules + outbound SMS) together: when either exits, or on
-# Ctrl-C, the other is stopped too.
-run: $(VENV)/.installed .env
+# Ctrl-C, the other is stopped too. scripts/init_env.py writes .env when it is missing; `make run
+# PORT=N` writes PORT and the local PUBLIC_URL into it together, so a later plain `make run` serves
+# where `flask sms` signs; a .env whose two disagree is reported in one line.
+run: $(VENV)/.installed
+	@$(PY) scripts/init_env.py
 	@trap 'kill $$web $$worker 2>/dev/null; wait' EXIT; \
-	PORT=$(PORT) $(VENV)/bin/gunicorn -c production.py 'app:create_app()' & web=$$!; \
+	$(VENV)/bin/gunicorn -c production.py 'app:create_app()' & web=$$!; \
 	$(VENV)/bin/flask --app app worker & worker=$$!; \
 	wait -n $$web $$worker
 

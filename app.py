@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import click
 from dotenv import load_dotenv
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -200,7 +201,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _build(settings: Settings) -> Flask:
-    configure_logging(settings)
+    # Built for a `flask` command (a click context is open): start-up lines stay off the console
+    # unless the command shows them (the worker, `db upgrade`, `sms -v`); the file log has them.
+    configure_logging(settings, quiet_console=click.get_current_context(silent=True) is not None)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     if settings.proxy_hops:

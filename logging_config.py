@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 import os
 import sys
+from collections import deque
 
 from flask import g, has_request_context
 from prometheus_client import Counter
@@ -104,8 +105,38 @@ class RedactFilter(logging.Filter):
         return True
 
 
-def configure_logging(settings: Settings) -> None:
-    """Replace the root handlers with Operator's; safe to call again (tests build many apps)."""
+class HoldQuiet(logging.Filter):
+    """Holds a console's lines below WARNING back, for a command that answers on the console itself.
+
+    `flask sms` prints the reply and nothing else; the start-up and migration lines it held are
+    shown with -v (show_console). The file log still gets every line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: deque[logging.LogRecord] = deque(maxlen=200)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        self.held.append(record)
+        return False
+
+
+def show_console(held: bool) -> None:
+    """Show every console line from now on, and with `held` first the ones held back so far."""
+    for handler in logging.getLogger().handlers:
+        for hold in [f for f in handler.filters if isinstance(f, HoldQuiet)]:
+            handler.removeFilter(hold)
+            for record in hold.held if held else ():
+                handler.handle(record)
+
+
+def configure_logging(settings: Settings, quiet_console: bool = False) -> None:
+    """Replace the root handlers with Operator's; safe to call again (tests build many apps).
+
+    With `quiet_console` the console shows only warnings and errors until show_console.
+    """
     secrets = [
         settings.twilio_auth_token,
         settings.twilio_webhook_shared_key,
@@ -141,6 +172,9 @@ def configure_logging(settings: Settings) -> None:
         handler.addFilter(RequestIdFilter())
         handler.addFilter(RedactFilter(secrets))
         root.addHandler(handler)
+    if quiet_console:
+        # Last, so a held line is already redacted when it is shown.
+        handlers[0].addFilter(HoldQuiet())
     root.setLevel(settings.log_level)
     # Neither FORMAT nor gunicorn's formats show the source line or thread: don't collect them for
     # every record (the logging HOWTO's "Optimization" switches; a third of an audit line's cost).

@@ -23,8 +23,11 @@ db_command = AppGroup("db", help="The store's schema (Alembic revisions in core/
 def upgrade_command() -> None:
     """Apply every revision the store does not have yet."""
     engine = _engine()
+    before = db.revision_of(engine)
     db.upgrade(engine)
-    click.echo(f"{engine.url.render_as_string(hide_password=True)} at revision {db.revision_of(engine)}")
+    after = db.revision_of(engine)
+    moved = f" (was {before or 'empty'})" if after != before else " (nothing to apply)"
+    click.echo(f"{engine.url.render_as_string(hide_password=True)} at revision {after}{moved}")
 
 
 @db_command.command("current")

@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from command_processor import CommandProcessor
 from conversation import composer
 from inbound.pipeline import MAX_BODY
+from logging_config import show_console
 
 
 @click.command("sms")
@@ -26,8 +27,13 @@ from inbound.pipeline import MAX_BODY
 @click.option(
     "--url", default="", help="Operator's /sms (default: PUBLIC_URL's, else http://127.0.0.1:5000/sms)."
 )
-def sms_command(text: str, from_: str, url: str) -> None:
-    """Text Operator as Twilio would: a signed /sms request to a running server."""
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also the start-up lines, and each reply's segments and time."
+)
+def sms_command(text: str, from_: str, url: str, verbose: bool) -> None:
+    """Text Operator as Twilio would: a signed /sms request to a running server; prints the reply."""
+    if verbose:
+        show_console(held=True)
     settings = current_app.extensions["operator"].settings
     # `make run` writes PUBLIC_URL for the port it serves on: that is where the server listens.
     url = url or (settings.public_url + "/sms" if settings.public_url else "http://127.0.0.1:5000/sms")
@@ -64,10 +70,14 @@ def sms_command(text: str, from_: str, url: str) -> None:
         raise click.ClickException(f"HTTP {response.status_code} from {url}")
     bodies = [m.text or "" for m in ET.fromstring(response.text).iter("Message")]
     if not bodies:
-        click.echo(f"(no reply) [{elapsed * 1000:.0f} ms]")
+        click.echo(f"(no reply) [{elapsed * 1000:.0f} ms]", err=True)
     for body in bodies:
         click.echo(body)
-        click.echo(f"[{composer.segments(body)} segment(s), {len(body)} chars, {elapsed * 1000:.0f} ms]")
+        if verbose:
+            click.echo(
+                f"[{composer.segments(body)} segment(s), {len(body)} chars, {elapsed * 1000:.0f} ms]",
+                err=True,
+            )
 
 
 @click.command("parse")

@@ -27,6 +27,7 @@ from heartbeats import watch
 from inbound import pipeline
 from incidents import escalation, paging, records, reminders
 from incidents.rulefile import RuleFile
+from logging_config import show_console
 from oncall import escalation as team_escalation
 from oncall import feeds, handoffs
 from outbox.backends import make_backend
@@ -174,5 +175,7 @@ class Worker:
 @click.option("--send-timeout", default=10.0, show_default=True, help="Seconds to wait for the SMS provider.")
 def worker_command(lease: float, send_timeout: float) -> None:
     """Evaluate alert rules and send queued texts until SIGTERM."""
+    # A long-running process: its console is its log, start-up lines included.
+    show_console(held=True)
     services: Services = current_app.extensions["operator"]
     Worker(services, lease=lease, send_timeout=min(send_timeout, lease / 2)).run()

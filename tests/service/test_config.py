@@ -127,12 +127,61 @@ def test_the_env_example_itself_is_a_valid_configuration_once_a_token_is_set():
     assert Settings.from_env(env).rate_limit == "30 per 5 minutes"
 
 
+def make_runs_env_script(cwd, port: str = "") -> subprocess.CompletedProcess:
+    """scripts/init_env.py as `make run` calls it: PORT in its environment only when given."""
+    env = {k: v for k, v in os.environ.items() if k != "PORT"} | ({"PORT": port} if port else {})
+    if not (cwd / ".env.example").exists():
+        (cwd / ".env.example").write_text((REPO / ".env.example").read_text())
+    script = str(REPO / "scripts" / "init_env.py")
+    return subprocess.run(
+        [sys.executable, script], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+
+
+def written_env(cwd) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", (cwd / ".env").read_text(), re.M))
+
+
 def test_make_runs_env_file_checks_signatures_against_the_local_server(tmp_path):
-    (tmp_path / ".env.example").write_text((REPO / ".env.example").read_text())
-    env = {**os.environ, "PORT": "5123"}
-    subprocess.run([sys.executable, str(REPO / "scripts" / "init_env.py")], cwd=tmp_path, env=env, check=True)
-    written = dict(re.findall(r"^([A-Z_]+)=(.*)$", (tmp_path / ".env").read_text(), re.M))
+    make_runs_env_script(tmp_path, port="5123")
+    written = written_env(tmp_path)
     assert Settings.from_env(written).public_url == "http://127.0.0.1:5123"
+    assert written["PORT"] == "5123"
+
+
+def test_make_run_with_a_new_port_moves_port_and_public_url_together_in_an_existing_env(tmp_path):
+    make_runs_env_script(tmp_path)
+    token = written_env(tmp_path)["TWILIO_AUTH_TOKEN"]
+    make_runs_env_script(tmp_path, port="6150")
+    written = written_env(tmp_path)
+    assert (written["PORT"], written["PUBLIC_URL"]) == ("6150", "http://127.0.0.1:6150")
+    assert written["TWILIO_AUTH_TOKEN"] == token, "the rest of .env is kept"
+    later = make_runs_env_script(tmp_path)  # a plain `make run` afterwards
+    assert later.stderr == "" and written_env(tmp_path)["PORT"] == "6150"
+
+
+def test_an_env_whose_port_and_local_public_url_disagree_is_reported_in_one_line(tmp_path):
+    make_runs_env_script(tmp_path, port="5000")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        env_file.read_text().replace("PUBLIC_URL=http://127.0.0.1:5000", "PUBLIC_URL=http://127.0.0.1:6150")
+    )
+    result = make_runs_env_script(tmp_path)
+    assert result.stderr.count("\n") == 1
+    assert "PORT=5000" in result.stderr and "6150" in result.stderr
+    assert written_env(tmp_path)["PUBLIC_URL"] == "http://127.0.0.1:6150", "reported, not rewritten"
+
+
+def test_a_public_url_behind_a_proxy_is_neither_moved_nor_questioned(tmp_path):
+    make_runs_env_script(tmp_path, port="5000")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        env_file.read_text().replace("PUBLIC_URL=http://127.0.0.1:5000", "PUBLIC_URL=https://ops.example.com")
+    )
+    assert make_runs_env_script(tmp_path).stderr == ""
+    make_runs_env_script(tmp_path, port="7000")
+    written = written_env(tmp_path)
+    assert (written["PORT"], written["PUBLIC_URL"]) == ("7000", "https://ops.example.com")
 
 
 def test_the_pipeline_checks_have_documented_defaults_and_take_durations():

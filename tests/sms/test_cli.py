@@ -36,21 +36,30 @@ def server(tmp_path_factory):
         yield url, env
 
 
-def test_it_prints_the_reply_and_its_segment_count(server):
+def test_it_prints_the_reply_and_nothing_else(server):
     url, env = server
     result = flask_sms(env, "help", "--url", url + "/sms")
     assert result.returncode == 0, result.stderr
-    reply, meta = result.stdout.strip().splitlines()[-2:]
+    assert result.stdout.startswith("Commands: status, ") and result.stdout.count("\n") == 1
+    assert "more" in result.stdout and "metrics" in result.stdout
+    assert "INFO" not in result.stderr, "start-up and migration lines are held back without -v"
+
+
+def test_with_v_it_also_shows_the_start_up_lines_and_the_reply_s_segment_count(server):
+    url, env = server
+    result = flask_sms(env, "help", "-v", "--url", url + "/sms")
+    assert result.returncode == 0, result.stderr
+    reply = result.stdout.strip()
     assert reply.startswith("Commands: status, ")
-    assert "more" in reply and "metrics" in reply
-    assert meta.startswith(f"[1 segment(s), {len(reply)} chars")
+    assert "Operator ready" in result.stderr
+    assert f"[1 segment(s), {len(reply)} chars" in result.stderr
 
 
 def test_it_sends_from_the_first_authorized_number_unless_told_otherwise(server):
     url, env = server
     assert "Commands:" in flask_sms(env, "?", "--url", url + "/sms").stdout
     stranger = flask_sms(env, "help", "--from", STRANGER, "--url", url + "/sms")
-    assert stranger.returncode == 0 and "(no reply)" in stranger.stdout
+    assert stranger.returncode == 0 and stranger.stdout == "" and "(no reply)" in stranger.stderr
 
 
 def test_without_url_it_texts_the_server_at_public_url_as_make_run_writes_it(tmp_path):
