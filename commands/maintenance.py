@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from command_processor import CommandError, Context, command
 from conversation.arguments import ALL_WORDS, MAX_ID_DIGITS, duration_at
+from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
 from core.timeutil import humanize
@@ -226,7 +227,29 @@ def _off(conn: Connection, ctx: Context, request: Request, now: float) -> str:
     return reply
 
 
-@command("maintenance", aliases=("maint", "downtime"), unlimited=True)
+def _canonical(ctx: Context) -> str:
+    """'2h', '2h instance=db-1', 'off all', 'off 3': what a YES to "did you mean" runs."""
+    try:
+        request = parse(ctx.args, ctx.text)
+    except CommandError:
+        return ""
+    scope = [_scope_text(request.scope)] if request.scope else []
+    if request.off:
+        return " ".join(["off", *(["all"] if request.all else []), *map(str, request.numbers), *scope])
+    length = [duration_text(request.seconds)] if request.seconds else []
+    return " ".join([*map(str, request.numbers), *length, *scope])
+
+
+def acts(args: list[str]) -> bool:
+    """Whether these words start, extend or end a window (a listing changes nothing)."""
+    try:
+        request = parse(args, " ".join(args))
+    except CommandError:
+        return True  # unreadable: held to the rules for actions, never run on a question
+    return request.off or bool(request.seconds or request.numbers)
+
+
+@command("maintenance", aliases=("maint", "downtime"), unlimited=True, acts=acts, canonical=_canonical)
 def maintenance_(ctx: Context) -> str:
     """maintenance [2h] [alertname|label=value] | off [n|all]: hold pages during planned work; alone: list."""
     request = parse(ctx.args, ctx.text)

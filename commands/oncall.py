@@ -11,6 +11,7 @@ import re
 from command_processor import CommandError, Context, command
 from config import E164
 from conversation.arguments import duration_at
+from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
 from core.timeutil import humanize
@@ -27,7 +28,26 @@ _PIECE = re.compile(r"\+?\(?\d[\d().-]*")
 _NOISE = frozenset({"for", "to", "on", "call", "oncall", "over", "team", "the", "i", "ll", "will"})
 
 
-@command("oncall", aliases=("rota", "roster"))
+def _canonical(ctx: Context) -> str:
+    """'take 4h payments', 'give +15550100 2h payments', 'payments': what a YES runs."""
+    configured = teams.of(ctx.services.settings)
+    words = " ".join(ctx.args).lower().replace(",", " ").split()
+    named = [w for w in words if w in configured]
+    verb = next((w for w in words if w in TAKE_WORDS | GIVE_WORDS), "")
+    if not verb:
+        return " ".join(named)
+    give = verb in GIVE_WORDS
+    phone, others = _number(" ".join(words)) if give else ("", words)
+    length = next((duration_text(t[0]) for i in range(len(others)) if (t := duration_at(others, i))), "")
+    return " ".join(p for p in ("give" if give else "take", phone, length, *named) if p)
+
+
+def acts(args: list[str]) -> bool:
+    """Whether these words take or give on-call (asking who is on call changes nothing)."""
+    return any(word in TAKE_WORDS | GIVE_WORDS for word in args)
+
+
+@command("oncall", aliases=("rota", "roster"), acts=acts, canonical=_canonical)
 def oncall(ctx: Context) -> str:
     """oncall [team] | oncall take 4h [team] | oncall give +1555... 2h [team]: who is on call, and overrides."""
     configured = teams.of(ctx.services.settings)
