@@ -8,7 +8,7 @@ LOCK ?= requirements-dev.lock
 # bash for `wait -n` in `run`
 SHELL := /bin/bash
 
-.PHONY: install run test test-fast lint bench audit lock clean
+.PHONY: install run test test-fast lint docs bench audit lock clean
 
 # Exactly the locked versions, each checked against its hash, with whatever pip the interpreter
 # bundles (3.11's 23.2.1 included; docs/adr/0003-uv-lock-files.md). The lock already lists every
@@ -48,6 +48,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
+
+# The docs site (docs/, mkdocs.yml) at http://127.0.0.1:8000, rebuilt on every save.
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs serve
 
 # Re-resolve both lock files after editing requirements*.txt (uv: README, Why these dependencies).
 # The dev lock is constrained by the runtime one, so both pin the same runtime versions.

@@ -53,7 +53,7 @@ def heartbeat(name: str):
     if request.method not in ("GET", "HEAD", "POST"):
         return _error(405, "use GET or POST", Allow="GET, HEAD, POST")
     if not settings.heartbeat_token:
-        return _error(404, "heartbeats are off: set HEARTBEAT_TOKEN (see README)")
+        return _error(404, "heartbeats are off: set HEARTBEAT_TOKEN (see docs/paging.md)")
     if not same_secret(_token(), settings.heartbeat_token):
         logger.warning("heartbeat ping with a missing or wrong token from %s", request.remote_addr)
         return _error(401, "missing or wrong token", **{"WWW-Authenticate": 'Bearer realm="operator"'})

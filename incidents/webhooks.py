@@ -140,7 +140,7 @@ def _store(source: str, incoming: list[Incoming], watchdogs: list[str]):
 
 def _handle(source: str, configured: bool, authorized, parse):
     if not configured:
-        return error(404, f"the {source} webhook is off: set its token (see README)")
+        return error(404, f"the {source} webhook is off: set its token (see docs/alert-sources.md)")
     if not authorized():
         WEBHOOK_EVENTS.labels(source, "unauthorized").inc()
         logger.warning("%s webhook: missing or wrong credentials from %s", source, request.remote_addr)
@@ -182,7 +182,7 @@ def alertmanager():
 
 @bp.post("/datadog")
 def datadog():
-    """Datadog's Webhooks integration: the README's custom payload, or Datadog's default."""
+    """Datadog's Webhooks integration: the custom payload of docs/alert-sources.md, or Datadog's default."""
     settings = _services().settings
 
     def parse(payload: object) -> list[Incoming]:
