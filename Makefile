@@ -1,6 +1,6 @@
 VENV := .venv
 PY := $(VENV)/bin/python
-# The interpreter the venv is made from: any Python 3.11 to 3.13 (README).
+# The interpreter the venv is made from: any Python 3.11 to 3.13 (README, Two commands).
 PYTHON ?= python3
 # What the venv gets: everything for development; a server takes the runtime lock alone
 # (`make install LOCK=requirements.lock`, docs/operations.md).
@@ -54,7 +54,7 @@ lint: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(VENV)/bin/mkdocs serve
 
-# Re-resolve both lock files after editing requirements*.txt (uv: README, Why these dependencies).
+# Re-resolve both lock files after editing requirements*.txt (docs/adr/0003-uv-lock-files.md).
 # The dev lock is constrained by the runtime one, so both pin the same runtime versions.
 lock: $(VENV)/.installed
 	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.11 --generate-hashes \
@@ -67,7 +67,7 @@ lock: $(VENV)/.installed
 audit: $(VENV)/.installed
 	$(VENV)/bin/pip-audit --disable-pip --strict --progress-spinner off -r requirements-dev.lock
 
-# Every benchmark in bench/, short modes where they exist, then one Markdown table (README, Benchmarks).
+# Every benchmark in bench/, short modes where they exist, then one Markdown table (docs/benchmarks.md).
 bench: $(VENV)/.installed
 	$(PY) bench/report.py
 
