@@ -41,15 +41,19 @@ def humanize(seconds: float) -> str:
 def clock(at: float, zone: tzinfo, now: float | None = None, full: bool = False) -> str:
     """A moment as every text and page writes it, in `zone` and naming it: 'Tue 09:00 CET'.
 
-    A week or more from `now` it carries the date ('Tue 15 Dec 09:00 CET'); `full` is the
-    dashboard's '2026-12-08 09:00:05 CET'. "" for no real time (NaN, infinite, out of range).
+    On the same day as `now` the time alone ('18:00 UTC'), a week or more away the date too
+    ('Tue 15 Dec 09:00 CET'); `full` is the dashboard's '2026-12-08 09:00:05 CET'. "" for no
+    real time (NaN, infinite, out of range).
     """
     try:
         local = datetime.fromtimestamp(at, zone)
+        today = None if now is None else datetime.fromtimestamp(now, zone).date()
     except (ValueError, OverflowError, OSError):
         return ""
     if full:
         shown = local.strftime("%Y-%m-%d %H:%M:%S")
+    elif local.date() == today:
+        shown = local.strftime("%H:%M")
     elif now is not None and abs(at - now) >= 6 * 86400:
         shown = local.strftime("%a %d %b %H:%M")
     else:
