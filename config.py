@@ -16,6 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from limits import parse_many
@@ -87,6 +88,8 @@ class Settings:
     log_level: str = "INFO"
     sms_emoji: bool = False
     sms_max_segments: int = 1
+    # The IANA zone every time in a text and on the dashboard is written in (a team's own zone for its texts).
+    timezone: str = "UTC"
     # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database, heartbeats, teams.
     operator_config: str = ""
     file: Mapping[str, Any] = field(default_factory=dict)
@@ -148,6 +151,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; raise ConfigError on a bad value."""
         return cls(**_parse(env))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """TIMEZONE as a zone (zoneinfo keeps one instance per name)."""
+        return ZoneInfo(self.timezone)
 
     @property
     def first_authorized(self) -> str:
@@ -213,6 +221,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         log_level=value("log_level", _choice, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
         sms_emoji=value("sms_emoji", _bool),
         sms_max_segments=value("sms_max_segments", _int, 1, 10),
+        timezone=value("timezone", _zone),
         operator_config=path,
         file=MappingProxyType(file),
         prometheus_url=value("prometheus_url", _url),
@@ -466,6 +475,16 @@ def _seconds(name: str, value: str, allow_zero: bool = False) -> float:
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigError(f"{name} must be greater than 0, not {value!r}")
     return seconds
+
+
+def _zone(name: str, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, like "Europe"
+        raise ConfigError(
+            f"{name} must be an IANA time zone such as Europe/Berlin or UTC, not {value[:40]!r}"
+        ) from None
+    return value
 
 
 def _bool(name: str, value: str) -> bool:

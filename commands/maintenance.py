@@ -23,10 +23,11 @@ from conversation.arguments import ALL_WORDS, MAX_ID_DIGITS, duration_at
 from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
-from core.timeutil import humanize
+from core.timeutil import clock, humanize
 from incidents import maintenance, paging, records
 from incidents.maintenance import ALERTNAME, Window
-from security import allows, mask
+from oncall.people import display_name
+from security import allows
 
 MAX_WINDOW = 7 * 86400.0
 ROLE = "responder"
@@ -141,8 +142,8 @@ def _left(window: Window, now: float) -> str:
     return f"{humanize(window.ends_at - now)} left"
 
 
-def _by(window: Window, phone: str) -> str:
-    return "you" if window.created_by == phone else mask(window.created_by)
+def _by(ctx: Context, window: Window) -> str:
+    return "you" if window.created_by == ctx.phone else display_name(ctx.services.settings, window.created_by)
 
 
 def _short(windows: list[Window], now: float) -> str:
@@ -158,9 +159,7 @@ def listing(conn: Connection, ctx: Context, now: float) -> str:
     for window in running:
         count = held.get(window.id, 0)
         holding = f", {count} held" if count else ""
-        lines.append(
-            f"#{window.id} {window.scope} by {_by(window, ctx.phone)}, {_left(window, now)}{holding}"
-        )
+        lines.append(f"#{window.id} {window.scope} by {_by(ctx, window)}, {_left(window, now)}{holding}")
     noun = "window" if len(running) == 1 else "windows"
     return (
         f"{len(running)} maintenance {noun}:\n" + "\n".join(lines) + "\n'maintenance off [n|all]' ends them."
@@ -180,15 +179,16 @@ def _start(conn: Connection, ctx: Context, request: Request, now: float) -> str:
         raise CommandError(f"At most {humanize(MAX_WINDOW)} for maintenance.")
     label, value = request.scope or (None, None)
     window, before = maintenance.start(conn, label, value, ctx.phone, now + seconds, now)
+    until = f"until {clock(now + seconds, ctx.services.settings.zone, now)}"
     if before is not None:
         was = humanize(before - now)
-        return f"Maintenance #{window.id} ({window.scope}) now ends in {humanize(seconds)} (was {was} left)."
+        return f"Maintenance #{window.id} ({window.scope}) now ends in {humanize(seconds)}, {until} (was {was} left)."
     what = (
         "no alert pages (ALERTS lists them)"
         if label is None
         else f"{window.scope} alerts are stored, not paged"
     )
-    reply = f"Maintenance #{window.id} for {humanize(seconds)}: {what}. 'maintenance off' ends it."
+    reply = f"Maintenance #{window.id} for {humanize(seconds)}, {until}: {what}. 'maintenance off' ends it."
     if label == ALERTNAME and value and _HOSTLIKE.search(value) and not records.named(conn, value):
         reply += f" No alert is named {value}; for a host: instance={value}."
     return reply

@@ -14,9 +14,9 @@ from conversation.arguments import duration_at
 from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
-from core.timeutil import humanize
+from core.timeutil import clock, humanize
 from oncall import routing, store, teams
-from oncall.handoffs import when, who
+from oncall.people import display_name
 from oncall.teams import Team
 from security import allows, mask
 
@@ -67,22 +67,22 @@ def oncall(ctx: Context) -> str:
 
 
 def _listing(ctx: Context, chosen: list[Team]) -> str:
-    now = db.now()
+    now, settings = db.now(), ctx.services.settings
     lines = []
     with ctx.services.engine.connect() as conn:
         for team in chosen:
             current = routing.on_call(conn, team, now)
-            line = f"{team.name}: {who(team, current.phone)} until {when(team, current.until, now)}"
+            line = f"{team.name}: {display_name(settings, current.phone)} until {clock(current.until, team.zone, now)}"
             if current.override:
                 line += " (override)"
             if current.next_phone:
-                line += f", next {who(team, current.next_phone)}"
+                line += f", next {display_name(settings, current.next_phone)}"
             lines.append(line)
         for override in reversed(store.active_overrides(conn, now)):
             owner = next((t for t in chosen if t.name == override.team), None)
             if owner is not None:
-                lines.append(f"Override {owner.name}: {who(owner, override.phone)} "
-                             f"{when(owner, override.starts_at, now)}-{when(owner, override.ends_at, now)}")  # fmt: skip
+                lines.append(f"Override {owner.name}: {display_name(settings, override.phone)} "
+                             f"{clock(override.starts_at, owner.zone, now)}-{clock(override.ends_at, owner.zone, now)}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -102,9 +102,10 @@ def _override(ctx: Context, configured: dict[str, Team], words: list[str], give:
     with ctx.services.engine.begin() as conn:
         store.add_override(conn, team.name, phone, now, now + seconds, ctx.phone)
         following = routing.on_call(conn, team, now).next_phone
-    then = f", then {who(team, following)}" if following else ""
-    person = "You are" if phone == ctx.phone else f"{who(team, phone)} is"
-    return f"{person} on call for {team.name} for {humanize(seconds)}, until {when(team, now + seconds, now)}{then}."
+    settings = ctx.services.settings
+    then = f", then {display_name(settings, following)}" if following else ""
+    person = "You are" if phone == ctx.phone else f"{display_name(settings, phone)} is"
+    return f"{person} on call for {team.name} for {humanize(seconds)}, until {clock(now + seconds, team.zone, now)}{then}."
 
 
 def _number(text: str) -> tuple[str, list[str]]:

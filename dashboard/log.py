@@ -13,12 +13,13 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection
 from werkzeug.datastructures import MultiDict
 
+from core.timeutil import clock
 from inbound import audit
 from outbox import calls, queue
 from outbox.queue import Kind
@@ -200,7 +201,9 @@ def _cell(value: Any) -> str:
     return text
 
 
-def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) -> Iterator[str]:
+def csv_lines(
+    rows_of: Any, filters: Filters, admin: bool, zone: tzinfo = UTC, batch: int = 1000
+) -> Iterator[str]:
     """The whole filtered log as CSV, read `batch` rows at a time (`rows_of(filters, cursor, batch)`)."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -213,7 +216,7 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
             writer.writerow(
                 _cell(v)
                 for v in (
-                    when(row["at"]),
+                    when(row["at"], zone),
                     row["direction"],
                     row["number"],
                     row["command"],
@@ -237,14 +240,11 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
         cursor = (last["at"], last["source"], last["id"])
 
 
-def when(at: float | None) -> str:
-    """An epoch time as people read it, in UTC."""
+def when(at: float | None, zone: tzinfo = UTC) -> str:
+    """An epoch time as people read it, in `zone` and naming it ('2026-12-08 03:05:09 CET')."""
     if at is None:
         return ""
-    try:
-        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (ValueError, OverflowError, OSError):  # NaN, infinite or beyond year 9999
-        return ""
+    return clock(at, zone, full=True)  # "" for NaN, infinite or beyond year 9999
 
 
 def month_start(now: float) -> float:
@@ -257,6 +257,7 @@ def hour_edges(now: float, hours: int) -> list[float]:
     return [float(top - 3600 * (hours - i)) for i in range(hours + 1)]
 
 
-def day_edges(now: float, days: int) -> list[float]:
-    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def day_edges(now: float, days: int, zone: tzinfo = UTC) -> list[float]:
+    """Midnights in `zone` (wall-clock days: one may be 23 or 25 hours long)."""
+    today = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
     return [(today + timedelta(days=1 - days + i)).timestamp() for i in range(days + 1)]

@@ -31,7 +31,7 @@ from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, serv
 from heartbeats import pings
 from inbound import audit, pipeline
 from incidents import records, rulefile
-from oncall import escalation, routing, teams
+from oncall import escalation, people, routing, teams
 from outbox import calls, queue
 from outbox.queue import Kind
 from security import mask
@@ -79,7 +79,8 @@ def _store_down(exc: SQLAlchemyError) -> tuple[str, int]:
 
 @bp.app_template_filter("when")
 def _when(at: float | None) -> str:
-    return log.when(at)
+    """Every time on every page: in TIMEZONE, naming the zone ('2026-12-08 03:05:09 CET')."""
+    return log.when(at, services().settings.zone)
 
 
 @bp.app_template_filter("ago")
@@ -99,9 +100,12 @@ def _context() -> dict[str, Any]:
 
 
 def _number(phone: str | None) -> str:
+    """A person in a table: 'Alice (+15555550101)' when a team names the number (masked for viewers)."""
     if not phone:
         return ""
-    return phone if auth.is_admin() else mask(phone)
+    number = phone if auth.is_admin() else mask(phone)
+    name = people.configured_name(services().settings, phone)
+    return f"{name} ({number})" if name else number
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -143,8 +147,9 @@ def logout() -> Any:
 def overview() -> str:
     svc = services()
     settings, now = svc.settings, db.now()
+    zone = settings.zone
     month = log.month_start(now)
-    hours, days = log.hour_edges(now, 24), log.day_edges(now, 14)
+    hours, days = log.hour_edges(now, 24), log.day_edges(now, 14, zone)
     with svc.engine.connect() as conn:
         firing, firing_total = records.firing_newest(conn, OPEN_ALERTS_SHOWN)
         paged = {a.id: queue.numbers_paged(conn, a.id) for a in firing}
@@ -178,9 +183,14 @@ def overview() -> str:
         price=settings.sms_segment_price,
         success=None if not tried else 100.0 * told / tried,
         texts_chart=charts.bars(
-            "Texts received per hour (UTC)", [log.when(h)[11:13] for h in hours[:-1]], texts, every=3
+            f"Texts received per hour ({log.when(now, zone).rsplit(' ', 1)[-1]})",
+            [log.when(h, zone)[11:13] for h in hours[:-1]],
+            texts,
+            every=3,
         ),
-        pages_chart=charts.bars("Pages per day", [log.when(d)[5:10] for d in days[:-1]], pages, every=2),
+        pages_chart=charts.bars(
+            "Pages per day", [log.when(d, zone)[5:10] for d in days[:-1]], pages, every=2
+        ),
         outcomes_chart=charts.bars(
             "Delivery outcomes this month", outcome_names, [outcomes[n] for n in outcome_names]
         ),
@@ -188,11 +198,7 @@ def overview() -> str:
 
 
 def _member(team: teams.Team, phone: str | None) -> str:
-    if not phone:
-        return ""
-    member = team.member(phone)
-    name = member.name if member and member.name else ""
-    return f"{name} ({_number(phone)})" if name else _number(phone)
+    return _number(phone)
 
 
 def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
@@ -250,7 +256,7 @@ def messages_csv() -> Any:
     filters, problems = log.parse(request.args)
     if problems:
         return Response("; ".join(problems) + "\n", status=400, mimetype="text/plain")
-    lines = log.csv_lines(_log_rows, filters, auth.is_admin())
+    lines = log.csv_lines(_log_rows, filters, auth.is_admin(), services().settings.zone)
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",

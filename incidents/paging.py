@@ -160,11 +160,11 @@ def reminder_text(alert: Alert, settings: Settings, now: float) -> str:
     return page_text(alert, word, budget(settings))
 
 
-def recovery_text(alert: Alert, by: str | None = None) -> str:
-    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by +1555***0101 after ...')."""
+def recovery_text(alert: Alert, who: str = "") -> str:
+    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by Alice after ...': `who` as people are named)."""
     lasted = humanize((alert.resolved_at or db.now()) - alert.started_at)
-    who = f" by {mask(by)}" if by else ""
-    return f"RESOLVED{who} after {lasted} {alert.name} #{alert.id}"
+    by = f" by {who}" if who else ""
+    return f"RESOLVED{by} after {lasted} {alert.name} #{alert.id}"
 
 
 def send_recovery(
@@ -175,8 +175,11 @@ def send_recovery(
     by: str | None = None,
     delay: bool = True,
     now: float | None = None,
+    who: str = "",
 ) -> int:
     """Queue the recovery notice to everyone paged for `alert` (except `by`); returns the count.
+
+    `who` is how the notice names `by` (oncall.people.display_name); the masked number without it.
 
     Delayed by RECOVERY_DELAY: if the alert fires again meanwhile, the notice is dropped and the
     incident reopened (records.reopen_flapping), so a flapping alert does not text each flip.
@@ -184,7 +187,13 @@ def send_recovery(
     not_before = (db.now() if now is None else now) + (settings.recovery_delay if delay else 0)
     numbers = [n for n in queue.numbers_paged(conn, alert.id) if n != by]
     return notify(
-        conn, numbers, text or recovery_text(alert, by), Kind.RECOVERY, settings, alert.id, not_before
+        conn,
+        numbers,
+        text or recovery_text(alert, who or (mask(by) if by else "")),
+        Kind.RECOVERY,
+        settings,
+        alert.id,
+        not_before,
     )
 
 

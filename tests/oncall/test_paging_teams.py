@@ -267,7 +267,8 @@ def test_a_gap_in_the_schedule_warns_the_teams_admins_a_day_before_it_starts_onc
         assert warned == [
             (
                 BOB,
-                "payments has nobody on call from Mon 09:00 to Thu 09:00: text ONCALL TAKE <hours> payments to cover it",
+                "payments has nobody on call from Mon 09:00 CET to Thu 09:00 CET: text ONCALL TAKE <hours> payments "
+                "to cover it",
             )
         ]
     finally:

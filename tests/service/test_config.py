@@ -28,6 +28,12 @@ def test_defaults_follow_the_readme():
     assert dict(s.authorized) == {}
 
 
+def test_times_are_written_in_utc_unless_timezone_names_an_iana_zone():
+    assert settings().timezone == "UTC" and str(settings().zone) == "UTC"
+    berlin = settings(TIMEZONE=" Europe/Berlin ")
+    assert berlin.timezone == "Europe/Berlin" and str(berlin.zone) == "Europe/Berlin"
+
+
 def test_it_refuses_to_start_without_an_auth_token():
     with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
         Settings.from_env({})
@@ -81,6 +87,9 @@ def test_values_are_trimmed_and_parsed():
         ("LOG_LEVEL", "LOUD"),
         ("MONITOR_TIMEOUT", "soon"),
         ("REPLY_DEADLINE", "0"),
+        ("TIMEZONE", "Mars/Olympus_Mons"),
+        ("TIMEZONE", "CET+1"),
+        ("TIMEZONE", "../etc/passwd"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value):

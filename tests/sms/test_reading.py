@@ -96,7 +96,7 @@ def test_a_typo_between_two_commands_asks_and_the_number_picks_the_reading(alert
         responder.text("mure 1 1h") == "Did you mean 1) alerts 1 or 2) snooze 1 1h? Reply 1 or 2 (YES for 1)."
     )
     assert alert(alert_app.extensions["operator"], 1).snoozed_until is None
-    assert responder.text("2") == "Snoozed #1 HighCPU for 1h."
+    assert responder.text("2").startswith("Snoozed #1 HighCPU for 1h, until ")
     # The question was answered once: "2" is alert #2 again.
     assert responder.text("2") == "No alert #2. Text ALERTS for open ones."
 
