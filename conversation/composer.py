@@ -165,12 +165,35 @@ def _split(text: str, room: int) -> list[str]:
 
 
 def fit(text: str, max_segments: int = 1, emoji: bool = False) -> str:
-    """The first part only, for texts that are never continued (alerts)."""
-    parts = split(text, max_segments, emoji)
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0].rsplit("... (", 1)[0]
-    return first + "..."
+    """The first part only, for texts that are never continued (alerts): cut after a whole word."""
+    pages = [page for raw in text.split(PAGE_BREAK) if (page := normalize(raw, emoji=emoji).strip())]
+    if not pages:
+        return ""
+    budget = capacity(pages[0], max_segments)
+    if length_units(pages[0]) > budget:
+        return shorten(pages[0], budget)
+    return pages[0] + ("..." if len(pages) > 1 else "")
+
+
+def shorten(text: str, room: int, mark: str = "...") -> str:
+    """`text` in at most `room` units: when it does not fit, cut after its last whole word, plus `mark`.
+
+    Only a word longer than the whole room is cut inside it (it could never be shown whole).
+    """
+    if length_units(text) <= room:
+        return text
+    keep = max(0, room - length_units(mark))
+    cut = min(keep, len(text))
+    while cut and length_units(text[:cut]) > keep:
+        cut -= 1
+    window = text[:cut]
+    start = max(window.rfind(" "), window.rfind("\n")) + 1
+    ends = [i for i in (text.find(" ", cut), text.find("\n", cut)) if i >= 0]
+    word = text[start : min(ends, default=len(text))]
+    # A cut inside a word goes back to the space before it, unless that word alone could never fit.
+    if start and not text[cut].isspace() and length_units(word) <= keep:
+        window = window[:start]
+    return window.rstrip(" ,;:|-\n") + mark
 
 
 class Part(str):

@@ -79,8 +79,7 @@ def page_text(alert: Alert, word: str, room: int) -> str:
     name = composer.normalize(alert.name).strip() or "alert"
     # A very long name would crowd out where it fires and the id; half the budget at most.
     space = min(room // 2, room - len(word) - len(count) - len(tail) - 2)
-    if len(name) > space:
-        name = name[: max(8, space - 3)].rstrip() + "..."
+    name = composer.shorten(name, max(11, space))
     head = f"{word}{count} {name}"
     places = [p for p in alert.places.split(",") if p]
     shown: list[str] = []

@@ -146,6 +146,22 @@ def test_fit_returns_one_page_without_a_more_prompt():
     assert fit("short") == "short"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Disk almost full on db-1, see https://grafana.example.com/d/abcdefghij/node-exporter-full?orgId=1&"
+        "var-instance=db-1:9100&from=now-6h&to=now&viewPanel=152 and clean up",
+        "Replication lag on replica-2 is 31m: " + "x" * 150,
+        " ".join(f"word{i}" * (i % 7 + 1) for i in range(60)),
+    ],
+)
+def test_a_text_cut_to_fit_one_message_ends_on_a_whole_word(text):
+    cut = fit(text)
+    assert segments(cut) == 1 and cut.endswith("...")
+    shown = cut.removesuffix("...")
+    assert text.startswith(shown) and text[len(shown)] in " .:,"
+
+
 def test_a_page_marks_itself_as_already_cut():
     assert isinstance(composer.Part("x"), str)
 
