@@ -11,6 +11,7 @@ from conversation.composer import (
     PAGE_BREAK,
     TWILIO_MAX_CHARS,
     fit,
+    hint,
     is_gsm7,
     length_units,
     normalize,
@@ -160,6 +161,23 @@ def test_a_text_cut_to_fit_one_message_ends_on_a_whole_word(text):
     assert segments(cut) == 1 and cut.endswith("...")
     shown = cut.removesuffix("...")
     assert text.startswith(shown) and text[len(shown)] in " .:,"
+
+
+@pytest.mark.parametrize("max_segments", [1, 2])
+@pytest.mark.parametrize("breaks", [False, True])
+def test_a_hint_ends_the_first_part_of_a_split_reply_and_stays_in_place_when_it_fits(max_segments, breaks):
+    listing = ", ".join(f"{i}/s service-{i}" for i in range(80))
+    text = f"errors: 9/s a +79 more{PAGE_BREAK if breaks else ' '}{listing}" + hint(
+        " (Set LOKI_URL to search.)"
+    )
+    pages = split(text, max_segments)
+    assert len(pages) > 1 and all(segments(p) <= max_segments for p in pages)
+    assert pages[0].endswith(f"(Set LOKI_URL to search.)... (1/{len(pages)}) Reply MORE")
+    assert all("LOKI_URL" not in p for p in pages[1:])
+    assert fit(text, max_segments).endswith("... (Set LOKI_URL to search.)")
+    assert split("errors: no data." + hint(" (Set LOKI_URL to search.)") + " This host: 3%.") == [
+        "errors: no data. (Set LOKI_URL to search.) This host: 3%."
+    ]
 
 
 def test_a_page_marks_itself_as_already_cut():
