@@ -185,8 +185,8 @@ def test_a_page_marks_itself_as_already_cut():
 
 
 def test_a_page_break_starts_a_more_part_even_when_everything_would_fit():
-    parts = split(f"cpu: 91% a, 55% b, 40% c +2 more{PAGE_BREAK}cpu (all): 91% a, 55% b, 40% c, 7% d, 1% e")
+    parts = split(f"cpu: 91% a, 55% b, 40% c +2 more{PAGE_BREAK}cpu 4-5 of 5: 7% d, 1% e")
     assert parts == [
         "cpu: 91% a, 55% b, 40% c +2 more... (1/2) Reply MORE",
-        "cpu (all): 91% a, 55% b, 40% c, 7% d, 1% e (2/2)",
+        "cpu 4-5 of 5: 7% d, 1% e (2/2)",
     ]
