@@ -12,13 +12,16 @@ import pytest
 
 import alerting
 from core import db
+from dashboard import log
 from inbound import audit
 from incidents import records
+from incidents.rules import parse_rules
 from outbox import queue
 from outbox.queue import Kind
 from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import app_with, with_settings
 from tests.support.dashboard import login, post_form
+from tests.support.monitors import Dial
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;'
@@ -232,6 +235,26 @@ def test_rules_show_their_state_value_and_last_evaluation(lead, services):
         )
     page = lead.get("/dashboard/rules").data.decode()
     assert "&lt;b&gt;cpu&lt;/b&gt;" in page and "firing" in page and "97.5" in page
+
+
+def _rule_row(client, name: str) -> str:
+    page = html.unescape(client.get("/dashboard/rules").data.decode())
+    return page[page.index(f"<tr><td>{name}</td>") :].split("</tr>")[0]
+
+
+def _cpu_rule(services, dial: Dial) -> alerting.Evaluator:
+    services.monitors["dial"] = dial
+    rule = {"name": "high_cpu", "monitor": "dial", "query": "cpu", "op": ">", "threshold": 80,
+            "recipients": [ADMIN], "message": "CPU {value}%"}  # fmt: skip
+    return alerting.Evaluator(services, parse_rules([rule], services.settings, services.monitors), "w")
+
+
+def test_a_rules_next_evaluation_is_one_interval_after_its_last(lead, services):
+    now = db.now()
+    _cpu_rule(services, Dial(40.0)).tick(now)
+    row = _rule_row(lead, "high_cpu")
+    interval = services.settings.alert_interval
+    assert log.when(now) in row and log.when(now + interval) in row and interval > 1
 
 
 @pytest.mark.parametrize(
