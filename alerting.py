@@ -278,3 +278,17 @@ def rule_rows(conn: Connection) -> list[Any]:
             ).order_by(t.rule)  # fmt: skip
         )
     )
+
+
+def closed_while_breached(conn: Connection) -> dict[str, int]:
+    """Rules still breaching whose alert someone resolved by hand: rule -> that alert's id.
+
+    Such a rule stays firing without reminders until it goes ok (see `_apply`).
+    """
+    t, a = rule_states.c, records.alerts.c
+    rows = conn.execute(
+        select(t.rule, t.alert_id)
+        .join(records.alerts, a.id == t.alert_id)
+        .where(t.state == RuleState.FIRING, a.status != Status.FIRING)
+    )
+    return {r.rule: r.alert_id for r in rows}

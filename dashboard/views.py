@@ -360,10 +360,12 @@ def rules() -> str:
         defined, problem = {}, str(exc)
     with services().engine.connect() as conn:
         states = {r.rule: r for r in alerting.rule_rows(conn)}
+        closed = alerting.closed_while_breached(conn)
     names = sorted(set(defined) | set(states))
     return render_template(
         "dashboard/rules.html",
         rules=[(name, defined.get(name), states.get(name)) for name in names],
+        closed=closed,
         problem=problem,
         reading=alerting.reading,
     )

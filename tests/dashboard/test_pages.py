@@ -257,6 +257,17 @@ def test_a_rules_next_evaluation_is_one_interval_after_its_last(lead, services):
     assert log.when(now) in row and log.when(now + interval) in row and interval > 1
 
 
+def test_a_rule_still_breaching_after_its_alert_was_resolved_by_hand_says_so(lead, services):
+    evaluator, now = _cpu_rule(services, Dial(97.0)), db.now()
+    evaluator.tick(now)
+    with services.engine.begin() as conn:
+        [alert] = records.firing(conn)
+        records.close(conn, alert.id, by=ADMIN)
+    evaluator.tick(now + services.settings.alert_interval)
+    row = _rule_row(lead, "high_cpu")
+    assert "still breach" in row and f"#{alert.id} was resolved by hand" in row
+
+
 @pytest.mark.parametrize(
     "link, linked",
     [("javascript:alert(document.cookie)", False), (" JaVaScRiPt:x()", False), ("data:text/html,<b>", False),
