@@ -22,6 +22,7 @@ from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import app_with, with_settings
 from tests.support.dashboard import login, post_form
 from tests.support.monitors import Dial
+from tests.support.paths import PAYLOADS
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;'
@@ -235,6 +236,28 @@ def test_rules_show_their_state_value_and_last_evaluation(lead, services):
         )
     page = lead.get("/dashboard/rules").data.decode()
     assert "&lt;b&gt;cpu&lt;/b&gt;" in page and "firing" in page and "97.5" in page
+
+
+@pytest.mark.parametrize(
+    "source, firing, resolved",
+    [("alertmanager", "alertmanager_firing", "alertmanager_resolved"),
+     ("datadog", "datadog_custom_triggered", "datadog_custom_recovered")],
+)  # fmt: skip
+def test_a_sources_resolved_notice_shows_on_the_timeline_as_resolved_by_that_source(
+    lead, source, firing, resolved
+):
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    opened = lead.post(f"/webhook/{source}", data=(PAYLOADS / f"{firing}.json").read_bytes(), headers=headers,
+                       content_type="application/json")  # fmt: skip
+    alert_id = opened.json["alerts"][0]
+    lead.post(f"/webhook/{source}", data=(PAYLOADS / f"{resolved}.json").read_bytes(), headers=headers,
+              content_type="application/json")  # fmt: skip
+    page = html.unescape(lead.get(f"/dashboard/alerts/{alert_id}").data.decode())
+    timeline = page[page.index('<ol id="timeline">') :].split("</ol>")[0]
+    assert f"resolved by {source}" in timeline and "deduplicated" not in timeline
+    with lead.application.extensions["operator"].engine.connect() as conn:
+        keys = [key for key, _ in records.events(conn, alert_id)]
+    assert len(keys) >= 2 and all(key in timeline for key in keys)
 
 
 def _rule_row(client, name: str) -> str:
