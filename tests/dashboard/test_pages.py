@@ -120,6 +120,22 @@ def test_the_log_filters_by_number_command_outcome_and_direction(lead, client, s
     assert "frobnicate" in page and VIEWER not in page.split("<tbody>")[1]
 
 
+def test_the_log_shows_when_a_text_was_sent_as_well_as_when_it_was_queued(lead, services):
+    queued = db.now() - 600
+    with services.engine.begin() as conn:
+        text_id = queue.enqueue(conn, RESPONDER, "FIRING DiskFull #3", Kind.ALERT, services.settings)
+        conn.execute(
+            queue.outbox.update()
+            .where(queue.outbox.c.id == text_id)
+            .values(created_at=queued, status="sent", sent_at=queued + 95)
+        )
+    page = lead.get("/dashboard/messages").data.decode()
+    [row] = [row for row in page.split("<tr") if "FIRING DiskFull #3" in row]
+    assert log.when(queued) in row and log.when(queued + 95) in row
+    [logged] = _log(lead, direction="out")
+    assert (logged["time_utc"], logged["sent_utc"]) == (log.when(queued), log.when(queued + 95))
+
+
 def test_the_log_filters_by_date_range_in_utc(lead, phone):
     phone.text("help")
     day = datetime.fromtimestamp(db.now(), UTC).date().isoformat()
