@@ -15,6 +15,7 @@ from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
 from core.timeutil import clock, humanize
+from incidents import paging
 from oncall import routing, store, teams
 from oncall.people import display_name
 from oncall.teams import Team
@@ -52,7 +53,7 @@ def oncall(ctx: Context) -> str:
     """oncall [team] | oncall take 4h [team] | oncall give +1555... 2h [team]: who is on call, and overrides."""
     configured = teams.of(ctx.services.settings)
     if not configured:
-        return "No on-call teams configured: pages go to ALERT_RECIPIENTS (add teams: to operator.yml)."
+        return _without_teams(ctx)
     words = ctx.rest.lower().replace(",", " ").split()
     verb = next((w for w in words if w in TAKE_WORDS | GIVE_WORDS), "")
     if not verb:
@@ -64,6 +65,17 @@ def oncall(ctx: Context) -> str:
     if not allows(ctx.role, ROLE):
         raise CommandError("Taking or giving on-call needs the responder role.")
     return _override(ctx, configured, words, give=verb in GIVE_WORDS)
+
+
+def _without_teams(ctx: Context) -> str:
+    """Who paging's own fallback pages, so the answer cannot drift from what an alert does."""
+    route = paging.fallback(ctx.services.settings)
+    if not route.numbers:
+        return ("No on-call teams configured, and nobody would be paged: set ALERT_RECIPIENTS or a "
+                "responder in AUTHORIZED_NUMBERS (or add teams: to operator.yml).")  # fmt: skip
+    chosen = "ALERT_RECIPIENTS" if route.setting == "ALERT_RECIPIENTS" else "responders in AUTHORIZED_NUMBERS"
+    numbers = ", ".join(mask(n) for n in route.numbers)
+    return f"No on-call teams configured: alerts page {numbers} ({chosen}; add teams: to operator.yml)."
 
 
 def _listing(ctx: Context, chosen: list[Team]) -> str:

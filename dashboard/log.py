@@ -154,6 +154,7 @@ def _inbound(r: Any) -> dict[str, Any]:
         "body": r.body or "", "command": r.command or "", "canonical": r.canonical or "",
         "confidence": _confidence(r.confidence), "reply": r.reply or "",
         "segments": r.segments, "outcome": r.outcome, "delivery": "", "error": "", "alert_id": None,
+        "sent_at": None,
     }  # fmt: skip
 
 
@@ -165,7 +166,7 @@ def _outbound(r: Any, call: calls.Call | None = None) -> dict[str, Any]:
         "body": r.body or "", "command": r.kind, "canonical": "", "confidence": "", "reply": "",
         "segments": r.segments,
         "outcome": r.status, "delivery": delivery, "error": r.error_code or "",
-        "alert_id": r.alert_id,
+        "alert_id": r.alert_id, "sent_at": r.sent_at,
     }  # fmt: skip
 
 
@@ -189,8 +190,9 @@ def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
     }
 
 
-COLUMNS = ["time_utc", "direction", "number", "command", "canonical", "confidence", "outcome", "delivery", "error_code", "segments",
-           "body", "reply", "alert_id"]  # fmt: skip
+# Times carry their zone ("2026-12-08 03:05:09 CET"): TIMEZONE's.
+COLUMNS = ["time", "direction", "number", "command", "canonical", "confidence", "outcome", "delivery", "error_code", "segments",
+           "body", "reply", "alert_id", "sent"]  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -229,6 +231,7 @@ def csv_lines(
                     row["body"],
                     row["reply"],
                     row["alert_id"],
+                    when(row["sent_at"], zone),
                 )  # fmt: skip
             )
         yield out.getvalue()

@@ -323,9 +323,15 @@ def _timeline(
         elif (taken := escalation.step_of(key)) is not None:
             round_, index = taken
             steps.append((at, f"team escalation step {index}" + (f" (round {round_ + 1})" if round_ else "")))
+    # Only new events are stored (a repeat is dropped at intake): after the first, each is news, and
+    # the last one of an alert its source closed is the resolved notice that closed it.
+    closed_by_source = alert.status == records.Status.RESOLVED and not alert.resolved_by
     for i, (key, at) in enumerate(reported):
-        what = "received" if i == 0 else "received again, deduplicated"
-        steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
+        if i == len(reported) - 1 and i and closed_by_source:
+            what = f"resolved by {alert.source}: its resolved notice"
+        else:
+            what = f"received from {alert.source}" if i == 0 else f"update received from {alert.source}"
+        steps.append((at, f"{what} (event {key})"))
     if alert.opened_at:
         steps.append((alert.opened_at, f"opened as alert #{alert.id}"))
     for t in texts:
@@ -351,8 +357,10 @@ def _timeline(
     if alert.escalated_at:
         steps.append((alert.escalated_at, "escalated"))
     if alert.resolved_at:
-        by = f" by {_number(alert.resolved_by)}" if alert.resolved_by else ""
-        steps.append((alert.resolved_at, f"resolved{by}"))
+        by = _number(alert.resolved_by) if alert.resolved_by else ""
+        steps.append(
+            (alert.resolved_at, f"resolved by {by}" if by else f"resolved (as {alert.source} reports it)")
+        )
     return sorted(steps, key=lambda s: s[0])
 
 
@@ -366,10 +374,12 @@ def rules() -> str:
         defined, problem = {}, str(exc)
     with services().engine.connect() as conn:
         states = {r.rule: r for r in alerting.rule_rows(conn)}
+        closed = alerting.closed_while_breached(conn)
     names = sorted(set(defined) | set(states))
     return render_template(
         "dashboard/rules.html",
         rules=[(name, defined.get(name), states.get(name)) for name in names],
+        closed=closed,
         problem=problem,
         reading=alerting.reading,
     )

@@ -34,6 +34,8 @@ class Route:
     numbers: list[str]
     team: str = ""
     escalates: bool = False
+    # The setting that chose `numbers` when no team did (what to change to page someone else).
+    setting: str = ""
 
 
 # The on-call package sits above incidents: it hands its router in (oncall.routing), and paging asks it.
@@ -52,7 +54,13 @@ def route(conn: Connection, alert: Alert, settings: Settings, now: float | None 
         found = router(conn, alert, settings, db.now() if now is None else now)
         if found is not None:
             return found
-    return Route(settings.pager_numbers)
+    return fallback(settings)
+
+
+def fallback(settings: Settings) -> Route:
+    """Who is paged when no team takes an alert: ALERT_RECIPIENTS, else every responder and admin."""
+    setting = "ALERT_RECIPIENTS" if settings.alert_recipients else "AUTHORIZED_NUMBERS"
+    return Route(settings.pager_numbers, setting=setting)
 
 
 def budget(settings: Settings, prefix: str = "") -> int:
@@ -71,8 +79,7 @@ def page_text(alert: Alert, word: str, room: int) -> str:
     name = composer.normalize(alert.name).strip() or "alert"
     # A very long name would crowd out where it fires and the id; half the budget at most.
     space = min(room // 2, room - len(word) - len(count) - len(tail) - 2)
-    if len(name) > space:
-        name = name[: max(8, space - 3)].rstrip() + "..."
+    name = composer.shorten(name, max(11, space))
     head = f"{word}{count} {name}"
     places = [p for p in alert.places.split(",") if p]
     shown: list[str] = []
