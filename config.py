@@ -141,6 +141,8 @@ class Settings:
     dashboard_role: str = "admin"
     # signs the dashboard's session cookie and CSRF tokens; required when the dashboard is on
     secret_key: str = ""
+    # how long a dashboard login lasts, counted from the login: using it never extends it
+    dashboard_session_lifetime: float = 12 * 3600.0
     # what one SMS segment costs (Twilio's US price in USD), for the dashboard's monthly estimate
     sms_segment_price: float = 0.0083
 
@@ -276,6 +278,7 @@ def _dashboard(get: Callable[[str], str], value: Callable[..., Any]) -> dict[str
         dashboard_password=password,
         dashboard_role=value("dashboard_role", _choice, ("admin", "viewer")),
         secret_key=secret,
+        dashboard_session_lifetime=value("dashboard_session_lifetime", _seconds),
         sms_segment_price=value("sms_segment_price", _price),
     )
 

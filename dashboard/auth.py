@@ -1,5 +1,6 @@
 """Who may see the dashboard: one user (DASHBOARD_USER) whose password is stored as a hash,
-a session cookie after login, CSRF tokens on every form, and a limit on login attempts."""
+a session kept in the store after login (dashboard.sessions), CSRF tokens on every form, and a
+limit on failed login attempts."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import hmac
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
-from flask import current_app, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from core import db
+from dashboard import sessions
 from rate_limiter import RateLimiter
 from services import Services
 
@@ -84,9 +89,75 @@ def credential() -> str:
     return hmac.new(settings.secret_key.encode(), material, hashlib.sha256).hexdigest()[:32]
 
 
+def current_session() -> sessions.Session | None:
+    """This request's session, if its cookie names one that is live in the store and was opened
+    with today's user, password and role; read once per request."""
+    if "dashboard_session" in g:
+        found: sessions.Session | None = g.dashboard_session
+        return found
+    found = None
+    token = session.get("sid")
+    if isinstance(token, str) and token:
+        with services().engine.connect() as conn:
+            row = sessions.live(conn, token, db.now())
+        if row and hmac.compare_digest(row.credential, credential()) and row.role == role():
+            found = row
+        elif row:
+            # Opened with another user, password or role: over for good, even if that comes back.
+            with services().engine.begin() as conn:
+                sessions.end(conn, token, db.now(), sessions.Ended.CHANGED)
+    g.dashboard_session = found
+    return found
+
+
 def logged_in() -> bool:
-    given = session.get("login")
-    return isinstance(given, str) and hmac.compare_digest(given, credential())
+    return current_session() is not None
+
+
+def open_session() -> None:
+    """Log in: a fresh cookie (nothing set before login survives it) naming a new stored session."""
+    settings, now = services().settings, db.now()
+    lifetime = settings.dashboard_session_lifetime
+    with services().engine.begin() as conn:
+        token = sessions.start(conn, settings.dashboard_user, role(), credential(), now, lifetime)
+    session.clear()
+    session["sid"] = token
+    session["until"] = now + lifetime
+    session.permanent = True
+    g.pop("dashboard_session", None)
+
+
+def close_session() -> None:
+    """Log out: the stored session ends, so a copy of the cookie opens nothing either."""
+    token = session.get("sid")
+    if isinstance(token, str) and token:
+        with services().engine.begin() as conn:
+            sessions.end(conn, token, db.now())
+    session.clear()
+    g.pop("dashboard_session", None)
+
+
+def close_every_session() -> int:
+    """An admin's "log everyone out": every stored session ends; how many were open."""
+    with services().engine.begin() as conn:
+        ended = sessions.end_all(conn, db.now())
+    session.clear()
+    g.pop("dashboard_session", None)
+    return ended
+
+
+class FixedEndSessions(SecureCookieSessionInterface):
+    """Cookies that expire when their session does: a use re-sends no cookie that lives longer.
+
+    (Flask's own re-dates a permanent cookie to now + lifetime each time it is written; the end
+    that counts is the stored one, this keeps the browser's copy in step with it.)
+    """
+
+    def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
+        until = session.get("until")
+        if session.permanent and isinstance(until, int | float):
+            return datetime.fromtimestamp(until, UTC)
+        return super().get_expiration_time(app, session)
 
 
 def login_required(view: F) -> F:

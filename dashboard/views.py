@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
@@ -95,7 +94,11 @@ def _ago(at: float | None) -> str:
 
 @bp.context_processor
 def _context() -> dict[str, Any]:
-    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": auth.logged_in()}
+    try:
+        logged_in = auth.logged_in()
+    except SQLAlchemyError:
+        logged_in = False  # the page says the store is down; its header cannot ask it either
+    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": logged_in}
 
 
 def _number(phone: str | None) -> str:
@@ -125,16 +128,27 @@ def login() -> Any:
     if not auth.check_login(form.username.data or "", form.password.data or ""):
         logger.warning("dashboard: failed login")
         return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
-    session.clear()  # a fresh session: nothing set before login survives it
-    session["login"] = auth.credential()
-    session.permanent = True
+    auth.open_session()
     return redirect(auth.safe_next(form.next.data))
 
 
 @bp.post("/logout")
 def logout() -> Any:
     if PlainForm().validate_on_submit():
-        session.clear()
+        auth.close_session()
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.post("/sessions/end")
+@login_required
+def end_sessions() -> Any:
+    """An admin's "log everyone out": every session ends, this one too."""
+    if not auth.is_admin():
+        abort(403)
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    ended = auth.close_every_session()
+    logger.warning("dashboard: an admin logged everyone out (%d session(s) ended)", ended)
     return redirect(url_for("dashboard.login"))
 
 
