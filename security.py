@@ -24,7 +24,12 @@ from config import ROLES, Settings
 
 logger = logging.getLogger(__name__)
 
-_PHONE = re.compile(r"\+?\d[\d\- ]{6,}\d")
+# A phone number however it is written: seven digits or more, after an optional + or bracket,
+# each from the last by at most three of space, dot, dash (any Unicode dash or minus), slash,
+# underscore or bracket ("1.555.555.0101", "+1 (555) 555-0101", "555 - 555 - 0101"). Each repeat
+# must take a digit, so matching is linear.
+_PHONE = re.compile(r"\+?\(?\+?\d(?:[\s.\-/()_\u2010-\u2015\u2212\u00b7]{0,3}\d){6,}")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _PLAIN_NAME = re.compile(r"[A-Z][A-Za-z]{0,39}")
 
 
@@ -352,16 +357,27 @@ def allows(role: str | None, needed: str) -> bool:
 
 
 def mask(phone: str) -> str:
-    """+15555550100 -> +1555***0100: enough to tell people apart, not to dial them."""
+    """+15555550100 -> +1555***0100: enough to tell people apart, not to dial them.
+
+    At least three digits are always hidden (5555550100 -> 555***0100).
+    """
     phone = (phone or "").strip()
     if len(phone) <= 8:
         return phone[:2] + "***" + phone[-2:] if len(phone) > 4 else "***"
-    return phone[:5] + "***" + phone[-4:]
+    return phone[: 5 if phone.startswith("+") else 3] + "***" + phone[-4:]
+
+
+def _masked(found: re.Match[str]) -> str:
+    written = found.group(0)
+    if _IPV4.fullmatch(written) and all(int(part) <= 255 for part in written.split(".")):
+        return written  # an IPv4 address (a refusal's source), not a number to hide
+    plus = "+" if written.lstrip("(").startswith("+") else ""
+    return mask(plus + re.sub(r"\D", "", written))
 
 
 def mask_numbers(text: str) -> str:
-    """Mask every phone-number-looking run in free text (log lines, errors)."""
-    return _PHONE.sub(lambda m: mask(re.sub(r"[\- ]", "", m.group(0))), text)
+    """Mask every phone-number-looking run in free text (log lines, errors, what a viewer sees)."""
+    return _PHONE.sub(_masked, text)
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 from flask import (
@@ -33,7 +35,7 @@ from incidents import records, rulefile
 from oncall import escalation, routing, teams
 from outbox import calls, queue
 from outbox.queue import Kind
-from security import mask
+from security import mask, mask_numbers
 from voice import routes as voice_routes
 from worker import liveness
 
@@ -107,6 +109,32 @@ def _number(phone: str | None) -> str:
     return phone if auth.is_admin() else mask(phone)
 
 
+def _text(value: str | None) -> str:
+    """Free text (from a sender, a monitor or the config) as this user may see it: every
+    phone-shaped run in it masked unless admin."""
+    if not value:
+        return ""
+    return value if auth.is_admin() else mask_numbers(value)
+
+
+def _alert(alert: records.Alert) -> records.Alert:
+    """The alert as this user may see it: what its sender wrote, masked unless admin (who acked
+    or resolved it goes through _number where it is shown)."""
+    if auth.is_admin():
+        return alert
+    return replace(
+        alert,
+        key=_text(alert.key),
+        name=_text(alert.name),
+        summary=_text(alert.summary),
+        severity=_text(alert.severity),
+        labels={_text(k): _text(v) for k, v in alert.labels.items()},
+        url=_text(alert.url) or None,
+        group_key=_text(alert.group_key) or None,
+        places=_text(alert.places),
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
@@ -177,13 +205,13 @@ def overview() -> str:
     outcome_names = sorted(outcomes)
     return render_template(
         "dashboard/overview.html",
-        firing=[(a, [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
+        firing=[(_alert(a), [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
         firing_total=firing_total,
         workers=workers,
-        worker_text=workers.describe(settings.worker_silent_after),
+        worker_text=_text(workers.describe(settings.worker_silent_after)),
         depth=depth,
         oldest=oldest,
-        heartbeats=[(h, pinged.get(h.name)) for h in settings.heartbeats],
+        heartbeats=[(replace(h, name=_text(h.name)), pinged.get(h.name)) for h in settings.heartbeats],
         on_call=on_call,
         now=now,
         inbound_texts=inbound_texts,
@@ -205,7 +233,7 @@ def _member(team: teams.Team, phone: str | None) -> str:
     if not phone:
         return ""
     member = team.member(phone)
-    name = member.name if member and member.name else ""
+    name = _text(member.name) if member and member.name else ""
     return f"{name} ({_number(phone)})" if name else _number(phone)
 
 
@@ -215,9 +243,9 @@ def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
         current = routing.on_call(conn, team, now)
     except Exception:  # noqa: BLE001 - one team's broken schedule must not take the overview down
         logger.exception("dashboard: team %s: who is on call cannot be worked out", team.name)
-        return {"team": team.name, "problem": "cannot be worked out (see the logs)"}
+        return {"team": _text(team.name), "problem": "cannot be worked out (see the logs)"}
     return {
-        "team": team.name,
+        "team": _text(team.name),
         "now": _member(team, current.phone),
         "until": current.until,
         "next": _member(team, current.next_phone),
@@ -236,7 +264,7 @@ def _log_rows(
 @bp.get("/messages")
 @login_required
 def messages() -> Any:
-    filters, problems = log.parse(request.args)
+    filters, problems = log.parse(request.args, auth.is_admin())
     raw_cursor = request.args.get("before", "")
     cursor = log.parse_cursor(raw_cursor)
     if raw_cursor and cursor is None:
@@ -261,7 +289,7 @@ def messages() -> Any:
 @bp.get("/messages.csv")
 @login_required
 def messages_csv() -> Any:
-    filters, problems = log.parse(request.args)
+    filters, problems = log.parse(request.args, auth.is_admin())
     if problems:
         return Response("; ".join(problems) + "\n", status=400, mimetype="text/plain")
     lines = log.csv_lines(_log_rows, filters, auth.is_admin())
@@ -285,7 +313,7 @@ def alerts() -> str:
     found = found[: log.PAGE]
     return render_template(
         "dashboard/alerts.html",
-        alerts=[(a, _number(a.acked_by), _number(a.resolved_by)) for a in found],
+        alerts=[(_alert(a), _number(a.acked_by), _number(a.resolved_by)) for a in found],
         next_url=url_for("dashboard.alerts", before=found[-1].id) if more else None,
     )
 
@@ -300,13 +328,14 @@ def alert(alert_id: int) -> str:
         events = records.events(conn, alert_id)
         texts = queue.about(conn, alert_id)
         placed = {c.id: c for c in calls.about(conn, alert_id)}
+    shown = _alert(found)
     return render_template(
         "dashboard/alert.html",
-        alert=found,
-        timeline=_timeline(found, events, texts, placed),
-        labels=found.labels,
+        alert=shown,
+        timeline=_timeline(shown, events, texts, placed),
+        labels=shown.labels,
         # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
-        link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
+        link=shown.url if (shown.url or "").lower().startswith(("https://", "http://")) else None,
     )
 
 
@@ -333,7 +362,7 @@ def _timeline(
             steps.append((at, f"team escalation step {index}" + (f" (round {round_ + 1})" if round_ else "")))
     for i, (key, at) in enumerate(reported):
         what = "received" if i == 0 else "received again, deduplicated"
-        steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
+        steps.append((at, f"{what} from {alert.source} (event {_text(key)[:40]})"))
     if alert.opened_at:
         steps.append((alert.opened_at, f"opened as alert #{alert.id}"))
     for t in texts:
@@ -350,8 +379,8 @@ def _timeline(
         if t.sent_at:
             steps.append((t.sent_at, f"{t.kind} sent to {who}"))
         if t.delivery_updated_at and t.delivery_status:
-            error = f" (error {t.error_code})" if t.error_code else ""
-            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {t.delivery_status}{error}"))
+            error = f" (error {_text(t.error_code)})" if t.error_code else ""
+            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {_text(t.delivery_status)}{error}"))
         elif t.status in (queue.Delivery.FAILED, queue.Delivery.DROPPED, queue.Delivery.FOLDED):
             steps.append((t.sent_at or t.created_at, f"{t.kind} to {who}: {t.status}"))
     if alert.acked_at:
@@ -377,10 +406,24 @@ def rules() -> str:
     names = sorted(set(defined) | set(states))
     return render_template(
         "dashboard/rules.html",
-        rules=[(name, defined.get(name), states.get(name)) for name in names],
-        problem=problem,
+        rules=[(_text(name), _rule(defined.get(name)), _state(states.get(name))) for name in names],
+        problem=_text(problem),
         reading=alerting.reading,
     )
+
+
+def _rule(rule: Any) -> Any:
+    """A rule of the file as this user may see it (its name and query masked unless admin)."""
+    if rule is None or auth.is_admin():
+        return rule
+    return replace(rule, name=_text(rule.name), query=_text(rule.query), message=_text(rule.message))
+
+
+def _state(row: Any) -> Any:
+    """A rule's stored state as this user may see it (its last error masked unless admin)."""
+    if row is None or auth.is_admin():
+        return row
+    return SimpleNamespace(**{**row._mapping, "rule": _text(row.rule), "last_error": _text(row.last_error)})
 
 
 @bp.route("/phone", methods=["GET", "POST"])
