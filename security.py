@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
 
 from flask import Request, current_app
@@ -19,6 +20,7 @@ from twilio.request_validator import (
     RequestValidator,
     get_signature_algorithm,
 )
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import ROLES, Settings
 
@@ -344,6 +346,66 @@ def may_read_metrics(request: Request, settings: Settings) -> bool:
 
 
 _FORWARDING = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
+_FORWARDING_ENVIRON = tuple("HTTP_" + name.upper().replace("-", "_") for name in _FORWARDING)
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def _within(text: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    address = _ip(text)
+    return address is not None and any(address in network for network in networks)
+
+
+class ForwardedFor:
+    """The client address as PROXY_HOPS proxies forward it, believed only from PROXY_ADDRESSES when set.
+
+    ProxyFix believes the last PROXY_HOPS entries of X-Forwarded-For from whoever sends them, so a
+    caller that reaches the service directly can claim any address it likes. With the proxies
+    named, anyone else's forwarding headers are dropped: its own address is its address.
+    """
+
+    def __init__(self, app: Any, hops: int, proxies: tuple[str, ...]):
+        self.app = app
+        # Only the client address: the signed URL is PUBLIC_URL, never a forwarded host or prefix.
+        self.fixed = ProxyFix(app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+        self.proxies = [ipaddress.ip_network(p) for p in proxies]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not self.proxies or _within(environ.get("REMOTE_ADDR"), self.proxies):
+            return self.fixed(environ, start_response)
+        for name in _FORWARDING_ENVIRON:
+            environ.pop(name, None)
+        return self.app(environ, start_response)
+
+
+def connected_from(request: Request) -> str:
+    """The address that opened the connection (a proxy, or the client itself), whatever it forwarded."""
+    original = request.environ.get("werkzeug.proxy_fix.orig") or {}
+    return str(original.get("REMOTE_ADDR") or request.remote_addr or "")
+
+
+def is_named_proxy(address: str, settings: Settings) -> bool:
+    """True for an address in PROXY_ADDRESSES (none is when that is empty)."""
+    networks = [ipaddress.ip_network(p) for p in settings.proxy_addresses]
+    return bool(networks) and _within(address, networks)
+
+
+def source_of(address: str | None) -> str:
+    """Who an address stands for, for limits and logs: an IPv6 address's /64 (one host or
+    household holds all of it), an IPv4 address itself (an IPv4-mapped one as IPv4)."""
+    found = _ip(address)
+    if found is None:
+        return "unknown"
+    if found.version == 6:
+        return str(ipaddress.ip_network(f"{found}/64", strict=False))
+    return str(found)
 
 
 def role_of(settings: Settings, phone: str) -> str | None:

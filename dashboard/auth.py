@@ -24,12 +24,19 @@ from wtforms.validators import DataRequired, Length
 from core import db
 from dashboard import sessions
 from rate_limiter import RateLimiter
+from security import connected_from, is_named_proxy, source_of
 from services import Services
 
 logger = logging.getLogger(__name__)
 
-# Per client address: enough for a person who mistypes, far too few to guess a password.
-LOGIN_LIMITS = "5 per minute; 30 per hour"
+# Failed logins only, counted under three names at once. The client's address (its /64 for IPv6):
+# enough for a person who mistypes, far too few to guess a password.
+ADDRESS_LIMITS = "5 per minute; 30 per hour"
+# The user name tried, from anywhere: past it, only an address that has not failed gets a try.
+USER_LIMITS = "10 per minute; 60 per hour"
+# Whoever opened the connection, when it is not a proxy named in PROXY_ADDRESSES: a caller that
+# reaches the service directly could forge a new X-Forwarded-For for every guess.
+CONNECTION_LIMITS = "30 per minute; 300 per hour"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -45,7 +52,7 @@ class PhoneForm(FlaskForm):
 
 
 class PlainForm(FlaskForm):
-    """A form that is only its CSRF token (log out)."""
+    """A form that is only its CSRF token (log out, log everyone out)."""
 
 
 def services() -> Services:
@@ -53,13 +60,61 @@ def services() -> Services:
     return svc
 
 
-def login_limiter() -> RateLimiter:
-    limiter: RateLimiter | None = current_app.extensions.get("dashboard.login_limiter")
-    if limiter is None:
-        shared = services().limiter
-        limiter = RateLimiter(shared.storage, LOGIN_LIMITS, "dashboard-login", fallback=shared.fallback)
-        current_app.extensions["dashboard.login_limiter"] = limiter
-    return limiter
+class LoginLimits:
+    """Failed dashboard logins, counted by address, user name and connection (rate_limiter's store)."""
+
+    def __init__(self, shared: RateLimiter):
+        def limiter(limits: str, namespace: str) -> RateLimiter:
+            return RateLimiter(shared.storage, limits, namespace, fallback=shared.fallback)
+
+        self.address = limiter(ADDRESS_LIMITS, "dashboard-login")
+        self.user = limiter(USER_LIMITS, "dashboard-login-user")
+        self.connection = limiter(CONNECTION_LIMITS, "dashboard-login-connection")
+
+    def _keys(self, username: str) -> tuple[str, str, str | None]:
+        address = source_of(request.remote_addr)
+        user = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+        peer = connected_from(request)
+        connection = source_of(peer)
+        # Counted apart only when the request came through someone who may have forged it.
+        if connection == address or is_named_proxy(peer, services().settings):
+            return address, user, None
+        return address, user, connection
+
+    def refusal(self, username: str) -> float | None:
+        """Seconds to wait before this request may try a password, or None when it may now.
+
+        The right password is never refused to an address that has not failed: another's
+        failures under the same user name only stop addresses that have failed themselves. The
+        one exception is a connection over its own limit, which only exists when PROXY_HOPS is
+        set without PROXY_ADDRESSES (then a new address per guess may be forged, see _keys).
+        """
+        address, user, connection = self._keys(username)
+        mine = self.address.peek(address)
+        if mine.over:
+            return mine.retry_after
+        if connection is not None and (through := self.connection.peek(connection)).over:
+            return through.retry_after
+        named = self.user.peek(user)
+        if named.over and mine.counted:
+            return named.retry_after
+        return None
+
+    def failed(self, username: str) -> None:
+        """Count a wrong user name or password (a right one is never counted)."""
+        address, user, connection = self._keys(username)
+        self.address.hit(address)
+        self.user.hit(user)
+        if connection is not None:
+            self.connection.hit(connection)
+
+
+def login_limits() -> LoginLimits:
+    limits: LoginLimits | None = current_app.extensions.get("dashboard.login_limits")
+    if limits is None:
+        limits = LoginLimits(services().limiter)
+        current_app.extensions["dashboard.login_limits"] = limits
+    return limits
 
 
 def check_login(username: str, password: str) -> bool:

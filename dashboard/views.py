@@ -148,12 +148,14 @@ def login() -> Any:
             else "Enter a username and a password."
         )
         return render_template("dashboard/login.html", form=form, error=error), 400
-    decision = auth.login_limiter().hit(request.remote_addr or "unknown")
-    if not decision.allowed:
-        minutes = max(1, int(decision.retry_after // 60) + 1)
+    username = form.username.data or ""
+    wait = auth.login_limits().refusal(username)
+    if wait is not None:
+        minutes = max(1, int(wait // 60) + 1)
         error = f"Too many login attempts; try again in {minutes} min."
         return render_template("dashboard/login.html", form=form, error=error), 429
-    if not auth.check_login(form.username.data or "", form.password.data or ""):
+    if not auth.check_login(username, form.password.data or ""):
+        auth.login_limits().failed(username)
         logger.warning("dashboard: failed login")
         return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
     auth.open_session()
