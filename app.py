@@ -41,7 +41,7 @@ from inbound.routes import internal_error_reply
 from logging_config import configure_logging
 from monitors.checkup import check_command
 from outbox import queue
-from security import ForwardedFor, may_read_metrics
+from security import ForwardedFor, log_refusal, may_read_metrics
 from services import Services, build_services
 from worker import liveness
 
@@ -97,6 +97,7 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response | tuple[Response, int]:
     if not may_read_metrics(request, services().settings):
+        log_refusal(request, "not this host, and no METRICS_TOKEN")
         message = "/metrics is served to this host, or with METRICS_TOKEN as a bearer token"
         return jsonify(status="error", message=message), 403
     body, content_type = metrics.exposition([current_app.extensions["operator.store_metrics"]])

@@ -279,26 +279,78 @@ MALFORMED = Counter(
     "operator_malformed_requests_total",
     "Signed requests refused for a form Twilio does not send (unknown or repeated field, bad MessageSid)",
 )
-# One warning line per minute at most, whatever the flood: refusals are counted in the metrics,
-# and a line per request would rotate the real audit lines out of the log.
+# Refused requests are counted in the metrics; the log gets one line per door and source each
+# REFUSAL_LOG_EVERY seconds, then one line with how many more there were: a line per request would
+# let a flood rotate the real audit lines out of the log. Each door names at most
+# REFUSAL_LOG_SOURCES sources apart an interval; the others share one line.
 REFUSAL_LOG_EVERY = 60.0
+REFUSAL_LOG_SOURCES = 20
+_OTHERS = "other sources"
 
 
-class _RefusalLog:
-    def __init__(self) -> None:
+class RefusalLog:
+    """Warning lines for refused requests, throttled per door (route) and source.
+
+    Kept in process memory on purpose: a count shared through the store or Redis would cost a
+    write for every refused request, the very cost a flood must not impose. With N processes, a
+    source gets at most N lines an interval; its state is a few counters per door and source.
+    """
+
+    def __init__(self, every: float = REFUSAL_LOG_EVERY, sources: int = REFUSAL_LOG_SOURCES):
+        self.every, self.sources = every, sources
         self.lock = threading.Lock()
-        self.next_at = 0.0
-        self.unlogged = 0
+        self.ends_at = 0.0
+        # (door, source) -> refusals not written since its line, this interval
+        self.unlogged: dict[tuple[str, str], int] = {}
+        self.named: dict[str, int] = {}  # door -> sources named apart this interval
 
-    def warn(self, message: str, *args: object) -> None:
+    def warn(self, door: str, source: str, message: str, *args: object) -> bool:
+        """Log `message` unless this door and source (or too many others) had a line this interval;
+        True when the line was written."""
+        lines: list[tuple[str, tuple[object, ...]]] = []
+        written = False
         with self.lock:
             now = time.monotonic()
-            if now < self.next_at:
-                self.unlogged += 1
-                return
-            unlogged, self.unlogged, self.next_at = self.unlogged, 0, now + REFUSAL_LOG_EVERY
-        tail = f" ({unlogged} more refused since the last such line)" if unlogged else ""
-        logger.warning(message + tail, *args)
+            if now >= self.ends_at:
+                for (d, src), count in self.unlogged.items():
+                    if count:
+                        lines.append(
+                            ("refused %d more on %s from %s in the last %d s", (count, d, src, self.every))
+                        )
+                self.unlogged.clear()
+                self.named.clear()
+                self.ends_at = now + self.every
+            key = (door, source)
+            if key not in self.unlogged and self.named.get(door, 0) >= self.sources:
+                key = (door, _OTHERS)
+                if key not in self.unlogged:
+                    self.unlogged[key] = 0
+                    message = "refused %s from more than %d sources: the others share one line an interval"
+                    lines.append((message, (door, self.sources)))
+                else:
+                    self.unlogged[key] += 1
+            elif key in self.unlogged:
+                self.unlogged[key] += 1
+            else:
+                self.unlogged[key] = 0
+                self.named[door] = self.named.get(door, 0) + 1
+                lines.append((message, args))
+                written = True
+        for line, values in lines:
+            logger.warning(line, *values)
+        return written
+
+
+def log_refusal(request: Request, reason: str, *args: object) -> bool:
+    """Log a refused request (throttled, see RefusalLog) as "refused <door> from <source>: <reason>".
+
+    The door is the route (its pattern, so /heartbeat/<name> is one door), the source the client
+    address (its /64 for IPv6). True when the line was written.
+    """
+    door = request.url_rule.rule if request.url_rule is not None else request.path[:64]
+    source = source_of(request.remote_addr)
+    log: RefusalLog = current_app.extensions.setdefault("operator.refusal_log", RefusalLog())
+    return log.warn(door, source, "refused %s from %s: " + reason, door, source, *args)
 
 
 def refusal(request: Request, settings: Settings, allowed: frozenset[str], required: tuple[str, ...]) -> int:
@@ -309,20 +361,14 @@ def refusal(request: Request, settings: Settings, allowed: frozenset[str], requi
     if not is_from_twilio(request, settings):
         SIGNATURE_REJECTIONS.inc()
         reason = "a missing or wrong signature" if settings.public_url else "no PUBLIC_URL to check against"
-        _refusal_log().warn("refused %s from %s: %s", request.path, request.remote_addr, reason)
+        log_refusal(request, "%s", reason)
         return 403
     problem = form_problem(request, allowed, required)
     if problem:
         MALFORMED.inc()
-        _refusal_log().warn("refused a signed %s from %s: %s", request.path, request.remote_addr, problem)
+        log_refusal(request, "a signed form Twilio does not send (%s)", problem)
         return 400
     return 0
-
-
-def _refusal_log() -> _RefusalLog:
-    # One per app, so each app (and each test) starts by logging its first refusal.
-    log: _RefusalLog = current_app.extensions.setdefault("operator.refusal_log", _RefusalLog())
-    return log
 
 
 def may_read_metrics(request: Request, settings: Settings) -> bool:

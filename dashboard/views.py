@@ -35,7 +35,7 @@ from incidents import records, rulefile
 from oncall import escalation, routing, teams
 from outbox import calls, queue
 from outbox.queue import Kind
-from security import mask, mask_numbers
+from security import log_refusal, mask, mask_numbers
 from voice import routes as voice_routes
 from worker import liveness
 
@@ -153,10 +153,11 @@ def login() -> Any:
     if wait is not None:
         minutes = max(1, int(wait // 60) + 1)
         error = f"Too many login attempts; try again in {minutes} min."
+        log_refusal(request, "too many failed logins")
         return render_template("dashboard/login.html", form=form, error=error), 429
     if not auth.check_login(username, form.password.data or ""):
         auth.login_limits().failed(username)
-        logger.warning("dashboard: failed login")
+        log_refusal(request, "wrong username or password")
         return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
     auth.open_session()
     return redirect(auth.safe_next(form.next.data))
