@@ -59,11 +59,18 @@ class Filters:
         return {k: v for k, v in values.items() if v}
 
 
-def parse(args: MultiDict[str, str]) -> tuple[Filters, list[str]]:
-    """The filters in `args`, and a plain message for each one that cannot be used."""
+def parse(args: MultiDict[str, str], admin: bool) -> tuple[Filters, list[str]]:
+    """The filters in `args`, and a plain message for each one that cannot be used.
+
+    Only an admin filters by number: a viewer sees numbers masked, and a filter matching the
+    hidden number would tell it, one guess per request.
+    """
     problems = []
     number = args.get("number", "").strip().replace(" ", "").replace("-", "")
-    if number and not _NUMBER.fullmatch(number):
+    if number and not admin:
+        problems.append("number: only an admin can filter by number (a viewer sees them masked)")
+        number = ""
+    elif number and not _NUMBER.fullmatch(number):
         problems.append("number: digits, with an optional leading +")
         number = ""
     command = args.get("command", "").strip().lower()
@@ -178,16 +185,13 @@ def _confidence(value: float | None) -> str:
 
 
 def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
-    """The row as this dashboard user may see it: numbers masked unless admin."""
+    """The row as this dashboard user may see it: unless admin, the number masked and every
+    phone-shaped run in any text of it (body, reply, delivery, error...) too."""
     if admin:
         return row
-    return {
-        **row,
-        "number": mask(row["number"]),
-        "body": mask_numbers(row["body"]),
-        "reply": mask_numbers(row["reply"]),
-        "canonical": mask_numbers(row["canonical"]),
-    }
+    shown = {k: mask_numbers(v) if isinstance(v, str) else v for k, v in row.items()}
+    shown["number"] = mask(row["number"])
+    return shown
 
 
 # Times carry their zone ("2026-12-08 03:05:09 CET"): TIMEZONE's.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 from flask import (
@@ -15,7 +17,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
@@ -34,7 +35,7 @@ from incidents import records, rulefile
 from oncall import escalation, people, routing, teams
 from outbox import calls, queue
 from outbox.queue import Kind
-from security import mask
+from security import log_refusal, mask, mask_numbers
 from voice import routes as voice_routes
 from worker import liveness
 
@@ -96,7 +97,11 @@ def _ago(at: float | None) -> str:
 
 @bp.context_processor
 def _context() -> dict[str, Any]:
-    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": auth.logged_in()}
+    try:
+        logged_in = auth.logged_in()
+    except SQLAlchemyError:
+        logged_in = False  # the page says the store is down; its header cannot ask it either
+    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": logged_in}
 
 
 def _number(phone: str | None) -> str:
@@ -104,8 +109,34 @@ def _number(phone: str | None) -> str:
     if not phone:
         return ""
     number = phone if auth.is_admin() else mask(phone)
-    name = people.configured_name(services().settings, phone)
+    name = _text(people.configured_name(services().settings, phone))
     return f"{name} ({number})" if name else number
+
+
+def _text(value: str | None) -> str:
+    """Free text (from a sender, a monitor or the config) as this user may see it: every
+    phone-shaped run in it masked unless admin."""
+    if not value:
+        return ""
+    return value if auth.is_admin() else mask_numbers(value)
+
+
+def _alert(alert: records.Alert) -> records.Alert:
+    """The alert as this user may see it: what its sender wrote, masked unless admin (who acked
+    or resolved it goes through _number where it is shown)."""
+    if auth.is_admin():
+        return alert
+    return replace(
+        alert,
+        key=_text(alert.key),
+        name=_text(alert.name),
+        summary=_text(alert.summary),
+        severity=_text(alert.severity),
+        labels={_text(k): _text(v) for k, v in alert.labels.items()},
+        url=_text(alert.url) or None,
+        group_key=_text(alert.group_key) or None,
+        places=_text(alert.places),
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -121,24 +152,38 @@ def login() -> Any:
             else "Enter a username and a password."
         )
         return render_template("dashboard/login.html", form=form, error=error), 400
-    decision = auth.login_limiter().hit(request.remote_addr or "unknown")
-    if not decision.allowed:
-        minutes = max(1, int(decision.retry_after // 60) + 1)
+    username = form.username.data or ""
+    wait = auth.login_limits().refusal(username)
+    if wait is not None:
+        minutes = max(1, int(wait // 60) + 1)
         error = f"Too many login attempts; try again in {minutes} min."
+        log_refusal(request, "too many failed logins")
         return render_template("dashboard/login.html", form=form, error=error), 429
-    if not auth.check_login(form.username.data or "", form.password.data or ""):
-        logger.warning("dashboard: failed login")
+    if not auth.check_login(username, form.password.data or ""):
+        auth.login_limits().failed(username)
+        log_refusal(request, "wrong username or password")
         return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
-    session.clear()  # a fresh session: nothing set before login survives it
-    session["login"] = auth.credential()
-    session.permanent = True
+    auth.open_session()
     return redirect(auth.safe_next(form.next.data))
 
 
 @bp.post("/logout")
 def logout() -> Any:
     if PlainForm().validate_on_submit():
-        session.clear()
+        auth.close_session()
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.post("/sessions/end")
+@login_required
+def end_sessions() -> Any:
+    """An admin's "log everyone out": every session ends, this one too."""
+    if not auth.is_admin():
+        abort(403)
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    ended = auth.close_every_session()
+    logger.warning("dashboard: an admin logged everyone out (%d session(s) ended)", ended)
     return redirect(url_for("dashboard.login"))
 
 
@@ -168,13 +213,13 @@ def overview() -> str:
     outcome_names = sorted(outcomes)
     return render_template(
         "dashboard/overview.html",
-        firing=[(a, [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
+        firing=[(_alert(a), [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
         firing_total=firing_total,
         workers=workers,
-        worker_text=workers.describe(settings.worker_silent_after),
+        worker_text=_text(workers.describe(settings.worker_silent_after)),
         depth=depth,
         oldest=oldest,
-        heartbeats=[(h, pinged.get(h.name)) for h in settings.heartbeats],
+        heartbeats=[(replace(h, name=_text(h.name)), pinged.get(h.name)) for h in settings.heartbeats],
         on_call=on_call,
         now=now,
         inbound_texts=inbound_texts,
@@ -207,9 +252,9 @@ def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
         current = routing.on_call(conn, team, now)
     except Exception:  # noqa: BLE001 - one team's broken schedule must not take the overview down
         logger.exception("dashboard: team %s: who is on call cannot be worked out", team.name)
-        return {"team": team.name, "problem": "cannot be worked out (see the logs)"}
+        return {"team": _text(team.name), "problem": "cannot be worked out (see the logs)"}
     return {
-        "team": team.name,
+        "team": _text(team.name),
         "now": _member(team, current.phone),
         "until": current.until,
         "next": _member(team, current.next_phone),
@@ -228,7 +273,7 @@ def _log_rows(
 @bp.get("/messages")
 @login_required
 def messages() -> Any:
-    filters, problems = log.parse(request.args)
+    filters, problems = log.parse(request.args, auth.is_admin())
     raw_cursor = request.args.get("before", "")
     cursor = log.parse_cursor(raw_cursor)
     if raw_cursor and cursor is None:
@@ -253,7 +298,7 @@ def messages() -> Any:
 @bp.get("/messages.csv")
 @login_required
 def messages_csv() -> Any:
-    filters, problems = log.parse(request.args)
+    filters, problems = log.parse(request.args, auth.is_admin())
     if problems:
         return Response("; ".join(problems) + "\n", status=400, mimetype="text/plain")
     lines = log.csv_lines(_log_rows, filters, auth.is_admin(), services().settings.zone)
@@ -277,7 +322,7 @@ def alerts() -> str:
     found = found[: log.PAGE]
     return render_template(
         "dashboard/alerts.html",
-        alerts=[(a, _number(a.acked_by), _number(a.resolved_by)) for a in found],
+        alerts=[(_alert(a), _number(a.acked_by), _number(a.resolved_by)) for a in found],
         next_url=url_for("dashboard.alerts", before=found[-1].id) if more else None,
     )
 
@@ -292,13 +337,14 @@ def alert(alert_id: int) -> str:
         events = records.events(conn, alert_id)
         texts = queue.about(conn, alert_id)
         placed = {c.id: c for c in calls.about(conn, alert_id)}
+    shown = _alert(found)
     return render_template(
         "dashboard/alert.html",
-        alert=found,
-        timeline=_timeline(found, events, texts, placed),
-        labels=found.labels,
+        alert=shown,
+        timeline=_timeline(shown, events, texts, placed),
+        labels=shown.labels,
         # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
-        link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
+        link=shown.url if (shown.url or "").lower().startswith(("https://", "http://")) else None,
     )
 
 
@@ -331,7 +377,7 @@ def _timeline(
             what = f"resolved by {alert.source}: its resolved notice"
         else:
             what = f"received from {alert.source}" if i == 0 else f"update received from {alert.source}"
-        steps.append((at, f"{what} (event {key})"))
+        steps.append((at, f"{what} (event {_text(key)})"))
     if alert.opened_at:
         steps.append((alert.opened_at, f"opened as alert #{alert.id}"))
     for t in texts:
@@ -348,8 +394,8 @@ def _timeline(
         if t.sent_at:
             steps.append((t.sent_at, f"{t.kind} sent to {who}"))
         if t.delivery_updated_at and t.delivery_status:
-            error = f" (error {t.error_code})" if t.error_code else ""
-            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {t.delivery_status}{error}"))
+            error = f" (error {_text(t.error_code)})" if t.error_code else ""
+            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {_text(t.delivery_status)}{error}"))
         elif t.status in (queue.Delivery.FAILED, queue.Delivery.DROPPED, queue.Delivery.FOLDED):
             steps.append((t.sent_at or t.created_at, f"{t.kind} to {who}: {t.status}"))
     if alert.acked_at:
@@ -378,11 +424,25 @@ def rules() -> str:
     names = sorted(set(defined) | set(states))
     return render_template(
         "dashboard/rules.html",
-        rules=[(name, defined.get(name), states.get(name)) for name in names],
-        closed=closed,
-        problem=problem,
+        rules=[(_text(name), _rule(defined.get(name)), _state(states.get(name))) for name in names],
+        closed={_text(name): alert_id for name, alert_id in closed.items()},
+        problem=_text(problem),
         reading=alerting.reading,
     )
+
+
+def _rule(rule: Any) -> Any:
+    """A rule of the file as this user may see it (its name and query masked unless admin)."""
+    if rule is None or auth.is_admin():
+        return rule
+    return replace(rule, name=_text(rule.name), query=_text(rule.query), message=_text(rule.message))
+
+
+def _state(row: Any) -> Any:
+    """A rule's stored state as this user may see it (its last error masked unless admin)."""
+    if row is None or auth.is_admin():
+        return row
+    return SimpleNamespace(**{**row._mapping, "rule": _text(row.rule), "last_error": _text(row.last_error)})
 
 
 @bp.route("/phone", methods=["GET", "POST"])

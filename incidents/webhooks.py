@@ -24,7 +24,7 @@ from incidents import intake
 from incidents.sources import Incoming, PayloadError, Source, Status, decode
 from incidents.sources.alertmanager import parse_alertmanager
 from incidents.sources.datadog import parse_datadog
-from security import same_secret
+from security import log_refusal, same_secret
 from services import Services
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _handle(source: str, configured: bool, authorized, parse):
         return error(404, f"the {source} webhook is off: set its token (see docs/alert-sources.md)")
     if not authorized():
         WEBHOOK_EVENTS.labels(source, "unauthorized").inc()
-        logger.warning("%s webhook: missing or wrong credentials from %s", source, request.remote_addr)
+        log_refusal(request, "missing or wrong credentials")
         return error(401, "missing or wrong credentials", **{"WWW-Authenticate": 'Bearer realm="operator"'})
     try:
         incoming = parse(_payload())
@@ -152,11 +152,12 @@ def _handle(source: str, configured: bool, authorized, parse):
         return error(413, "body larger than 1 MiB")
     except PayloadError as exc:
         WEBHOOK_EVENTS.labels(source, "rejected").inc()
-        logger.warning("%s webhook: rejected payload: %s", source, exc)
+        log_refusal(request, "rejected payload: %s", exc)
         return error(400, str(exc))
     except Exception:  # noqa: BLE001 - a 5xx would make the sender retry this payload forever
         WEBHOOK_EVENTS.labels(source, "rejected").inc()
-        logger.exception("%s webhook: the parser failed on a payload", source)
+        if log_refusal(request, "the parser failed on a payload (traceback below)"):
+            logger.exception("%s webhook: the parser failed on a payload", source)
         return error(400, "the payload could not be read")
     # Alertmanager's always-firing Watchdog is a heartbeat's ping: never an alert, never a page.
     names = _services().settings.watchdog_names if source == Source.ALERTMANAGER else frozenset()
