@@ -59,7 +59,10 @@ def stop(exc: ConfigError) -> NoReturn:
     2 is the conventional "usage" status: a supervisor (systemd, Docker) that restarts on failure
     can be told not to retry it (RestartPreventExitStatus=2), since the same file fails again.
     """
-    print(f"Operator config error: {exc}", file=sys.stderr, flush=True)
+    # One write with its newline: print() writes the line and "\n" apart, and several gunicorn
+    # workers stopping at once (or their log lines) would interleave between the two.
+    sys.stderr.write(f"Operator config error: {exc}\n")
+    sys.stderr.flush()
     raise SystemExit(2)
 
 
