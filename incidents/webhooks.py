@@ -22,8 +22,7 @@ from config import Settings
 from core import db
 from incidents import intake
 from incidents.sources import Incoming, PayloadError, Source, Status, decode
-from incidents.sources.alertmanager import parse_alertmanager
-from incidents.sources.datadog import parse_datadog
+from incidents.sources.registry import PARSERS
 from security import same_secret
 from services import Services
 
@@ -182,7 +181,7 @@ def alertmanager():
         settings.alertmanager_token or (settings.alertmanager_user and settings.alertmanager_password)
     )
     return _handle(
-        Source.ALERTMANAGER, configured, lambda: _alertmanager_auth_ok(settings), parse_alertmanager
+        Source.ALERTMANAGER, configured, lambda: _alertmanager_auth_ok(settings), PARSERS[Source.ALERTMANAGER]
     )
 
 
@@ -192,11 +191,10 @@ def datadog():
     settings = _services().settings
 
     def parse(payload: object) -> list[Incoming]:
-        event = parse_datadog(payload)
-        if event is None:
+        events = PARSERS[Source.DATADOG](payload)
+        if not events:
             logger.info("datadog webhook: ignored a notification that is not an alert state")
-            return []
-        return [event]
+        return events
 
     token = settings.datadog_token
     return _handle(

@@ -18,6 +18,8 @@ from enum import StrEnum
 from itertools import accumulate
 from typing import Any
 
+from conversation import composer
+
 # Labels that name "where" an alert is, best first; the SMS lists these values.
 PLACE_LABELS = ("host", "hostname", "instance", "pod", "node", "container", "service", "job")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -144,7 +146,9 @@ def place_of(labels: dict[str, str], common: dict[str, str] | None = None) -> st
 
 
 def text_of(value: Any, limit: int, what: str = "a text field") -> str:
-    """A storable string: NUL removed (PostgreSQL refuses it), cut to the column's size.
+    """A storable one-line string: NUL removed (PostgreSQL refuses it), every other control,
+    separator or format character a space (composer.one_line: a sender's newline must not
+    start a line of its own in a page), cut to the column's size.
 
     Numbers are written out (a hand-made payload's `"alert_id": 12`); objects, lists and booleans
     in a text field are a broken sender, refused rather than stored as Python's repr.
@@ -153,7 +157,7 @@ def text_of(value: Any, limit: int, what: str = "a text field") -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PayloadError(f"{what} must be text")
-    return str(value).replace("\x00", "")[:limit]
+    return composer.one_line(str(value).replace("\x00", ""))[:limit]
 
 
 def strings(value: Any, what: str) -> dict[str, str]:
