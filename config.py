@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
@@ -28,11 +29,19 @@ ROLES = ("viewer", "responder", "admin")
 DEFAULT_ROLE = "responder"
 # Roles that are paged; viewers only ask.
 PAGE_ROLES = ("responder", "admin")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII digits to the very end: `\d` takes any script's digits and `$` a trailing newline.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 
 
 class ConfigError(ValueError):
-    """A configuration variable has a value Operator cannot use."""
+    """A configuration variable has a value Operator cannot use; always one line, so a value quoted
+    in it (a key with a newline in it) cannot add lines to the log or to the admins' text."""
+
+    def __init__(self, message: object = "") -> None:
+        text = str(message)
+        if not text.isprintable():
+            text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+        super().__init__(text)
 
 
 # Prometheus's conventional always-firing alert: never paged, even when no heartbeat claims it.
