@@ -1,6 +1,6 @@
 # Operator's image: the web service by default; the worker is the same image with
 #   docker run ... operator flask --app app worker
-# Settings come from the environment (docker run --env-file operator.env); README: Deployment.
+# Settings come from the environment (docker run --env-file operator.env); docs/operations.md, Docker.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,6 +1,6 @@
 VENV := .venv
 PY := $(VENV)/bin/python
-# The interpreter the venv is made from: any Python 3.11 to 3.13 (README).
+# The interpreter the venv is made from: any Python 3.11 to 3.13 (README, Two commands).
 PYTHON ?= python3
 # What the venv gets: everything for development; a server takes the runtime lock alone
 # (`make install LOCK=requirements.lock`, docs/operations.md).
@@ -8,7 +8,7 @@ LOCK ?= requirements-dev.lock
 # bash for `wait -n` in `run`
 SHELL := /bin/bash
 
-.PHONY: install run test test-fast lint bench audit lock clean
+.PHONY: install run test test-fast lint docs bench audit lock clean
 
 # Exactly the locked versions, each checked against its hash, with whatever pip the interpreter
 # bundles (3.11's 23.2.1 included; docs/adr/0003-uv-lock-files.md). The lock already lists every
@@ -48,8 +48,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 
-# Re-resolve both lock files after editing requirements*.txt (uv: README, Why these dependencies).
+# The docs site (docs/, mkdocs.yml) at http://127.0.0.1:8000, rebuilt on every save.
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs serve
+
+# Re-resolve both lock files after editing requirements*.txt (docs/adr/0003-uv-lock-files.md).
 # The dev lock is constrained by the runtime one, so both pin the same runtime versions.
 lock: $(VENV)/.installed
 	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.11 --generate-hashes \
@@ -62,7 +67,7 @@ lock: $(VENV)/.installed
 audit: $(VENV)/.installed
 	$(VENV)/bin/pip-audit --disable-pip --strict --progress-spinner off -r requirements-dev.lock
 
-# Every benchmark in bench/, short modes where they exist, then one Markdown table (README, Benchmarks).
+# Every benchmark in bench/, short modes where they exist, then one Markdown table (docs/benchmarks.md).
 bench: $(VENV)/.installed
 	$(PY) bench/report.py
 

@@ -110,7 +110,7 @@ class Evaluator:
     def evaluate(self, rule: Rule, now: float) -> None:
         with self.engine.connect() as conn:
             state = self._state(conn, rule)
-        if state["next_eval_at"] > now + 0.01:
+        if state["error_since"] is not None and state["next_eval_at"] > now + 0.01:
             return  # a failing query, retried every other interval
         result = self.services.monitors[rule.monitor].value(rule.query)
         if result.ok:
@@ -140,8 +140,9 @@ class Evaluator:
             alert = records.get(conn, alert_id) if alert_id else None
             if state["error_since"] is not None:
                 self._works_again(conn, rule, state, value, now)
-            common = dict(value=value, evaluated_at=now, next_eval_at=now, failures=0, notice_sent=0,
-                          last_error=None, error_since=None)  # fmt: skip
+            # The worker evaluates every rule each ALERT_INTERVAL (worker.loop): that is the next one.
+            common = dict(value=value, evaluated_at=now, next_eval_at=now + self.settings.alert_interval,
+                          failures=0, notice_sent=0, last_error=None, error_since=None)  # fmt: skip
             if value is None and rule.no_data == NoData.KEEP:
                 self._hold(conn, rule, state, alert, now)
                 self._save(conn, rule, **{**common, "value": state["value"]})
@@ -277,3 +278,17 @@ def rule_rows(conn: Connection) -> list[Any]:
             ).order_by(t.rule)  # fmt: skip
         )
     )
+
+
+def closed_while_breached(conn: Connection) -> dict[str, int]:
+    """Rules still breaching whose alert someone resolved by hand: rule -> that alert's id.
+
+    Such a rule stays firing without reminders until it goes ok (see `_apply`).
+    """
+    t, a = rule_states.c, records.alerts.c
+    rows = conn.execute(
+        select(t.rule, t.alert_id)
+        .join(records.alerts, a.id == t.alert_id)
+        .where(t.state == RuleState.FIRING, a.status != Status.FIRING)
+    )
+    return {r.rule: r.alert_id for r in rows}

@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import InternalServerError
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 import alerting
 import commands  # noqa: F401 - registers the commands
@@ -42,7 +41,7 @@ from inbound.routes import internal_error_reply
 from logging_config import configure_logging
 from monitors.checkup import check_command
 from outbox import queue
-from security import may_read_metrics
+from security import ForwardedFor, log_refusal, may_read_metrics
 from services import Services, build_services
 from worker import liveness
 
@@ -105,6 +104,7 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response | tuple[Response, int]:
     if not may_read_metrics(request, services().settings):
+        log_refusal(request, "not this host, and no METRICS_TOKEN")
         message = "/metrics is served to this host, or with METRICS_TOKEN as a bearer token"
         return jsonify(status="error", message=message), 403
     body, content_type = metrics.exposition([current_app.extensions["operator.store_metrics"]])
@@ -214,9 +214,8 @@ def _build(settings: Settings) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     if settings.proxy_hops:
-        # Only the client address: the signed URL is PUBLIC_URL, never a forwarded host or prefix.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0
+        app.wsgi_app = ForwardedFor(  # type: ignore[method-assign]
+            app.wsgi_app, settings.proxy_hops, settings.proxy_addresses
         )
     app.extensions["operator"] = build_services(settings)
     app.extensions["operator.store_metrics"] = StoreCollector(

@@ -104,6 +104,13 @@ class Command:
     instant: bool = False
     # The arguments in canonical form ("12 30m", "payment error 1h"); default: ids or all, duration.
     canonical: Callable[[Context], str] | None = None
+    # Whether these words make it change state ("maintenance 2h", "oncall give ..."), for a command
+    # open to viewers that checks the role itself; default: every command that needs a role acts.
+    acts: Callable[[list[str]], bool] | None = None
+
+    def changes_state(self, args: list[str]) -> bool:
+        """Whether running with `args` changes state: then a question or a negation never runs it."""
+        return self.acts(args) if self.acts is not None else self.role != "viewer"
 
     @property
     def help(self) -> str:
@@ -126,11 +133,12 @@ class Registry:
         keywords: Iterable[str] | Callable[[Services], Iterable[str]] = (),
         hidden: bool = False,
         canonical: Callable[[Context], str] | None = None,
+        acts: Callable[[list[str]], bool] | None = None,
         **flags: bool,
     ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
         """Register the decorated function as command `name` (flags: leading, weak, fallback,
         describes_ids, searches, unlimited, instant); `canonical` gives its arguments in canonical
-        form."""
+        form; `acts` says which words make a command open to viewers change state."""
 
         def decorate(func: Callable[[Context], str]) -> Callable[[Context], str]:
             for word in (name, *aliases):
@@ -140,7 +148,7 @@ class Registry:
                     raise ValueError(f"{word!r} already belongs to {self.words[word]!r}")
                 self.words[word] = name
             self.commands[name] = Command(
-                name, func, tuple(aliases), role, keywords, hidden, canonical=canonical, **flags
+                name, func, tuple(aliases), role, keywords, hidden, canonical=canonical, acts=acts, **flags
             )
             return func
 
@@ -283,16 +291,29 @@ class CommandProcessor:
         base, why = _HOW[how[0]]
         reason = why.format(how[1]) + (f", read as {cmd.name}" if cmd is not before else "")
         confidence = base * (0.5 + 0.5 * similar)
-        if cmd.role != "viewer" and text.rstrip().endswith("?"):
-            confidence, reason = min(confidence, 0.7), reason + ", asked with '?'"
+        args, rest = self._arguments(words, index, text)
+        acts = cmd.changes_state(args)
+        if acts and self._asked(words, index, text):
+            # "should we start maintenance 2h?": a question is answered with a question, never run.
+            confidence, reason = min(confidence, 0.7), reason + ", asked as a question"
         after = [w.text for w in words[(index or 0) + 1 :]]
-        if cmd.role != "viewer" and any(self._calls_off(t) for t in after):
+        if acts and any(self._calls_off(t) for t in after):
             # "ack 12, no wait", "snooze 12 never mind": the sentence takes it back.
             confidence, reason = min(confidence, 0.6), reason + ", with a word that calls it off"
-        args, rest = self._arguments(words, index, text)
         leading = self._leads(cmd, " ".join(w.text for w in words))
         reading = Reading(cmd.name, args, rest, leading, confidence, note + reason)
         return self._scored(self._as_search(reading, words, text, index), text)
+
+    @staticmethod
+    def _asked(words: list[Word], index: int | None, text: str) -> bool:
+        """Whether the sentence asks rather than tells: a '?', a question word or 'if' before the command."""
+        texts = [w.text for w in words]
+        before = [t for t in texts[: index or 0] if t not in OPENERS]
+        return (
+            text.rstrip().endswith("?")
+            or bool(before[:1] and before[0] in QUESTION)
+            or bool(set(before) & IF_WORDS)
+        )
 
     def _calls_off(self, word: str) -> bool:
         """A negation, or a word of the command that drops a question ("no", "nvm", "abort")."""
@@ -306,7 +327,7 @@ class CommandProcessor:
         becomes logs, and the state-changing commands are never replaced.
         """
         cmd = self.registry.commands[reading.name] if reading.name else None
-        if cmd is not None and (index is not None or cmd.role != "viewer" or cmd.searches):
+        if cmd is not None and (index is not None or cmd.changes_state(reading.args) or cmd.searches):
             return reading
         search = next((c for c in self.registry.commands.values() if c.searches), None)
         if search is None:
@@ -506,7 +527,8 @@ class CommandProcessor:
         texts = [w.text for w in words]
         if cmd.weak:
             cmd, index = self._specific(cmd, index, texts)
-        if cmd.role == "viewer" or index is None:
+        args = self._arguments(words, index, text)[0] if index is not None else []
+        if index is None or not cmd.changes_state(args):
             return cmd, index
         before = set(texts[:index])
         opening = [t for t in texts[:index] if t not in OPENERS][:2]
@@ -517,10 +539,13 @@ class CommandProcessor:
             name = self.registry.words.get("help")
             return (self.registry.commands[name], None) if name else (cmd, index)
         asked = text.rstrip().endswith("?") and texts[index].endswith(_PAST)
-        if (opening and opening[0] in QUESTION) or before & IF_WORDS or asked:
+        if cmd.acts is None and ((opening and opening[0] in QUESTION) or before & IF_WORDS or asked):
+            # "was 12 acked?", "should I ack 12": about the alert. A command with its own `acts`
+            # ("should we start maintenance 2h?") is asked back instead (_read caps it).
             describer = self._describer()
             return (describer, index) if describer else (cmd, index)
-        if before & NEGATION:
+        if before & NEGATION and cmd.changes_state([a for a in args if a not in NEGATION]):
+            # Called off, unless the word is the action itself ("cancel maintenance" ends it).
             name = self.registry.words.get("no")
             return (self.registry.commands[name] if name else None), index
         return cmd, index
@@ -570,12 +595,13 @@ class CommandProcessor:
         cmd = self.registry.commands[reading.name]
         if not allows(role, cmd.role):
             return answer(f"'{cmd.name}' needs the {cmd.role} role; you are {role}.", cmd.name, "forbidden")
-        if cmd.role != "viewer" and _UNREADABLE.search(f" {reading.rest} "):
+        acts = cmd.changes_state(reading.args)
+        if acts and _UNREADABLE.search(f" {reading.rest} "):
             # Characters SMS could not carry arrive as '?' ("ack 一"): not a bare "ack".
             return answer(
                 f"Could not read part of that; use plain digits, e.g. '{cmd.name} 12'.", cmd.name, "error"
             )
-        if reading.runner_up is not None or (cmd.role != "viewer" and reading.confidence < THRESHOLD):
+        if reading.runner_up is not None or (acts and reading.confidence < THRESHOLD):
             # Never act on a guess: one short question, answered by YES, 1 or 2.
             return answer(self._ask(reading, phone), "ask", "ok")
         ctx = Context(

@@ -8,6 +8,7 @@ as `Settings.file`; each feature validates its own section and raises ConfigErro
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -17,6 +18,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from limits import parse_many
@@ -81,6 +83,9 @@ class Settings:
     public_url: str = ""
     # Reverse proxies in front whose X-Forwarded-For is believed (nothing else they send is).
     proxy_hops: int = 0
+    # The addresses (or networks) of those proxies. Set, a forwarded address is believed only from
+    # them; empty, from anyone, so the login limit also counts failures per connecting address.
+    proxy_addresses: tuple[str, ...] = ()
     # /metrics is served to this host, or to a scraper sending `Authorization: Bearer <token>`.
     metrics_token: str = ""
     # How long /metrics reuses its readings of the store; 0 reads it on every scrape.
@@ -96,6 +101,8 @@ class Settings:
     log_level: str = "INFO"
     sms_emoji: bool = False
     sms_max_segments: int = 1
+    # The IANA zone every time in a text and on the dashboard is written in (a team's own zone for its texts).
+    timezone: str = "UTC"
     # The YAML file in use ("" for none) and its sections: queries, nrql, api, rules, database, heartbeats, teams.
     operator_config: str = ""
     file: Mapping[str, Any] = field(default_factory=dict)
@@ -150,6 +157,8 @@ class Settings:
     dashboard_role: str = "admin"
     # signs the dashboard's session cookie and CSRF tokens; required when the dashboard is on
     secret_key: str = ""
+    # how long a dashboard login lasts, counted from the login: using it never extends it
+    dashboard_session_lifetime: float = 12 * 3600.0
     # what one SMS segment costs (Twilio's US price in USD), for the dashboard's monthly estimate
     sms_segment_price: float = 0.0083
 
@@ -157,6 +166,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; raise ConfigError on a bad value."""
         return cls(**_parse(env))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """TIMEZONE as a zone (zoneinfo keeps one instance per name)."""
+        return ZoneInfo(self.timezone)
 
     @property
     def first_authorized(self) -> str:
@@ -211,6 +225,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         twilio_from_number=from_number,
         public_url=value("public_url", _url),
         proxy_hops=value("proxy_hops", _int, 0, 10),
+        proxy_addresses=value("proxy_addresses", _networks),
         metrics_token=value("metrics_token"),
         metrics_cache_ttl=value("metrics_cache_ttl", _seconds, allow_zero=True),
         authorized=_authorized(get("AUTHORIZED_NUMBERS")),
@@ -222,6 +237,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         log_level=value("log_level", _choice, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
         sms_emoji=value("sms_emoji", _bool),
         sms_max_segments=value("sms_max_segments", _int, 1, 10),
+        timezone=value("timezone", _zone),
         operator_config=path,
         file=MappingProxyType(file),
         prometheus_url=value("prometheus_url", _url),
@@ -285,6 +301,7 @@ def _dashboard(get: Callable[[str], str], value: Callable[..., Any]) -> dict[str
         dashboard_password=password,
         dashboard_role=value("dashboard_role", _choice, ("admin", "viewer")),
         secret_key=secret,
+        dashboard_session_lifetime=value("dashboard_session_lifetime", _seconds),
         sms_segment_price=value("sms_segment_price", _price),
     )
 
@@ -475,6 +492,31 @@ def _seconds(name: str, value: str, allow_zero: bool = False) -> float:
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigError(f"{name} must be greater than 0, not {value!r}")
     return seconds
+
+
+def _zone(name: str, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, like "Europe"
+        raise ConfigError(
+            f"{name} must be an IANA time zone such as Europe/Berlin or UTC, not {value[:40]!r}"
+        ) from None
+    return value
+
+
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (10.0.0.5, 10.0.0.0/8, fd00::/8), normalised."""
+    found = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be IP addresses or networks like 10.0.0.0/8, not {part!r}"
+            ) from None
+    return tuple(found)
 
 
 def _bool(name: str, value: str) -> bool:

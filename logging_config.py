@@ -1,7 +1,8 @@
-"""Logging set up once: console and a rotating file, a request id on every line, no secrets."""
+"""Logging set up once: console and a rotating file shared by every process, a request id on every line, no secrets."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import logging.handlers
 import os
@@ -59,7 +60,58 @@ class ConsoleHandler(CountedFailures, logging.StreamHandler):
     pass
 
 
-class FileHandler(CountedFailures, logging.handlers.RotatingFileHandler):
+class SharedRotatingFile(logging.handlers.WatchedFileHandler):
+    """One log file that every gunicorn worker (and the worker process) appends to, rotated by
+    size once, by whichever process finds it full.
+
+    RotatingFileHandler assumes it is the file's only writer: with several processes, each rotates
+    on its own count, renames files another still writes to, and the rotations clobber each other
+    (lost lines, rotated files of a few bytes). Per-process files would scatter one request's
+    lines and pile up with every restart; WatchedFileHandler alone leaves the size to a logrotate
+    that a container or `make run` does not have. So: appends (O_APPEND, a line at a time), a
+    rotation under an exclusive lock on `<file>.lock` that re-checks the size first (the others
+    waiting on the lock then find a fresh file and do nothing), and, as WatchedFileHandler does,
+    every process reopens the path when the file it held was rotated away. An external logrotate
+    still works: the file is reopened after it moves.
+    """
+
+    def __init__(self, filename: str, maxBytes: int = 0, backupCount: int = 0, delay: bool = False):  # noqa: N803 - RotatingFileHandler's names
+        super().__init__(filename, delay=delay)
+        self.max_bytes, self.backups = maxBytes, backupCount
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._rotate_if_full()
+            self.reopenIfNeeded()
+            logging.FileHandler.emit(self, record)  # opens the file first when it is not open yet
+        except Exception:  # noqa: BLE001 - a full disk costs this line (counted), never the request
+            self.handleError(record)
+
+    def _size(self) -> int:
+        try:
+            return os.stat(self.baseFilename).st_size
+        except FileNotFoundError:
+            return 0
+
+    def _rotate_if_full(self) -> None:
+        if self.max_bytes <= 0 or self.backups <= 0 or self._size() < self.max_bytes:
+            return
+        with open(self.baseFilename + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self._size() < self.max_bytes:
+                    return  # another process rotated it while this one waited
+                for n in range(self.backups - 1, 0, -1):
+                    older = f"{self.baseFilename}.{n}"
+                    if os.path.exists(older):
+                        os.replace(older, f"{self.baseFilename}.{n + 1}")
+                os.replace(self.baseFilename, self.baseFilename + ".1")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        # This process's stream now points at .1: reopenIfNeeded opens the new file.
+
+
+class FileHandler(CountedFailures, SharedRotatingFile):
     label = "file"
 
 

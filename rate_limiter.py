@@ -193,6 +193,15 @@ class Decision:
     retry_after: float = 0.0
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Where a key stands, without counting it."""
+
+    counted: bool = False  # something is counted in one of its current windows
+    over: bool = False  # a hit now would be refused
+    retry_after: float = 0.0
+
+
 class RateLimiter:
     """Stepped limits ("10 per 5 minutes; 100 per day") for one purpose, keyed by phone.
 
@@ -253,6 +262,45 @@ class RateLimiter:
             )
             return self._in_fallback(phone)
 
+    def peek(self, key: str) -> Usage:
+        """Where `key` stands, counting nothing (for limits that count failures only).
+
+        Fails open like `hit`: with no counter store answering, nothing is counted.
+        """
+        if self._fallback_strategy is not None and time.monotonic() < self._down_until:
+            return self._peek_fallback(key)
+        try:
+            return self._peek(self.strategy, key)
+        except _failures(self.storage) as exc:
+            STORE_ERRORS.labels("primary").inc()
+            if self._fallback_strategy is None:
+                return _open_usage(exc)
+            self._down_until = time.monotonic() + self.retry_after
+            logger.error(
+                "rate-limit store failed (%s); counting in the database for the next %ds",
+                exc.__class__.__name__,
+                self.retry_after,
+            )
+            return self._peek_fallback(key)
+
+    def _peek_fallback(self, key: str) -> Usage:
+        assert self._fallback_strategy is not None and self.fallback is not None
+        try:
+            return self._peek(self._fallback_strategy, key)
+        except _failures(self.fallback) as exc:
+            STORE_ERRORS.labels("fallback").inc()
+            return _open_usage(exc)
+
+    def _peek(self, strategy: FixedWindowRateLimiter, key: str) -> Usage:
+        counted, over, retry_after = False, False, 0.0
+        for item in self.items:
+            stats = strategy.get_window_stats(item, self.namespace, key)
+            counted = counted or stats.remaining < item.amount
+            if stats.remaining <= 0:
+                over = True
+                retry_after = max(retry_after, 1.0, stats.reset_time - time.time())
+        return Usage(counted, over, retry_after)
+
     def _in_fallback(self, phone: str) -> Decision:
         assert self._fallback_strategy is not None and self.fallback is not None
         FALLBACK_HITS.inc()
@@ -279,6 +327,13 @@ def _open(phone: str, exc: Exception) -> Decision:
     UNCOUNTED.inc()
     logger.error("rate-limit store failed (%s); letting %s through", exc.__class__.__name__, mask(phone))
     return Decision(True)
+
+
+def _open_usage(exc: Exception) -> Usage:
+    """Every counter store failed: nothing counts against anyone (see RateLimiter.peek)."""
+    UNCOUNTED.inc()
+    logger.error("rate-limit store failed (%s); a limit is not checked", exc.__class__.__name__)
+    return Usage()
 
 
 def _failures(storage: Storage) -> tuple[type[Exception], ...]:

@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
 
 from flask import Request, current_app
@@ -19,12 +20,18 @@ from twilio.request_validator import (
     RequestValidator,
     get_signature_algorithm,
 )
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import ROLES, Settings
 
 logger = logging.getLogger(__name__)
 
-_PHONE = re.compile(r"\+?\d[\d\- ]{6,}\d")
+# A phone number however it is written: seven digits or more, after an optional + or bracket,
+# each from the last by at most three of space, dot, dash (any Unicode dash or minus), slash,
+# underscore or bracket ("1.555.555.0101", "+1 (555) 555-0101", "555 - 555 - 0101"). Each repeat
+# must take a digit, so matching is linear.
+_PHONE = re.compile(r"\+?\(?\+?\d(?:[\s.\-/()_\u2010-\u2015\u2212\u00b7]{0,3}\d){6,}")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _PLAIN_NAME = re.compile(r"[A-Z][A-Za-z]{0,39}")
 
 
@@ -272,26 +279,78 @@ MALFORMED = Counter(
     "operator_malformed_requests_total",
     "Signed requests refused for a form Twilio does not send (unknown or repeated field, bad MessageSid)",
 )
-# One warning line per minute at most, whatever the flood: refusals are counted in the metrics,
-# and a line per request would rotate the real audit lines out of the log.
+# Refused requests are counted in the metrics; the log gets one line per door and source each
+# REFUSAL_LOG_EVERY seconds, then one line with how many more there were: a line per request would
+# let a flood rotate the real audit lines out of the log. Each door names at most
+# REFUSAL_LOG_SOURCES sources apart an interval; the others share one line.
 REFUSAL_LOG_EVERY = 60.0
+REFUSAL_LOG_SOURCES = 20
+_OTHERS = "other sources"
 
 
-class _RefusalLog:
-    def __init__(self) -> None:
+class RefusalLog:
+    """Warning lines for refused requests, throttled per door (route) and source.
+
+    Kept in process memory on purpose: a count shared through the store or Redis would cost a
+    write for every refused request, the very cost a flood must not impose. With N processes, a
+    source gets at most N lines an interval; its state is a few counters per door and source.
+    """
+
+    def __init__(self, every: float = REFUSAL_LOG_EVERY, sources: int = REFUSAL_LOG_SOURCES):
+        self.every, self.sources = every, sources
         self.lock = threading.Lock()
-        self.next_at = 0.0
-        self.unlogged = 0
+        self.ends_at = 0.0
+        # (door, source) -> refusals not written since its line, this interval
+        self.unlogged: dict[tuple[str, str], int] = {}
+        self.named: dict[str, int] = {}  # door -> sources named apart this interval
 
-    def warn(self, message: str, *args: object) -> None:
+    def warn(self, door: str, source: str, message: str, *args: object) -> bool:
+        """Log `message` unless this door and source (or too many others) had a line this interval;
+        True when the line was written."""
+        lines: list[tuple[str, tuple[object, ...]]] = []
+        written = False
         with self.lock:
             now = time.monotonic()
-            if now < self.next_at:
-                self.unlogged += 1
-                return
-            unlogged, self.unlogged, self.next_at = self.unlogged, 0, now + REFUSAL_LOG_EVERY
-        tail = f" ({unlogged} more refused since the last such line)" if unlogged else ""
-        logger.warning(message + tail, *args)
+            if now >= self.ends_at:
+                for (d, src), count in self.unlogged.items():
+                    if count:
+                        lines.append(
+                            ("refused %d more on %s from %s in the last %d s", (count, d, src, self.every))
+                        )
+                self.unlogged.clear()
+                self.named.clear()
+                self.ends_at = now + self.every
+            key = (door, source)
+            if key not in self.unlogged and self.named.get(door, 0) >= self.sources:
+                key = (door, _OTHERS)
+                if key not in self.unlogged:
+                    self.unlogged[key] = 0
+                    message = "refused %s from more than %d sources: the others share one line an interval"
+                    lines.append((message, (door, self.sources)))
+                else:
+                    self.unlogged[key] += 1
+            elif key in self.unlogged:
+                self.unlogged[key] += 1
+            else:
+                self.unlogged[key] = 0
+                self.named[door] = self.named.get(door, 0) + 1
+                lines.append((message, args))
+                written = True
+        for line, values in lines:
+            logger.warning(line, *values)
+        return written
+
+
+def log_refusal(request: Request, reason: str, *args: object) -> bool:
+    """Log a refused request (throttled, see RefusalLog) as "refused <door> from <source>: <reason>".
+
+    The door is the route (its pattern, so /heartbeat/<name> is one door), the source the client
+    address (its /64 for IPv6). True when the line was written.
+    """
+    door = request.url_rule.rule if request.url_rule is not None else request.path[:64]
+    source = source_of(request.remote_addr)
+    log: RefusalLog = current_app.extensions.setdefault("operator.refusal_log", RefusalLog())
+    return log.warn(door, source, "refused %s from %s: " + reason, door, source, *args)
 
 
 def refusal(request: Request, settings: Settings, allowed: frozenset[str], required: tuple[str, ...]) -> int:
@@ -302,20 +361,14 @@ def refusal(request: Request, settings: Settings, allowed: frozenset[str], requi
     if not is_from_twilio(request, settings):
         SIGNATURE_REJECTIONS.inc()
         reason = "a missing or wrong signature" if settings.public_url else "no PUBLIC_URL to check against"
-        _refusal_log().warn("refused %s from %s: %s", request.path, request.remote_addr, reason)
+        log_refusal(request, "%s", reason)
         return 403
     problem = form_problem(request, allowed, required)
     if problem:
         MALFORMED.inc()
-        _refusal_log().warn("refused a signed %s from %s: %s", request.path, request.remote_addr, problem)
+        log_refusal(request, "a signed form Twilio does not send (%s)", problem)
         return 400
     return 0
-
-
-def _refusal_log() -> _RefusalLog:
-    # One per app, so each app (and each test) starts by logging its first refusal.
-    log: _RefusalLog = current_app.extensions.setdefault("operator.refusal_log", _RefusalLog())
-    return log
 
 
 def may_read_metrics(request: Request, settings: Settings) -> bool:
@@ -339,6 +392,66 @@ def may_read_metrics(request: Request, settings: Settings) -> bool:
 
 
 _FORWARDING = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
+_FORWARDING_ENVIRON = tuple("HTTP_" + name.upper().replace("-", "_") for name in _FORWARDING)
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def _within(text: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    address = _ip(text)
+    return address is not None and any(address in network for network in networks)
+
+
+class ForwardedFor:
+    """The client address as PROXY_HOPS proxies forward it, believed only from PROXY_ADDRESSES when set.
+
+    ProxyFix believes the last PROXY_HOPS entries of X-Forwarded-For from whoever sends them, so a
+    caller that reaches the service directly can claim any address it likes. With the proxies
+    named, anyone else's forwarding headers are dropped: its own address is its address.
+    """
+
+    def __init__(self, app: Any, hops: int, proxies: tuple[str, ...]):
+        self.app = app
+        # Only the client address: the signed URL is PUBLIC_URL, never a forwarded host or prefix.
+        self.fixed = ProxyFix(app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+        self.proxies = [ipaddress.ip_network(p) for p in proxies]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not self.proxies or _within(environ.get("REMOTE_ADDR"), self.proxies):
+            return self.fixed(environ, start_response)
+        for name in _FORWARDING_ENVIRON:
+            environ.pop(name, None)
+        return self.app(environ, start_response)
+
+
+def connected_from(request: Request) -> str:
+    """The address that opened the connection (a proxy, or the client itself), whatever it forwarded."""
+    original = request.environ.get("werkzeug.proxy_fix.orig") or {}
+    return str(original.get("REMOTE_ADDR") or request.remote_addr or "")
+
+
+def is_named_proxy(address: str, settings: Settings) -> bool:
+    """True for an address in PROXY_ADDRESSES (none is when that is empty)."""
+    networks = [ipaddress.ip_network(p) for p in settings.proxy_addresses]
+    return bool(networks) and _within(address, networks)
+
+
+def source_of(address: str | None) -> str:
+    """Who an address stands for, for limits and logs: an IPv6 address's /64 (one host or
+    household holds all of it), an IPv4 address itself (an IPv4-mapped one as IPv4)."""
+    found = _ip(address)
+    if found is None:
+        return "unknown"
+    if found.version == 6:
+        return str(ipaddress.ip_network(f"{found}/64", strict=False))
+    return str(found)
 
 
 def role_of(settings: Settings, phone: str) -> str | None:
@@ -352,16 +465,27 @@ def allows(role: str | None, needed: str) -> bool:
 
 
 def mask(phone: str) -> str:
-    """+15555550100 -> +1555***0100: enough to tell people apart, not to dial them."""
+    """+15555550100 -> +1555***0100: enough to tell people apart, not to dial them.
+
+    At least three digits are always hidden (5555550100 -> 555***0100).
+    """
     phone = (phone or "").strip()
     if len(phone) <= 8:
         return phone[:2] + "***" + phone[-2:] if len(phone) > 4 else "***"
-    return phone[:5] + "***" + phone[-4:]
+    return phone[: 5 if phone.startswith("+") else 3] + "***" + phone[-4:]
+
+
+def _masked(found: re.Match[str]) -> str:
+    written = found.group(0)
+    if _IPV4.fullmatch(written) and all(int(part) <= 255 for part in written.split(".")):
+        return written  # an IPv4 address (a refusal's source), not a number to hide
+    plus = "+" if written.lstrip("(").startswith("+") else ""
+    return mask(plus + re.sub(r"\D", "", written))
 
 
 def mask_numbers(text: str) -> str:
-    """Mask every phone-number-looking run in free text (log lines, errors)."""
-    return _PHONE.sub(lambda m: mask(re.sub(r"[\- ]", "", m.group(0))), text)
+    """Mask every phone-number-looking run in free text (log lines, errors, what a viewer sees)."""
+    return _PHONE.sub(_masked, text)
 
 
 def same_secret(given: str, expected: str) -> bool:

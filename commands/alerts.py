@@ -16,18 +16,20 @@ from sqlalchemy import Connection
 
 import alerting
 from command_processor import CommandError, Context, command
+from config import Settings
 from conversation import arguments, pending, resolver
 from conversation.arguments import Target
 from core import db
-from core.timeutil import humanize
+from core.timeutil import clock, humanize
 from incidents import maintenance, paging, records
 from incidents.maintenance import Window
 from incidents.records import Alert, Source, Status
 from incidents.silences import Alertmanager, AlertmanagerError
+from oncall.people import configured_name, display_name
 from outbox import calls, queue
 from outbox.backends import status_callback_url
 from outbox.queue import Kind
-from security import allows, mask
+from security import allows
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,14 @@ def closed_text(alert: Alert) -> str:
     return f"#{alert.id} resolved {_ago(alert.resolved_at or alert.last_seen)} ago ({alert.name})"
 
 
-def _taken(alert: Alert, now: float, long: bool = False, windows: list[Window] | None = None) -> list[str]:
+def _until(settings: Settings, at: float, now: float) -> str:
+    """'until Tue 03:15 CET': when something asked for by SMS ends, in TIMEZONE."""
+    return f"until {clock(at, settings.zone, now)}"
+
+
+def _taken(
+    alert: Alert, now: float, settings: Settings, long: bool = False, windows: list[Window] | None = None
+) -> list[str]:
     """Who took the alert and how (acked, snoozed, silenced, in maintenance): what keeps it quiet."""
     flags = []
     window = maintenance.covering(windows or [], alert)
@@ -76,8 +85,10 @@ def _taken(alert: Alert, now: float, long: bool = False, windows: list[Window] |
             f"in maintenance #{window.id} ({window.scope}), not paged for {left}" if long else "maintenance"
         )
     if alert.acked_at:
-        who = mask(alert.acked_by or "")
-        flags.append(f"acked by {who} {_ago(alert.acked_at)} ago" if long else f"ack {who[-4:]}")
+        who = display_name(settings, alert.acked_by, "someone")
+        # The short form keeps a list line short: a name, else the number's last four digits.
+        short = configured_name(settings, alert.acked_by)[:12] or who[-4:]
+        flags.append(f"acked by {who} {_ago(alert.acked_at)} ago" if long else f"ack {short}")
     if alert.snoozed_until is not None and alert.snoozed_until > now:
         flags.append(f"snoozed {humanize(alert.snoozed_until - now)}" + (" more" if long else ""))
     if alert.silenced(now):
@@ -85,10 +96,10 @@ def _taken(alert: Alert, now: float, long: bool = False, windows: list[Window] |
     return flags
 
 
-def _line(alert: Alert, now: float, windows: list[Window]) -> str:
+def _line(alert: Alert, now: float, windows: list[Window], settings: Settings) -> str:
     places = alert.places.split(",") if alert.places else []
     where = (" " + ",".join(places[:2]) + (f" +{alert.size - 2}" if alert.size > 2 else "")) if places else ""
-    flags = _taken(alert, now, windows=windows)
+    flags = _taken(alert, now, settings, windows=windows)
     state = "" if alert.transition in ("FIRING", "") else f" {alert.transition}"
     extra = f" ({', '.join(flags)})" if flags else ""
     return f"#{alert.id}{state} {alert.name}{where} {humanize(now - alert.started_at)}{extra}"
@@ -105,7 +116,7 @@ CALL_WORDS = {
 ESCALATIONS_SHOWN = 3
 
 
-def _escalations(conn: Connection, alert: Alert) -> str:
+def _escalations(conn: Connection, alert: Alert, settings: Settings) -> str:
     """'escalated to +1555***0101 by call 3m ago, not reached; ...': the newest escalation steps' texts and calls."""
     placed = {c.id: c for c in calls.about(conn, alert.id)}
     sent = [t for t in queue.about(conn, alert.id) if t.kind in (Kind.ESCALATION, Kind.CALL)]
@@ -113,7 +124,7 @@ def _escalations(conn: Connection, alert: Alert) -> str:
     for t in sent[-ESCALATIONS_SHOWN:]:
         call = placed.get(t.id) if t.kind == Kind.CALL else None
         how = "by call" if t.kind == Kind.CALL else "by text"
-        line = f"escalated to {mask(t.to_number)} {how} {_ago(t.created_at)} ago"
+        line = f"escalated to {display_name(settings, t.to_number)} {how} {_ago(t.created_at)} ago"
         if call is not None:
             line += ", " + CALL_WORDS.get(call.outcome, call.call_status or "queued")
         said.append(line)
@@ -121,7 +132,7 @@ def _escalations(conn: Connection, alert: Alert) -> str:
     return "; ".join(said) + (f" (+{earlier} earlier)" if earlier > 0 else "")
 
 
-def _detail(alert: Alert, windows: list[Window], conn: Connection) -> str:
+def _detail(alert: Alert, windows: list[Window], conn: Connection, settings: Settings) -> str:
     if alert.status != Status.FIRING:
         lasted = humanize((alert.resolved_at or alert.last_seen) - alert.started_at)
         return f"{closed_text(alert)}, after {lasted}."
@@ -132,8 +143,8 @@ def _detail(alert: Alert, windows: list[Window], conn: Connection) -> str:
     ]
     if alert.summary and alert.summary != alert.name:
         parts.append(alert.summary)
-    parts.extend(_taken(alert, now, long=True, windows=windows))
-    escalated = _escalations(conn, alert)
+    parts.extend(_taken(alert, now, settings, long=True, windows=windows))
+    escalated = _escalations(conn, alert, settings)
     if escalated:
         parts.append(escalated)
     parts.append(f"from {alert.source}")
@@ -224,27 +235,32 @@ ALERT_WORDS = (
 )
 def alerts_(ctx: Context) -> str:
     """alerts [id|recent]: open alerts, one alert's state, or the last ones including resolved."""
-    target = parse_target(ctx.args)
+    target, settings = parse_target(ctx.args), ctx.services.settings
     with ctx.services.engine.connect() as conn:
         now = db.now()
         windows = maintenance.active(conn, now)
         if target.ids:
             return " | ".join(
-                _shown(lambda a: _detail(a, windows, conn), a) for a in _by_ids(conn, target.ids)
+                _shown(lambda a: _detail(a, windows, conn, settings), a) for a in _by_ids(conn, target.ids)
             )
         if "recent" in ctx.args or "history" in ctx.args or "last" in ctx.args:
             recent = records.recent(conn, 10)
             if not recent:
                 return "No alerts yet."
             return "\n".join(
-                _shown(lambda a: _line(a, now, windows) if a.status == Status.FIRING else closed_text(a), a)
+                _shown(
+                    lambda a: (
+                        _line(a, now, windows, settings) if a.status == Status.FIRING else closed_text(a)
+                    ),
+                    a,
+                )
                 for a in recent
             )
         open_alerts = records.firing(conn)
         if not open_alerts:
             last = records.latest(conn)
             return "No open alerts." + (f" Last: {_shown(closed_text, last)}." if last else "")
-        lines = [_shown(lambda a: _line(a, now, windows), a) for a in reversed(open_alerts)]
+        lines = [_shown(lambda a: _line(a, now, windows, settings), a) for a in reversed(open_alerts)]
         return f"{len(open_alerts)} open:\n" + "\n".join(lines)
 
 
@@ -254,11 +270,11 @@ def ask(conn: Connection, ctx: Context, action: dict, question: str) -> str:
     return f"Reply YES to {question} (within 5 min)."
 
 
-def _ack(conn: Connection, alert: Alert, phone: str) -> str:
+def _ack(conn: Connection, alert: Alert, phone: str, settings: Settings) -> str:
     if alert.status != Status.FIRING:
         return closed_text(alert) + "; nothing to ack"
     if alert.acked_at:
-        who = "you" if alert.acked_by == phone else mask(alert.acked_by or "")
+        who = "you" if alert.acked_by == phone else display_name(settings, alert.acked_by, "someone")
         return f"#{alert.id} already acked by {who} {_ago(alert.acked_at)} ago"
     _mark_acked(conn, alert.id, phone)
     return f"Acked #{alert.id} {alert.name} (firing {_ago(alert.started_at)})"
@@ -294,13 +310,13 @@ def ack(ctx: Context) -> str:
             if not unacked:
                 return "Nothing to ack: no open alert is unacknowledged."
             if len(unacked) == 1:
-                return _ack(conn, unacked[0], ctx.phone) + "."
+                return _ack(conn, unacked[0], ctx.phone, ctx.services.settings) + "."
             ids = [a.id for a in unacked]
             return ask(conn, ctx, {"op": "ack", "ids": ids}, f"ack {len(ids)} alerts ({_ids(ids)})")
         found = _fetch(conn, ctx, target, {"op": "ack"})
         if isinstance(found, str):
             return found
-        return ". ".join(_ack(conn, a, ctx.phone) for a in found) + "."
+        return ". ".join(_ack(conn, a, ctx.phone, ctx.services.settings) for a in found) + "."
 
 
 def _ids(ids: list[int]) -> str:
@@ -308,11 +324,12 @@ def _ids(ids: list[int]) -> str:
     return shown + (f" +{len(ids) - 6}" if len(ids) > 6 else "")
 
 
-def _snooze(conn: Connection, alert: Alert, seconds: float) -> str:
+def _snooze(conn: Connection, alert: Alert, seconds: float, settings: Settings) -> str:
     if alert.status != Status.FIRING:
         return closed_text(alert) + "; nothing to snooze"
+    now = db.now()
     _mark_snoozed(conn, alert.id, seconds)
-    return f"Snoozed #{alert.id} {alert.name} for {humanize(seconds)}"
+    return f"Snoozed #{alert.id} {alert.name} for {humanize(seconds)}, {_until(settings, now + seconds, now)}"
 
 
 def _duration(target: Target, verb: str, limit: float) -> float:
@@ -339,7 +356,7 @@ def snooze(ctx: Context) -> str:
         found = _fetch(conn, ctx, target, {"op": "snooze", "seconds": seconds})
         if isinstance(found, str):
             return found
-        return ". ".join(_snooze(conn, a, seconds) for a in found) + "."
+        return ". ".join(_snooze(conn, a, seconds, ctx.services.settings) for a in found) + "."
 
 
 def _alertmanager(ctx: Context, alert: Alert) -> Alertmanager:
@@ -370,12 +387,17 @@ def silence(ctx: Context) -> str:
     try:
         if alert.silence_id:
             client.expire_silence(alert.silence_id)  # replaced, not stacked
-        silence_id = client.create_silence(alert.labels, now, now + seconds, mask(ctx.phone), comment)
+        who = display_name(ctx.services.settings, ctx.phone)
+        silence_id = client.create_silence(alert.labels, now, now + seconds, who, comment)
     except AlertmanagerError as exc:
         raise CommandError(f"Could not silence #{alert.id}: {exc}. Nothing changed.") from None
     with ctx.services.engine.begin() as conn:
         records.silenced(conn, alert.id, silence_id, now + seconds)
-    return f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}. 'unsilence {alert.id}' ends it."
+    until = _until(ctx.services.settings, now + seconds, now)
+    return (
+        f"Silenced #{alert.id} {alert.name} in Alertmanager for {humanize(seconds)}, {until}. "
+        f"'unsilence {alert.id}' ends it."
+    )
 
 
 @command("unsilence", aliases=("unmute", "unshush", "unsuppress"), role="responder", unlimited=True)
@@ -407,7 +429,9 @@ def resolve(ctx: Context) -> str:
         if alert.status != Status.FIRING:
             return closed_text(alert) + "."
         closed = records.close(conn, alert.id, by=ctx.phone)
-        told = paging.send_recovery(conn, closed, ctx.services.settings, by=ctx.phone, delay=False)
+        settings = ctx.services.settings
+        who = display_name(settings, ctx.phone)
+        told = paging.send_recovery(conn, closed, settings, by=ctx.phone, who=who, delay=False)
         breached = alert.source == Source.RULE and alerting.is_firing(conn, alert.key)
     others = f" Told {told} other{'s' if told != 1 else ''}." if told else ""
     # A rule still over its threshold stays closed until it clears; the next breach pages anew.
@@ -431,8 +455,12 @@ def _confirm_alerts(ctx: Context, conn: Connection, action: dict) -> str:
             results.append(alert.id)
     if not results:
         return "Nothing left to do: those alerts were already handled or resolved."
-    verb = "Acked" if action["op"] == "ack" else f"Snoozed for {humanize(action['seconds'])}"
-    return f"{verb} {len(results)} alert{'s' if len(results) != 1 else ''}: {_ids(results)}."
+    counted = f"{len(results)} alert{'s' if len(results) != 1 else ''}"
+    if action["op"] == "ack":
+        return f"Acked {counted}: {_ids(results)}."
+    now, seconds = db.now(), action["seconds"]
+    until = _until(ctx.services.settings, now + seconds, now)
+    return f"Snoozed {counted} for {humanize(seconds)}, {until}: {_ids(results)}."
 
 
 # What a YES does, by the "op" of the stored question; other command modules may add theirs.

@@ -20,12 +20,14 @@ from sqlalchemy import Connection
 
 from command_processor import CommandError, Context, command
 from conversation.arguments import ALL_WORDS, MAX_ID_DIGITS, duration_at
+from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
-from core.timeutil import humanize
+from core.timeutil import clock, humanize
 from incidents import maintenance, paging, records
 from incidents.maintenance import ALERTNAME, Window
-from security import allows, mask
+from oncall.people import display_name
+from security import allows
 
 MAX_WINDOW = 7 * 86400.0
 ROLE = "responder"
@@ -140,8 +142,8 @@ def _left(window: Window, now: float) -> str:
     return f"{humanize(window.ends_at - now)} left"
 
 
-def _by(window: Window, phone: str) -> str:
-    return "you" if window.created_by == phone else mask(window.created_by)
+def _by(ctx: Context, window: Window) -> str:
+    return "you" if window.created_by == ctx.phone else display_name(ctx.services.settings, window.created_by)
 
 
 def _short(windows: list[Window], now: float) -> str:
@@ -157,9 +159,7 @@ def listing(conn: Connection, ctx: Context, now: float) -> str:
     for window in running:
         count = held.get(window.id, 0)
         holding = f", {count} held" if count else ""
-        lines.append(
-            f"#{window.id} {window.scope} by {_by(window, ctx.phone)}, {_left(window, now)}{holding}"
-        )
+        lines.append(f"#{window.id} {window.scope} by {_by(ctx, window)}, {_left(window, now)}{holding}")
     noun = "window" if len(running) == 1 else "windows"
     return (
         f"{len(running)} maintenance {noun}:\n" + "\n".join(lines) + "\n'maintenance off [n|all]' ends them."
@@ -179,15 +179,16 @@ def _start(conn: Connection, ctx: Context, request: Request, now: float) -> str:
         raise CommandError(f"At most {humanize(MAX_WINDOW)} for maintenance.")
     label, value = request.scope or (None, None)
     window, before = maintenance.start(conn, label, value, ctx.phone, now + seconds, now)
+    until = f"until {clock(now + seconds, ctx.services.settings.zone, now)}"
     if before is not None:
         was = humanize(before - now)
-        return f"Maintenance #{window.id} ({window.scope}) now ends in {humanize(seconds)} (was {was} left)."
+        return f"Maintenance #{window.id} ({window.scope}) now ends in {humanize(seconds)}, {until} (was {was} left)."
     what = (
         "no alert pages (ALERTS lists them)"
         if label is None
         else f"{window.scope} alerts are stored, not paged"
     )
-    reply = f"Maintenance #{window.id} for {humanize(seconds)}: {what}. 'maintenance off' ends it."
+    reply = f"Maintenance #{window.id} for {humanize(seconds)}, {until}: {what}. 'maintenance off' ends it."
     if label == ALERTNAME and value and _HOSTLIKE.search(value) and not records.named(conn, value):
         reply += f" No alert is named {value}; for a host: instance={value}."
     return reply
@@ -226,7 +227,29 @@ def _off(conn: Connection, ctx: Context, request: Request, now: float) -> str:
     return reply
 
 
-@command("maintenance", aliases=("maint", "downtime"), unlimited=True)
+def _canonical(ctx: Context) -> str:
+    """'2h', '2h instance=db-1', 'off all', 'off 3': what a YES to "did you mean" runs."""
+    try:
+        request = parse(ctx.args, ctx.text)
+    except CommandError:
+        return ""
+    scope = [_scope_text(request.scope)] if request.scope else []
+    if request.off:
+        return " ".join(["off", *(["all"] if request.all else []), *map(str, request.numbers), *scope])
+    length = [duration_text(request.seconds)] if request.seconds else []
+    return " ".join([*map(str, request.numbers), *length, *scope])
+
+
+def acts(args: list[str]) -> bool:
+    """Whether these words start, extend or end a window (a listing changes nothing)."""
+    try:
+        request = parse(args, " ".join(args))
+    except CommandError:
+        return True  # unreadable: held to the rules for actions, never run on a question
+    return request.off or bool(request.seconds or request.numbers)
+
+
+@command("maintenance", aliases=("maint", "downtime"), unlimited=True, acts=acts, canonical=_canonical)
 def maintenance_(ctx: Context) -> str:
     """maintenance [2h] [alertname|label=value] | off [n|all]: hold pages during planned work; alone: list."""
     request = parse(ctx.args, ctx.text)

@@ -11,11 +11,13 @@ import re
 from command_processor import CommandError, Context, command
 from config import E164
 from conversation.arguments import duration_at
+from conversation.resolver import duration_text
 from conversation.vocabulary import FILLER
 from core import db
-from core.timeutil import humanize
+from core.timeutil import clock, humanize
+from incidents import paging
 from oncall import routing, store, teams
-from oncall.handoffs import when, who
+from oncall.people import display_name
 from oncall.teams import Team
 from security import allows, mask
 
@@ -27,12 +29,31 @@ _PIECE = re.compile(r"\+?\(?\d[\d().-]*")
 _NOISE = frozenset({"for", "to", "on", "call", "oncall", "over", "team", "the", "i", "ll", "will"})
 
 
-@command("oncall", aliases=("rota", "roster"))
+def _canonical(ctx: Context) -> str:
+    """'take 4h payments', 'give +15550100 2h payments', 'payments': what a YES runs."""
+    configured = teams.of(ctx.services.settings)
+    words = " ".join(ctx.args).lower().replace(",", " ").split()
+    named = [w for w in words if w in configured]
+    verb = next((w for w in words if w in TAKE_WORDS | GIVE_WORDS), "")
+    if not verb:
+        return " ".join(named)
+    give = verb in GIVE_WORDS
+    phone, others = _number(" ".join(words)) if give else ("", words)
+    length = next((duration_text(t[0]) for i in range(len(others)) if (t := duration_at(others, i))), "")
+    return " ".join(p for p in ("give" if give else "take", phone, length, *named) if p)
+
+
+def acts(args: list[str]) -> bool:
+    """Whether these words take or give on-call (asking who is on call changes nothing)."""
+    return any(word in TAKE_WORDS | GIVE_WORDS for word in args)
+
+
+@command("oncall", aliases=("rota", "roster"), acts=acts, canonical=_canonical)
 def oncall(ctx: Context) -> str:
     """oncall [team] | oncall take 4h [team] | oncall give +1555... 2h [team]: who is on call, and overrides."""
     configured = teams.of(ctx.services.settings)
     if not configured:
-        return "No on-call teams configured: pages go to ALERT_RECIPIENTS (add teams: to operator.yml)."
+        return _without_teams(ctx)
     words = ctx.rest.lower().replace(",", " ").split()
     verb = next((w for w in words if w in TAKE_WORDS | GIVE_WORDS), "")
     if not verb:
@@ -46,23 +67,34 @@ def oncall(ctx: Context) -> str:
     return _override(ctx, configured, words, give=verb in GIVE_WORDS)
 
 
+def _without_teams(ctx: Context) -> str:
+    """Who paging's own fallback pages, so the answer cannot drift from what an alert does."""
+    route = paging.fallback(ctx.services.settings)
+    if not route.numbers:
+        return ("No on-call teams configured, and nobody would be paged: set ALERT_RECIPIENTS or a "
+                "responder in AUTHORIZED_NUMBERS (or add teams: to operator.yml).")  # fmt: skip
+    chosen = "ALERT_RECIPIENTS" if route.setting == "ALERT_RECIPIENTS" else "responders in AUTHORIZED_NUMBERS"
+    numbers = ", ".join(mask(n) for n in route.numbers)
+    return f"No on-call teams configured: alerts page {numbers} ({chosen}; add teams: to operator.yml)."
+
+
 def _listing(ctx: Context, chosen: list[Team]) -> str:
-    now = db.now()
+    now, settings = db.now(), ctx.services.settings
     lines = []
     with ctx.services.engine.connect() as conn:
         for team in chosen:
             current = routing.on_call(conn, team, now)
-            line = f"{team.name}: {who(team, current.phone)} until {when(team, current.until, now)}"
+            line = f"{team.name}: {display_name(settings, current.phone)} until {clock(current.until, team.zone, now)}"
             if current.override:
                 line += " (override)"
             if current.next_phone:
-                line += f", next {who(team, current.next_phone)}"
+                line += f", next {display_name(settings, current.next_phone)}"
             lines.append(line)
         for override in reversed(store.active_overrides(conn, now)):
             owner = next((t for t in chosen if t.name == override.team), None)
             if owner is not None:
-                lines.append(f"Override {owner.name}: {who(owner, override.phone)} "
-                             f"{when(owner, override.starts_at, now)}-{when(owner, override.ends_at, now)}")  # fmt: skip
+                lines.append(f"Override {owner.name}: {display_name(settings, override.phone)} "
+                             f"{clock(override.starts_at, owner.zone, now)}-{clock(override.ends_at, owner.zone, now)}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -82,9 +114,10 @@ def _override(ctx: Context, configured: dict[str, Team], words: list[str], give:
     with ctx.services.engine.begin() as conn:
         store.add_override(conn, team.name, phone, now, now + seconds, ctx.phone)
         following = routing.on_call(conn, team, now).next_phone
-    then = f", then {who(team, following)}" if following else ""
-    person = "You are" if phone == ctx.phone else f"{who(team, phone)} is"
-    return f"{person} on call for {team.name} for {humanize(seconds)}, until {when(team, now + seconds, now)}{then}."
+    settings = ctx.services.settings
+    then = f", then {display_name(settings, following)}" if following else ""
+    person = "You are" if phone == ctx.phone else f"{display_name(settings, phone)} is"
+    return f"{person} on call for {team.name} for {humanize(seconds)}, until {clock(now + seconds, team.zone, now)}{then}."
 
 
 def _number(text: str) -> tuple[str, list[str]]:

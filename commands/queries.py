@@ -7,7 +7,7 @@ import re
 from typing import TypeVar
 
 from command_processor import CommandError, Context, command
-from conversation import resolver
+from conversation import composer, resolver
 from conversation.vocabulary import FILLER, stems, tokens
 from monitors import BaseMonitor, Result, cached_query, query_all
 from monitors.cache import age_suffix
@@ -128,7 +128,7 @@ def _named(ctx: Context, prom: PrometheusMonitor, key: str) -> str:
     result = cached_query(prom, key)
     if not (result.ok and _empty(result)):
         return _reply(result)
-    hint = no_data_hint(key, prom.queries[key])
+    hint = composer.hint(no_data_hint(key, prom.queries[key]))
     system = ctx.services.monitors.get("system")
     own = system.query(key, []) if system is not None and key in SYS_WORDS else None
     here = f" This host: {own.text}." if own is not None and own.ok else ""
@@ -263,7 +263,7 @@ def logs(ctx: Context) -> str:
     prom = _find(ctx.services, "prometheus", PrometheusMonitor)
     if not sources and prom is not None and not ctx.leading and any(resolver.error_word(t) for t in terms):
         # "any errors in the last hour?" without log search: the error metric is the next best answer.
-        return _named(ctx, prom, "errors") + " (Set LOKI_URL or LOG_FILES to search the logs.)"
+        return _named(ctx, prom, "errors") + composer.hint(" (Set LOKI_URL or LOG_FILES to search the logs.)")
     if not sources:
         raise CommandError("Not configured: set LOKI_URL or LOG_FILES to search logs.")
     deadline = ctx.services.settings.reply_deadline

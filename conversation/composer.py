@@ -149,27 +149,46 @@ def capacity(text: str, max_segments: int) -> int:
 # A reply may mark where a MORE page must start ("cpu: 91% a, 55% b +3 more" + the full list).
 # A control character: normalize drops it, so it never reaches a phone.
 PAGE_BREAK = "\x1e"
+# Around a hint (what to set or do): a reply split into parts keeps it on the first one.
+HINT = "\x1f"
+
+
+def hint(text: str) -> str:
+    """Mark `text` ("(Set LOKI_URL to search the logs.)") to stay on the first part of a split reply."""
+    return f"{HINT}{text}{HINT}"
 
 
 def split(text: str, max_segments: int = 1, emoji: bool = False) -> list[str]:
     """Normalize and split `text` into parts that each fit `max_segments` segments.
 
     Every part but the last ends "... (1/3) Reply MORE"; the last ends "(3/3)". A PAGE_BREAK in
-    `text` always starts a new part.
+    `text` always starts a new part. Hints (`hint`) stay where they are in a reply that fits;
+    in one that does not, they end the first part: what to do is what a reader needs first.
     """
-    pages = [page for raw in text.split(PAGE_BREAK) if (page := normalize(raw, emoji=emoji).strip())]
-    text = "\n".join(pages)
-    budget = capacity(text, max_segments)
-    if len(pages) <= 1 and length_units(text) <= budget:
-        return [text]
+    pieces = text.split(HINT)
+    pages = _pages("".join(pieces), emoji)
+    whole = "\n".join(pages)
+    budget = capacity(whole, max_segments)
+    if len(pages) <= 1 and length_units(whole) <= budget:
+        return [whole]
+    note = _note(pieces, budget, emoji)
+    if note:
+        pages = _pages("".join(pieces[::2]), emoji)
     # Reserve room for the longest suffix, then cut at a line break or space when one is near.
     count = 2
     while True:
         suffix_len = len(f"... ({count}/{count}) Reply MORE")
-        chunks = [chunk for page in pages for chunk in _split(page, budget - suffix_len)]
+        room = budget - suffix_len
+        chunks = [
+            chunk
+            for i, page in enumerate(pages)
+            for chunk in _split(page, room, room - length_units(note) - 1 if i == 0 and note else room)
+        ]
         if len(chunks) <= count:
             break
         count = len(chunks)
+    if note:
+        chunks[0] = f"{chunks[0]} {note}".strip()
     total = len(chunks)
     return [
         f"{chunk}... ({i}/{total}) Reply MORE" if i < total else f"{chunk} ({i}/{total})"
@@ -177,14 +196,27 @@ def split(text: str, max_segments: int = 1, emoji: bool = False) -> list[str]:
     ]
 
 
-def _split(text: str, room: int) -> list[str]:
-    chunks = []
+def _pages(text: str, emoji: bool) -> list[str]:
+    """The normalized, non-empty pieces of `text` between PAGE_BREAKs."""
+    return [page for raw in text.split(PAGE_BREAK) if (page := normalize(raw, emoji=emoji).strip())]
+
+
+def _note(pieces: list[str], budget: int, emoji: bool) -> str:
+    """The hints of a text split at HINT, as one; '' when there are none or they would fill half a part."""
+    note = normalize(" ".join(p.strip() for p in pieces[1::2]), emoji=emoji).strip()
+    return note if length_units(note) <= budget // 2 else ""
+
+
+def _split(text: str, room: int, first: int) -> list[str]:
+    """`text` in chunks of at most `room` units (the first at most `first`)."""
+    chunks: list[str] = []
     while text:
-        if length_units(text) <= room:
+        limit = room if chunks else first
+        if length_units(text) <= limit:
             chunks.append(text)
             break
-        cut = room
-        while length_units(text[:cut]) > room:
+        cut = limit
+        while length_units(text[:cut]) > limit:
             cut -= 1
         window = text[:cut]
         soft = max(window.rfind("\n"), window.rfind(" | "), window.rfind(" "))
@@ -196,12 +228,44 @@ def _split(text: str, room: int) -> list[str]:
 
 
 def fit(text: str, max_segments: int = 1, emoji: bool = False) -> str:
-    """The first part only, for texts that are never continued (alerts)."""
-    parts = split(text, max_segments, emoji)
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0].rsplit("... (", 1)[0]
-    return first + "..."
+    """The first part only, for texts that are never continued (alerts): cut after a whole word.
+
+    A hint (`hint`) is kept whole, after what is cut.
+    """
+    pieces = text.split(HINT)
+    pages = _pages("".join(pieces), emoji)
+    if not pages:
+        return ""
+    budget = capacity(pages[0], max_segments)
+    if len(pages) == 1 and length_units(pages[0]) <= budget:
+        return pages[0]
+    note = _note(pieces, budget, emoji)
+    body = "".join(pieces[::2]) if note else text
+    first = _pages(body, emoji)[0]
+    room = budget - (length_units(note) + 1 if note else 0)
+    cut = shorten(first, room) if length_units(first) > room else first + "..."
+    return f"{cut} {note}".strip() if note else cut
+
+
+def shorten(text: str, room: int, mark: str = "...") -> str:
+    """`text` in at most `room` units: when it does not fit, cut after its last whole word, plus `mark`.
+
+    Only a word longer than the whole room is cut inside it (it could never be shown whole).
+    """
+    if length_units(text) <= room:
+        return text
+    keep = max(0, room - length_units(mark))
+    cut = min(keep, len(text))
+    while cut and length_units(text[:cut]) > keep:
+        cut -= 1
+    window = text[:cut]
+    start = max(window.rfind(" "), window.rfind("\n")) + 1
+    ends = [i for i in (text.find(" ", cut), text.find("\n", cut)) if i >= 0]
+    word = text[start : min(ends, default=len(text))]
+    # A cut inside a word goes back to the space before it, unless that word alone could never fit.
+    if start and not text[cut].isspace() and length_units(word) <= keep:
+        window = window[:start]
+    return window.rstrip(" ,;:|-\n") + mark
 
 
 class Part(str):

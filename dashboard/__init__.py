@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from dashboard.auth import hash_password_command
+from dashboard.auth import FixedEndSessions, hash_password_command
 from dashboard.views import bp
 from services import Services
 
@@ -28,7 +28,10 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.dashboard_session_lifetime),
+        # A use never re-sends the cookie: its end is the login's, kept in the store (auth).
+        SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
+    app.session_interface = FixedEndSessions()
     app.register_blueprint(bp)

@@ -13,12 +13,13 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection
 from werkzeug.datastructures import MultiDict
 
+from core.timeutil import clock
 from inbound import audit
 from outbox import calls, queue
 from outbox.queue import Kind
@@ -58,11 +59,18 @@ class Filters:
         return {k: v for k, v in values.items() if v}
 
 
-def parse(args: MultiDict[str, str]) -> tuple[Filters, list[str]]:
-    """The filters in `args`, and a plain message for each one that cannot be used."""
+def parse(args: MultiDict[str, str], admin: bool) -> tuple[Filters, list[str]]:
+    """The filters in `args`, and a plain message for each one that cannot be used.
+
+    Only an admin filters by number: a viewer sees numbers masked, and a filter matching the
+    hidden number would tell it, one guess per request.
+    """
     problems = []
     number = args.get("number", "").strip().replace(" ", "").replace("-", "")
-    if number and not _NUMBER.fullmatch(number):
+    if number and not admin:
+        problems.append("number: only an admin can filter by number (a viewer sees them masked)")
+        number = ""
+    elif number and not _NUMBER.fullmatch(number):
         problems.append("number: digits, with an optional leading +")
         number = ""
     command = args.get("command", "").strip().lower()
@@ -153,6 +161,7 @@ def _inbound(r: Any) -> dict[str, Any]:
         "body": r.body or "", "command": r.command or "", "canonical": r.canonical or "",
         "confidence": _confidence(r.confidence), "reply": r.reply or "",
         "segments": r.segments, "outcome": r.outcome, "delivery": "", "error": "", "alert_id": None,
+        "sent_at": None,
     }  # fmt: skip
 
 
@@ -164,7 +173,7 @@ def _outbound(r: Any, call: calls.Call | None = None) -> dict[str, Any]:
         "body": r.body or "", "command": r.kind, "canonical": "", "confidence": "", "reply": "",
         "segments": r.segments,
         "outcome": r.status, "delivery": delivery, "error": r.error_code or "",
-        "alert_id": r.alert_id,
+        "alert_id": r.alert_id, "sent_at": r.sent_at,
     }  # fmt: skip
 
 
@@ -176,20 +185,18 @@ def _confidence(value: float | None) -> str:
 
 
 def for_viewer(row: dict[str, Any], admin: bool) -> dict[str, Any]:
-    """The row as this dashboard user may see it: numbers masked unless admin."""
+    """The row as this dashboard user may see it: unless admin, the number masked and every
+    phone-shaped run in any text of it (body, reply, delivery, error...) too."""
     if admin:
         return row
-    return {
-        **row,
-        "number": mask(row["number"]),
-        "body": mask_numbers(row["body"]),
-        "reply": mask_numbers(row["reply"]),
-        "canonical": mask_numbers(row["canonical"]),
-    }
+    shown = {k: mask_numbers(v) if isinstance(v, str) else v for k, v in row.items()}
+    shown["number"] = mask(row["number"])
+    return shown
 
 
-COLUMNS = ["time_utc", "direction", "number", "command", "canonical", "confidence", "outcome", "delivery", "error_code", "segments",
-           "body", "reply", "alert_id"]  # fmt: skip
+# Times carry their zone ("2026-12-08 03:05:09 CET"): TIMEZONE's.
+COLUMNS = ["time", "direction", "number", "command", "canonical", "confidence", "outcome", "delivery", "error_code", "segments",
+           "body", "reply", "alert_id", "sent"]  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -200,7 +207,9 @@ def _cell(value: Any) -> str:
     return text
 
 
-def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) -> Iterator[str]:
+def csv_lines(
+    rows_of: Any, filters: Filters, admin: bool, zone: tzinfo = UTC, batch: int = 1000
+) -> Iterator[str]:
     """The whole filtered log as CSV, read `batch` rows at a time (`rows_of(filters, cursor, batch)`)."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -213,7 +222,7 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
             writer.writerow(
                 _cell(v)
                 for v in (
-                    when(row["at"]),
+                    when(row["at"], zone),
                     row["direction"],
                     row["number"],
                     row["command"],
@@ -226,6 +235,7 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
                     row["body"],
                     row["reply"],
                     row["alert_id"],
+                    when(row["sent_at"], zone),
                 )  # fmt: skip
             )
         yield out.getvalue()
@@ -237,14 +247,11 @@ def csv_lines(rows_of: Any, filters: Filters, admin: bool, batch: int = 1000) ->
         cursor = (last["at"], last["source"], last["id"])
 
 
-def when(at: float | None) -> str:
-    """An epoch time as people read it, in UTC."""
+def when(at: float | None, zone: tzinfo = UTC) -> str:
+    """An epoch time as people read it, in `zone` and naming it ('2026-12-08 03:05:09 CET')."""
     if at is None:
         return ""
-    try:
-        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (ValueError, OverflowError, OSError):  # NaN, infinite or beyond year 9999
-        return ""
+    return clock(at, zone, full=True)  # "" for NaN, infinite or beyond year 9999
 
 
 def month_start(now: float) -> float:
@@ -257,6 +264,7 @@ def hour_edges(now: float, hours: int) -> list[float]:
     return [float(top - 3600 * (hours - i)) for i in range(hours + 1)]
 
 
-def day_edges(now: float, days: int) -> list[float]:
-    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def day_edges(now: float, days: int, zone: tzinfo = UTC) -> list[float]:
+    """Midnights in `zone` (wall-clock days: one may be 23 or 25 hours long)."""
+    today = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
     return [(today + timedelta(days=1 - days + i)).timestamp() for i in range(days + 1)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 from flask import (
@@ -15,7 +17,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
@@ -31,10 +32,10 @@ from dashboard.auth import LoginForm, PhoneForm, PlainForm, login_required, serv
 from heartbeats import pings
 from inbound import audit, pipeline
 from incidents import records, rulefile
-from oncall import escalation, routing, teams
+from oncall import escalation, people, routing, teams
 from outbox import calls, queue
 from outbox.queue import Kind
-from security import mask
+from security import log_refusal, mask, mask_numbers
 from voice import routes as voice_routes
 from worker import liveness
 
@@ -79,7 +80,8 @@ def _store_down(exc: SQLAlchemyError) -> tuple[str, int]:
 
 @bp.app_template_filter("when")
 def _when(at: float | None) -> str:
-    return log.when(at)
+    """Every time on every page: in TIMEZONE, naming the zone ('2026-12-08 03:05:09 CET')."""
+    return log.when(at, services().settings.zone)
 
 
 @bp.app_template_filter("ago")
@@ -95,13 +97,46 @@ def _ago(at: float | None) -> str:
 
 @bp.context_processor
 def _context() -> dict[str, Any]:
-    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": auth.logged_in()}
+    try:
+        logged_in = auth.logged_in()
+    except SQLAlchemyError:
+        logged_in = False  # the page says the store is down; its header cannot ask it either
+    return {"admin": auth.is_admin(), "logout_form": PlainForm(), "logged_in": logged_in}
 
 
 def _number(phone: str | None) -> str:
+    """A person in a table: 'Alice (+15555550101)' when a team names the number (masked for viewers)."""
     if not phone:
         return ""
-    return phone if auth.is_admin() else mask(phone)
+    number = phone if auth.is_admin() else mask(phone)
+    name = _text(people.configured_name(services().settings, phone))
+    return f"{name} ({number})" if name else number
+
+
+def _text(value: str | None) -> str:
+    """Free text (from a sender, a monitor or the config) as this user may see it: every
+    phone-shaped run in it masked unless admin."""
+    if not value:
+        return ""
+    return value if auth.is_admin() else mask_numbers(value)
+
+
+def _alert(alert: records.Alert) -> records.Alert:
+    """The alert as this user may see it: what its sender wrote, masked unless admin (who acked
+    or resolved it goes through _number where it is shown)."""
+    if auth.is_admin():
+        return alert
+    return replace(
+        alert,
+        key=_text(alert.key),
+        name=_text(alert.name),
+        summary=_text(alert.summary),
+        severity=_text(alert.severity),
+        labels={_text(k): _text(v) for k, v in alert.labels.items()},
+        url=_text(alert.url) or None,
+        group_key=_text(alert.group_key) or None,
+        places=_text(alert.places),
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -117,24 +152,38 @@ def login() -> Any:
             else "Enter a username and a password."
         )
         return render_template("dashboard/login.html", form=form, error=error), 400
-    decision = auth.login_limiter().hit(request.remote_addr or "unknown")
-    if not decision.allowed:
-        minutes = max(1, int(decision.retry_after // 60) + 1)
+    username = form.username.data or ""
+    wait = auth.login_limits().refusal(username)
+    if wait is not None:
+        minutes = max(1, int(wait // 60) + 1)
         error = f"Too many login attempts; try again in {minutes} min."
+        log_refusal(request, "too many failed logins")
         return render_template("dashboard/login.html", form=form, error=error), 429
-    if not auth.check_login(form.username.data or "", form.password.data or ""):
-        logger.warning("dashboard: failed login")
+    if not auth.check_login(username, form.password.data or ""):
+        auth.login_limits().failed(username)
+        log_refusal(request, "wrong username or password")
         return render_template("dashboard/login.html", form=form, error="Wrong username or password."), 401
-    session.clear()  # a fresh session: nothing set before login survives it
-    session["login"] = auth.credential()
-    session.permanent = True
+    auth.open_session()
     return redirect(auth.safe_next(form.next.data))
 
 
 @bp.post("/logout")
 def logout() -> Any:
     if PlainForm().validate_on_submit():
-        session.clear()
+        auth.close_session()
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.post("/sessions/end")
+@login_required
+def end_sessions() -> Any:
+    """An admin's "log everyone out": every session ends, this one too."""
+    if not auth.is_admin():
+        abort(403)
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    ended = auth.close_every_session()
+    logger.warning("dashboard: an admin logged everyone out (%d session(s) ended)", ended)
     return redirect(url_for("dashboard.login"))
 
 
@@ -143,8 +192,9 @@ def logout() -> Any:
 def overview() -> str:
     svc = services()
     settings, now = svc.settings, db.now()
+    zone = settings.zone
     month = log.month_start(now)
-    hours, days = log.hour_edges(now, 24), log.day_edges(now, 14)
+    hours, days = log.hour_edges(now, 24), log.day_edges(now, 14, zone)
     with svc.engine.connect() as conn:
         firing, firing_total = records.firing_newest(conn, OPEN_ALERTS_SHOWN)
         paged = {a.id: queue.numbers_paged(conn, a.id) for a in firing}
@@ -163,13 +213,13 @@ def overview() -> str:
     outcome_names = sorted(outcomes)
     return render_template(
         "dashboard/overview.html",
-        firing=[(a, [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
+        firing=[(_alert(a), [_number(p) for p in paged[a.id]], _number(a.acked_by)) for a in firing],
         firing_total=firing_total,
         workers=workers,
-        worker_text=workers.describe(settings.worker_silent_after),
+        worker_text=_text(workers.describe(settings.worker_silent_after)),
         depth=depth,
         oldest=oldest,
-        heartbeats=[(h, pinged.get(h.name)) for h in settings.heartbeats],
+        heartbeats=[(replace(h, name=_text(h.name)), pinged.get(h.name)) for h in settings.heartbeats],
         on_call=on_call,
         now=now,
         inbound_texts=inbound_texts,
@@ -178,9 +228,14 @@ def overview() -> str:
         price=settings.sms_segment_price,
         success=None if not tried else 100.0 * told / tried,
         texts_chart=charts.bars(
-            "Texts received per hour (UTC)", [log.when(h)[11:13] for h in hours[:-1]], texts, every=3
+            f"Texts received per hour ({log.when(now, zone).rsplit(' ', 1)[-1]})",
+            [log.when(h, zone)[11:13] for h in hours[:-1]],
+            texts,
+            every=3,
         ),
-        pages_chart=charts.bars("Pages per day", [log.when(d)[5:10] for d in days[:-1]], pages, every=2),
+        pages_chart=charts.bars(
+            "Pages per day", [log.when(d, zone)[5:10] for d in days[:-1]], pages, every=2
+        ),
         outcomes_chart=charts.bars(
             "Delivery outcomes this month", outcome_names, [outcomes[n] for n in outcome_names]
         ),
@@ -188,11 +243,7 @@ def overview() -> str:
 
 
 def _member(team: teams.Team, phone: str | None) -> str:
-    if not phone:
-        return ""
-    member = team.member(phone)
-    name = member.name if member and member.name else ""
-    return f"{name} ({_number(phone)})" if name else _number(phone)
+    return _number(phone)
 
 
 def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
@@ -201,9 +252,9 @@ def _on_call(conn: Connection, team: teams.Team, now: float) -> dict[str, Any]:
         current = routing.on_call(conn, team, now)
     except Exception:  # noqa: BLE001 - one team's broken schedule must not take the overview down
         logger.exception("dashboard: team %s: who is on call cannot be worked out", team.name)
-        return {"team": team.name, "problem": "cannot be worked out (see the logs)"}
+        return {"team": _text(team.name), "problem": "cannot be worked out (see the logs)"}
     return {
-        "team": team.name,
+        "team": _text(team.name),
         "now": _member(team, current.phone),
         "until": current.until,
         "next": _member(team, current.next_phone),
@@ -222,7 +273,7 @@ def _log_rows(
 @bp.get("/messages")
 @login_required
 def messages() -> Any:
-    filters, problems = log.parse(request.args)
+    filters, problems = log.parse(request.args, auth.is_admin())
     raw_cursor = request.args.get("before", "")
     cursor = log.parse_cursor(raw_cursor)
     if raw_cursor and cursor is None:
@@ -247,10 +298,10 @@ def messages() -> Any:
 @bp.get("/messages.csv")
 @login_required
 def messages_csv() -> Any:
-    filters, problems = log.parse(request.args)
+    filters, problems = log.parse(request.args, auth.is_admin())
     if problems:
         return Response("; ".join(problems) + "\n", status=400, mimetype="text/plain")
-    lines = log.csv_lines(_log_rows, filters, auth.is_admin())
+    lines = log.csv_lines(_log_rows, filters, auth.is_admin(), services().settings.zone)
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",
@@ -271,7 +322,7 @@ def alerts() -> str:
     found = found[: log.PAGE]
     return render_template(
         "dashboard/alerts.html",
-        alerts=[(a, _number(a.acked_by), _number(a.resolved_by)) for a in found],
+        alerts=[(_alert(a), _number(a.acked_by), _number(a.resolved_by)) for a in found],
         next_url=url_for("dashboard.alerts", before=found[-1].id) if more else None,
     )
 
@@ -286,13 +337,14 @@ def alert(alert_id: int) -> str:
         events = records.events(conn, alert_id)
         texts = queue.about(conn, alert_id)
         placed = {c.id: c for c in calls.about(conn, alert_id)}
+    shown = _alert(found)
     return render_template(
         "dashboard/alert.html",
-        alert=found,
-        timeline=_timeline(found, events, texts, placed),
-        labels=found.labels,
+        alert=shown,
+        timeline=_timeline(shown, events, texts, placed),
+        labels=shown.labels,
         # Only a web link is a link: a javascript: or data: URL from a webhook stays text nowhere.
-        link=found.url if (found.url or "").lower().startswith(("https://", "http://")) else None,
+        link=shown.url if (shown.url or "").lower().startswith(("https://", "http://")) else None,
     )
 
 
@@ -317,9 +369,15 @@ def _timeline(
         elif (taken := escalation.step_of(key)) is not None:
             round_, index = taken
             steps.append((at, f"team escalation step {index}" + (f" (round {round_ + 1})" if round_ else "")))
+    # Only new events are stored (a repeat is dropped at intake): after the first, each is news, and
+    # the last one of an alert its source closed is the resolved notice that closed it.
+    closed_by_source = alert.status == records.Status.RESOLVED and not alert.resolved_by
     for i, (key, at) in enumerate(reported):
-        what = "received" if i == 0 else "received again, deduplicated"
-        steps.append((at, f"{what} from {alert.source} (event {key[:40]})"))
+        if i == len(reported) - 1 and i and closed_by_source:
+            what = f"resolved by {alert.source}: its resolved notice"
+        else:
+            what = f"received from {alert.source}" if i == 0 else f"update received from {alert.source}"
+        steps.append((at, f"{what} (event {_text(key)})"))
     if alert.opened_at:
         steps.append((alert.opened_at, f"opened as alert #{alert.id}"))
     for t in texts:
@@ -336,8 +394,8 @@ def _timeline(
         if t.sent_at:
             steps.append((t.sent_at, f"{t.kind} sent to {who}"))
         if t.delivery_updated_at and t.delivery_status:
-            error = f" (error {t.error_code})" if t.error_code else ""
-            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {t.delivery_status}{error}"))
+            error = f" (error {_text(t.error_code)})" if t.error_code else ""
+            steps.append((t.delivery_updated_at, f"{t.kind} to {who}: {_text(t.delivery_status)}{error}"))
         elif t.status in (queue.Delivery.FAILED, queue.Delivery.DROPPED, queue.Delivery.FOLDED):
             steps.append((t.sent_at or t.created_at, f"{t.kind} to {who}: {t.status}"))
     if alert.acked_at:
@@ -345,8 +403,10 @@ def _timeline(
     if alert.escalated_at:
         steps.append((alert.escalated_at, "escalated"))
     if alert.resolved_at:
-        by = f" by {_number(alert.resolved_by)}" if alert.resolved_by else ""
-        steps.append((alert.resolved_at, f"resolved{by}"))
+        by = _number(alert.resolved_by) if alert.resolved_by else ""
+        steps.append(
+            (alert.resolved_at, f"resolved by {by}" if by else f"resolved (as {alert.source} reports it)")
+        )
     return sorted(steps, key=lambda s: s[0])
 
 
@@ -360,13 +420,29 @@ def rules() -> str:
         defined, problem = {}, str(exc)
     with services().engine.connect() as conn:
         states = {r.rule: r for r in alerting.rule_rows(conn)}
+        closed = alerting.closed_while_breached(conn)
     names = sorted(set(defined) | set(states))
     return render_template(
         "dashboard/rules.html",
-        rules=[(name, defined.get(name), states.get(name)) for name in names],
-        problem=problem,
+        rules=[(_text(name), _rule(defined.get(name)), _state(states.get(name))) for name in names],
+        closed={_text(name): alert_id for name, alert_id in closed.items()},
+        problem=_text(problem),
         reading=alerting.reading,
     )
+
+
+def _rule(rule: Any) -> Any:
+    """A rule of the file as this user may see it (its name and query masked unless admin)."""
+    if rule is None or auth.is_admin():
+        return rule
+    return replace(rule, name=_text(rule.name), query=_text(rule.query), message=_text(rule.message))
+
+
+def _state(row: Any) -> Any:
+    """A rule's stored state as this user may see it (its last error masked unless admin)."""
+    if row is None or auth.is_admin():
+        return row
+    return SimpleNamespace(**{**row._mapping, "rule": _text(row.rule), "last_error": _text(row.last_error)})
 
 
 @bp.route("/phone", methods=["GET", "POST"])

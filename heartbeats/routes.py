@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import Settings
 from core import db
 from heartbeats import pings
-from security import same_secret
+from security import log_refusal, same_secret
 from services import Services
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,9 @@ def heartbeat(name: str):
     if request.method not in ("GET", "HEAD", "POST"):
         return _error(405, "use GET or POST", Allow="GET, HEAD, POST")
     if not settings.heartbeat_token:
-        return _error(404, "heartbeats are off: set HEARTBEAT_TOKEN (see README)")
+        return _error(404, "heartbeats are off: set HEARTBEAT_TOKEN (see docs/paging.md)")
     if not same_secret(_token(), settings.heartbeat_token):
-        logger.warning("heartbeat ping with a missing or wrong token from %s", request.remote_addr)
+        log_refusal(request, "missing or wrong heartbeat token")
         return _error(401, "missing or wrong token", **{"WWW-Authenticate": 'Bearer realm="operator"'})
     found = next((h for h in settings.heartbeats if h.name == name), None)
     if found is None:

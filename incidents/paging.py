@@ -34,6 +34,8 @@ class Route:
     numbers: list[str]
     team: str = ""
     escalates: bool = False
+    # The setting that chose `numbers` when no team did (what to change to page someone else).
+    setting: str = ""
 
 
 # The on-call package sits above incidents: it hands its router in (oncall.routing), and paging asks it.
@@ -71,7 +73,13 @@ def route(conn: Connection, alert: Alert, settings: Settings, now: float | None 
         found = router(conn, alert, settings, db.now() if now is None else now)
         if found is not None:
             return found
-    return Route(settings.pager_numbers)
+    return fallback(settings)
+
+
+def fallback(settings: Settings) -> Route:
+    """Who is paged when no team takes an alert: ALERT_RECIPIENTS, else every responder and admin."""
+    setting = "ALERT_RECIPIENTS" if settings.alert_recipients else "AUTHORIZED_NUMBERS"
+    return Route(settings.pager_numbers, setting=setting)
 
 
 def budget(settings: Settings, prefix: str = "") -> int:
@@ -90,8 +98,7 @@ def page_text(alert: Alert, word: str, room: int) -> str:
     name = composer.normalize(alert.name).strip() or "alert"
     # A very long name would crowd out where it fires and the id; half the budget at most.
     space = min(room // 2, room - len(word) - len(count) - len(tail) - 2)
-    if len(name) > space:
-        name = name[: max(8, space - 3)].rstrip() + "..."
+    name = composer.shorten(name, max(11, space))
     head = f"{word}{count} {name}"
     places = [p for p in alert.places.split(",") if p]
     shown: list[str] = []
@@ -179,11 +186,11 @@ def reminder_text(alert: Alert, settings: Settings, now: float) -> str:
     return page_text(alert, word, budget(settings))
 
 
-def recovery_text(alert: Alert, by: str | None = None) -> str:
-    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by +1555***0101 after ...')."""
+def recovery_text(alert: Alert, who: str = "") -> str:
+    """'RESOLVED after 23m HighCPU #12' (or 'RESOLVED by Alice after ...': `who` as people are named)."""
     lasted = humanize((alert.resolved_at or db.now()) - alert.started_at)
-    who = f" by {mask(by)}" if by else ""
-    return f"RESOLVED{who} after {lasted} {alert.name} #{alert.id}"
+    by = f" by {who}" if who else ""
+    return f"RESOLVED{by} after {lasted} {alert.name} #{alert.id}"
 
 
 def send_recovery(
@@ -194,8 +201,11 @@ def send_recovery(
     by: str | None = None,
     delay: bool = True,
     now: float | None = None,
+    who: str = "",
 ) -> int:
     """Queue the recovery notice to everyone paged for `alert` (except `by`); returns the count.
+
+    `who` is how the notice names `by` (oncall.people.display_name); the masked number without it.
 
     Delayed by RECOVERY_DELAY: if the alert fires again meanwhile, the notice is dropped and the
     incident reopened (records.reopen_flapping), so a flapping alert does not text each flip.
@@ -203,7 +213,13 @@ def send_recovery(
     not_before = (db.now() if now is None else now) + (settings.recovery_delay if delay else 0)
     numbers = [n for n in queue.numbers_paged(conn, alert.id) if n != by]
     return notify(
-        conn, numbers, text or recovery_text(alert, by), Kind.RECOVERY, settings, alert.id, not_before
+        conn,
+        numbers,
+        text or recovery_text(alert, who or (mask(by) if by else "")),
+        Kind.RECOVERY,
+        settings,
+        alert.id,
+        not_before,
     )
 
 

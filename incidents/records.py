@@ -157,11 +157,11 @@ class Alert:
         """'#12 PostgresDown db-1' ('+2' when it fires in more places): how a list of alerts names it."""
         places = [p for p in self.places.split(",") if p]
         name = composer.normalize(self.name).strip() or "alert"
-        name = name if len(name) <= 40 else name[:37].rstrip() + "..."
+        name = composer.shorten(name, 40)
         where = ""
         if places:
             more = max(self.size, len(places)) - 1
-            where = f" {composer.normalize(places[0])[:30]}" + (f" +{more}" if more else "")
+            where = f" {composer.shorten(composer.normalize(places[0]), 30)}" + (f" +{more}" if more else "")
         return f"#{self.id} {name}{where}"
 
 

@@ -23,7 +23,7 @@ from core import db
 from incidents import intake
 from incidents.sources import Incoming, PayloadError, Source, Status, decode
 from incidents.sources.registry import PARSERS
-from security import same_secret
+from security import log_refusal, same_secret
 from services import Services
 
 logger = logging.getLogger(__name__)
@@ -145,10 +145,10 @@ def _store(source: str, incoming: list[Incoming], watchdogs: list[str]):
 
 def _handle(source: str, configured: bool, authorized, parse):
     if not configured:
-        return error(404, f"the {source} webhook is off: set its token (see README)")
+        return error(404, f"the {source} webhook is off: set its token (see docs/alert-sources.md)")
     if not authorized():
         WEBHOOK_EVENTS.labels(source, "unauthorized").inc()
-        logger.warning("%s webhook: missing or wrong credentials from %s", source, request.remote_addr)
+        log_refusal(request, "missing or wrong credentials")
         return error(401, "missing or wrong credentials", **{"WWW-Authenticate": 'Bearer realm="operator"'})
     try:
         incoming = parse(_payload())
@@ -157,11 +157,12 @@ def _handle(source: str, configured: bool, authorized, parse):
         return error(413, "body larger than 1 MiB")
     except PayloadError as exc:
         WEBHOOK_EVENTS.labels(source, "rejected").inc()
-        logger.warning("%s webhook: rejected payload: %s", source, exc)
+        log_refusal(request, "rejected payload: %s", exc)
         return error(400, str(exc))
     except Exception:  # noqa: BLE001 - a 5xx would make the sender retry this payload forever
         WEBHOOK_EVENTS.labels(source, "rejected").inc()
-        logger.exception("%s webhook: the parser failed on a payload", source)
+        if log_refusal(request, "the parser failed on a payload (traceback below)"):
+            logger.exception("%s webhook: the parser failed on a payload", source)
         return error(400, "the payload could not be read")
     # Alertmanager's always-firing Watchdog is a heartbeat's ping: never an alert, never a page.
     names = _services().settings.watchdog_names if source == Source.ALERTMANAGER else frozenset()
@@ -187,7 +188,7 @@ def alertmanager():
 
 @bp.post("/datadog")
 def datadog():
-    """Datadog's Webhooks integration: the README's custom payload, or Datadog's default."""
+    """Datadog's Webhooks integration: the custom payload of docs/alert-sources.md, or Datadog's default."""
     settings = _services().settings
 
     def parse(payload: object) -> list[Incoming]:

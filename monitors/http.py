@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from conversation import composer
 from monitors.base_monitor import MonitorError
 
 logger = logging.getLogger(__name__)
@@ -77,5 +78,4 @@ def auth_refused(status: int) -> MonitorError:
 
 def clip(text: str, length: int = 80) -> str:
     """One line, at most `length` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= length else text[: length - 3] + "..."
+    return composer.shorten(" ".join(str(text).split()), length)

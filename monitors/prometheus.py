@@ -147,10 +147,8 @@ class PrometheusMonitor(BaseMonitor):
         data = self._api("/api/v1/query", {"query": expr})
         short = format_result(label, data, named)
         if data.get("resultType") in ("vector", "matrix") and len(_series(data)) > TOP_N:
-            # "+2 more" promises the rest: they are the MORE page.
-            return (
-                short + PAGE_BREAK + format_result(f"{label} (all)" if label else "all", data, named, LISTED)
-            )
+            # "+2 more" promises the rest: they, and only they, are the MORE page.
+            return short + PAGE_BREAK + format_result(label, data, named, LISTED, skip=TOP_N)
         return short
 
     def _value(self, query: str) -> float | None:
@@ -206,8 +204,11 @@ def _series(data: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
     return out
 
 
-def format_result(label: str, data: dict[str, Any], named: Named, top: int = TOP_N) -> str:
-    """'cpu: 91.2% api-1, 40.1% api-2 +3 more' from an instant query's data (`top` series shown)."""
+def format_result(label: str, data: dict[str, Any], named: Named, top: int = TOP_N, skip: int = 0) -> str:
+    """'cpu: 91.2% api-1, 40.1% api-2 +3 more' from an instant query's data (`top` series shown).
+
+    `skip`: the series an earlier answer showed are left out ('cpu 4-6 of 6: ...', for MORE).
+    """
     head = f"{label}: " if label else ""
     if data.get("resultType") == "string":
         return head + clip(data["result"][1], 120)
@@ -220,6 +221,16 @@ def format_result(label: str, data: dict[str, Any], named: Named, top: int = TOP
     parts = [
         f"{number(v)}{named.unit}" + (f" {n}" if n else "") for (_, v), n in zip(series, names, strict=True)
     ]
+    if skip:
+        rest = parts[skip : skip + top]
+        unlisted = len(parts) - skip - len(rest)
+        span = f"{skip + 1}-{skip + len(rest)} of {len(parts)}: "
+        return (
+            (f"{label} " if label else "")
+            + span
+            + ", ".join(rest)
+            + (f" ({unlisted} not listed)" if unlisted else "")
+        )
     if len(parts) <= top:
         return head + ", ".join(parts)
     more = f" +{len(parts) - top} more" if top == TOP_N else f" ({len(parts) - top} not listed)"

@@ -1,7 +1,7 @@
 """Handoff texts and gap warnings, sent by the leading worker once each.
 
 At each change of who is on call (a rotation turn, a feed's event, an override) the incoming
-person gets "You are on call for payments until Mon 09:00 (2 open alerts)" and the outgoing one a
+person gets "You are on call for payments until Mon 09:00 CET (2 open alerts)" and the outgoing one a
 one-line summary. The last handoff per team is stored, so it is texted once across workers and
 restarts. A gap in a team's schedule (a feed with no event) is texted to its admins a day ahead.
 """
@@ -15,8 +15,10 @@ from sqlalchemy import Connection
 
 from config import Settings
 from core import db
+from core.timeutil import clock
 from incidents import paging, records
 from oncall import routing, schedule, store, teams
+from oncall.people import display_name
 from oncall.teams import Team
 from outbox.queue import Kind
 from security import mask
@@ -24,19 +26,6 @@ from services import Services
 
 logger = logging.getLogger(__name__)
 WARN_AHEAD = 86400.0
-
-
-def when(team: Team, at: float, now: float) -> str:
-    """'Mon 09:00' in the team's zone; a date too when it is a week or more away."""
-    local = datetime.fromtimestamp(at, team.zone)
-    return local.strftime("%a %d %b %H:%M" if at - now >= 6 * 86400 else "%a %H:%M")
-
-
-def who(team: Team, phone: str | None) -> str:
-    member = team.member(phone or "")
-    if member and member.name:
-        return member.name
-    return mask(phone) if phone else "nobody"
 
 
 def open_alerts(conn: Connection, team: Team, settings: Settings) -> list[int]:
@@ -72,13 +61,13 @@ def _handoff(conn: Connection, team: Team, settings: Settings, now: float) -> in
     count = f"{len(ids)} open alert{'s' if len(ids) != 1 else ''}"
     texts = 0
     if current.phone:
-        body = f"You are on call for {team.name} until {when(team, current.until, now)} ({count})"
+        body = f"You are on call for {team.name} until {clock(current.until, team.zone, now)} ({count})"
         texts += paging.notify(conn, [current.phone], body, Kind.NOTICE, settings)
     outgoing = previous[0] if previous else None
     if outgoing and outgoing != current.phone:
         listed = (": " + " ".join(f"#{i}" for i in ids[:8])) if ids else ""
-        body = (f"Your {team.name} shift is over: {who(team, current.phone)} is on call until "
-                f"{when(team, current.until, now)}. {count}{listed}")  # fmt: skip
+        body = (f"Your {team.name} shift is over: {display_name(settings, current.phone)} is on call until "
+                f"{clock(current.until, team.zone, now)}. {count}{listed}")  # fmt: skip
         texts += paging.notify(conn, [outgoing], body, Kind.NOTICE, settings)
     logger.info(
         "team %s handed over from %s to %s", team.name, mask(outgoing or ""), mask(current.phone or "")
@@ -96,8 +85,8 @@ def _warn_gaps(conn: Connection, team: Team, settings: Settings, now: float) -> 
         if not store.warn_once(conn, f"gap:{team.name}:{int(gap.start)}", now):
             continue
         admins = list(team.admins) or [n for n, role in settings.authorized.items() if role == "admin"]
-        ends = "" if gap.end - gap.start >= schedule.HORIZON else f" to {when(team, gap.end, now)}"
-        body = (f"{team.name} has nobody on call from {when(team, gap.start, now)}{ends}: "
+        ends = "" if gap.end - gap.start >= schedule.HORIZON else f" to {clock(gap.end, team.zone, now)}"
+        body = (f"{team.name} has nobody on call from {clock(gap.start, team.zone, now)}{ends}: "
                 f"text ONCALL TAKE <hours> {team.name} to cover it")  # fmt: skip
         texts += paging.notify(conn, admins, body, Kind.NOTICE, settings)
         logger.warning("team %s: gap in its schedule from %s warned to %d admin(s)", team.name,

@@ -196,7 +196,7 @@ def _members(value: Any) -> tuple[Member, ...]:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, like "Europe"
         raise ConfigError(f"unknown time zone {name[:40]!r} (use a name like Europe/Berlin)") from None
 
 

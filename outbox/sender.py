@@ -518,4 +518,4 @@ def digest_text(held: int, briefs: list[Brief], notices: list[str], max_segments
 def _gist(notice: str) -> str:
     """A notice's first sentence, short: 'Cannot evaluate rule db_lag: timeout'."""
     first = composer.normalize(notice).split(". ")[0].rstrip(".")
-    return first if len(first) <= 60 else first[:57].rstrip() + "..."
+    return composer.shorten(first, 60)

@@ -23,6 +23,7 @@ from conversation import composer
 from core import db
 from incidents import paging, records
 from incidents.records import Alert, Status
+from oncall.people import display_name
 from outbox import calls
 from outbox.calls import Call, Outcome
 from services import Services
@@ -200,7 +201,8 @@ def _ack(conn: Connection, svc: Services, call: Call, alert: Alert) -> Response:
 def _resolve(conn: Connection, svc: Services, call: Call, alert: Alert) -> Response:
     if alert.status == Status.FIRING:
         closed = records.close(conn, alert.id, by=call.to_number)
-        paging.send_recovery(conn, closed, svc.settings, by=call.to_number, delay=False)
+        who = display_name(svc.settings, call.to_number)
+        paging.send_recovery(conn, closed, svc.settings, by=call.to_number, who=who, delay=False)
         words = f"Alert {alert.id} resolved. Goodbye."
     else:
         words = f"Alert {alert.id} is resolved already. Goodbye."

@@ -1,4 +1,4 @@
-"""Datadog's webhook (the custom payload of the README, or Datadog's default) -> one `Incoming`."""
+"""Datadog's webhook (the custom payload of docs/alert-sources.md, or Datadog's default) -> one `Incoming`."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _datadog_custom(payload: dict) -> Incoming | None:
     alert_id = text_of(payload.get("alert_id"), 64, "alert_id").strip()
     transition = text_of(payload.get("transition"), 64, "transition").strip()
     if not alert_id or not transition:
-        raise PayloadError("'alert_id' and 'transition' are required (see README, Datadog set-up)")
+        raise PayloadError("'alert_id' and 'transition' are required (see docs/alert-sources.md, Datadog)")
     state = _dd_transition(transition)
     if state is None:
         return None

@@ -12,13 +12,17 @@ import pytest
 
 import alerting
 from core import db
+from dashboard import log
 from inbound import audit
 from incidents import records
+from incidents.rules import parse_rules
 from outbox import queue
 from outbox.queue import Kind
 from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import app_with, with_settings
 from tests.support.dashboard import login, post_form
+from tests.support.monitors import Dial
+from tests.support.paths import PAYLOADS
 from tests.support.phones import ADMIN, RESPONDER, VIEWER, Phone
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;'
@@ -114,6 +118,22 @@ def test_the_log_filters_by_number_command_outcome_and_direction(lead, client, s
     assert len(_log(lead, direction="in")) == 3
     page = lead.get("/dashboard/messages", query_string={"number": RESPONDER}).data.decode()
     assert "frobnicate" in page and VIEWER not in page.split("<tbody>")[1]
+
+
+def test_the_log_shows_when_a_text_was_sent_as_well_as_when_it_was_queued(lead, services):
+    queued = db.now() - 600
+    with services.engine.begin() as conn:
+        text_id = queue.enqueue(conn, RESPONDER, "FIRING DiskFull #3", Kind.ALERT, services.settings)
+        conn.execute(
+            queue.outbox.update()
+            .where(queue.outbox.c.id == text_id)
+            .values(created_at=queued, status="sent", sent_at=queued + 95)
+        )
+    page = lead.get("/dashboard/messages").data.decode()
+    [row] = [row for row in page.split("<tr") if "FIRING DiskFull #3" in row]
+    assert log.when(queued) in row and log.when(queued + 95) in row
+    [logged] = _log(lead, direction="out")
+    assert (logged["time"], logged["sent"]) == (log.when(queued), log.when(queued + 95))
 
 
 def test_the_log_filters_by_date_range_in_utc(lead, phone):
@@ -232,6 +252,59 @@ def test_rules_show_their_state_value_and_last_evaluation(lead, services):
         )
     page = lead.get("/dashboard/rules").data.decode()
     assert "&lt;b&gt;cpu&lt;/b&gt;" in page and "firing" in page and "97.5" in page
+
+
+@pytest.mark.parametrize(
+    "source, firing, resolved",
+    [("alertmanager", "alertmanager_firing", "alertmanager_resolved"),
+     ("datadog", "datadog_custom_triggered", "datadog_custom_recovered")],
+)  # fmt: skip
+def test_a_sources_resolved_notice_shows_on_the_timeline_as_resolved_by_that_source(
+    lead, source, firing, resolved
+):
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    opened = lead.post(f"/webhook/{source}", data=(PAYLOADS / f"{firing}.json").read_bytes(), headers=headers,
+                       content_type="application/json")  # fmt: skip
+    alert_id = opened.json["alerts"][0]
+    lead.post(f"/webhook/{source}", data=(PAYLOADS / f"{resolved}.json").read_bytes(), headers=headers,
+              content_type="application/json")  # fmt: skip
+    page = html.unescape(lead.get(f"/dashboard/alerts/{alert_id}").data.decode())
+    timeline = page[page.index('<ol id="timeline">') :].split("</ol>")[0]
+    assert f"resolved by {source}" in timeline and "deduplicated" not in timeline
+    with lead.application.extensions["operator"].engine.connect() as conn:
+        keys = [key for key, _ in records.events(conn, alert_id)]
+    assert len(keys) >= 2 and all(key in timeline for key in keys)
+
+
+def _rule_row(client, name: str) -> str:
+    page = html.unescape(client.get("/dashboard/rules").data.decode())
+    return page[page.index(f"<tr><td>{name}</td>") :].split("</tr>")[0]
+
+
+def _cpu_rule(services, dial: Dial) -> alerting.Evaluator:
+    services.monitors["dial"] = dial
+    rule = {"name": "high_cpu", "monitor": "dial", "query": "cpu", "op": ">", "threshold": 80,
+            "recipients": [ADMIN], "message": "CPU {value}%"}  # fmt: skip
+    return alerting.Evaluator(services, parse_rules([rule], services.settings, services.monitors), "w")
+
+
+def test_a_rules_next_evaluation_is_one_interval_after_its_last(lead, services):
+    now = db.now()
+    _cpu_rule(services, Dial(40.0)).tick(now)
+    row = _rule_row(lead, "high_cpu")
+    interval = services.settings.alert_interval
+    assert log.when(now) in row and log.when(now + interval) in row and interval > 1
+
+
+def test_a_rule_still_breaching_after_its_alert_was_resolved_by_hand_says_so(lead, services):
+    evaluator, now = _cpu_rule(services, Dial(97.0)), db.now()
+    evaluator.tick(now)
+    with services.engine.begin() as conn:
+        [alert] = records.firing(conn)
+        records.close(conn, alert.id, by=ADMIN)
+    evaluator.tick(now + services.settings.alert_interval)
+    row = _rule_row(lead, "high_cpu")
+    assert "still breach" in row and f"#{alert.id} was resolved by hand" in row
 
 
 @pytest.mark.parametrize(

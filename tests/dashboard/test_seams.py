@@ -94,5 +94,5 @@ def test_a_team_escalation_step_shows_on_the_timeline_as_a_step_not_a_webhook_re
         assert login(client).status_code == 302
         page = html.unescape(client.get(f"/dashboard/alerts/{alert_id}").data.decode())
     timeline = page[page.index('<ol id="timeline">') :]
-    assert "team escalation step 2" in timeline and f"escalation queued for {BOB}" in timeline
+    assert "team escalation step 2" in timeline and f"escalation queued for Bob ({BOB})" in timeline
     assert "deduplicated" not in timeline and "escalation:" not in timeline

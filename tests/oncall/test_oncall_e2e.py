@@ -83,7 +83,7 @@ def test_a_rotation_hands_over_at_the_right_instant_and_both_people_are_told(run
     incoming = run.wait(r"^You are on call for payments until ", ALICE, "Alice told at the handoff")
     assert incoming.at >= start.replace(microsecond=0).timestamp()
     assert re.fullmatch(
-        r"You are on call for payments until \w{3} \d\d:\d\d \(0 open alerts\)", incoming.body
+        r"You are on call for payments until \w{3} \d\d:\d\d UTC \(0 open alerts\)", incoming.body
     )
     outgoing = run.wait(r"^Your payments shift is over", BOB, "Bob's summary")
     assert outgoing.body.startswith("Your payments shift is over: Alice is on call until ")

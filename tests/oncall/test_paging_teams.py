@@ -19,6 +19,7 @@ from incidents import escalation as legacy_escalation
 from incidents import records, reminders
 from oncall import escalation, handoffs, schedule, teams
 from outbox import calls
+from security import mask
 from tests.support.alerts import WEBHOOK_TOKEN, fire
 from tests.support.apps import with_settings
 from tests.support.oncall import ALICE, BOB, CAROL, DAVE, payments_and_infra, texts
@@ -92,6 +93,29 @@ def test_without_teams_alerts_page_todays_recipients(settings):
         assert Phone(app.test_client()).text("oncall").startswith("No on-call teams configured")
     finally:
         app.extensions["operator"].close()
+
+
+@pytest.mark.parametrize("recipients", [(), ("+15555550150", "+15555550151")])
+def test_oncall_without_teams_names_exactly_the_numbers_an_alert_pages(settings, recipients):
+    app = create_app(with_settings(settings, alertmanager_token=WEBHOOK_TOKEN, alert_recipients=recipients))
+    try:
+        fire(app.test_client(), "CardDeclines")
+        paged = pages(app.extensions["operator"])
+        reply = Phone(app.test_client()).text("oncall")
+    finally:
+        app.extensions["operator"].close()
+    assert paged and all(mask(number) in reply for number in paged)
+    assert ("ALERT_RECIPIENTS" in reply) == bool(recipients)
+    assert all(number not in reply for number in paged)
+
+
+def test_oncall_without_teams_or_anyone_to_page_says_nobody_is_paged_and_what_to_set(settings):
+    app = create_app(with_settings(settings, authorized={VIEWER: "viewer"}, alert_recipients=()))
+    try:
+        reply = Phone(app.test_client(), VIEWER).text("oncall")
+    finally:
+        app.extensions["operator"].close()
+    assert "nobody" in reply.lower() and "ALERT_RECIPIENTS" in reply and "pages go to" not in reply
 
 
 def test_oncall_lists_each_team_with_who_now_until_when_and_who_next(phone):
@@ -270,7 +294,8 @@ def test_a_gap_in_the_schedule_warns_the_teams_admins_a_day_before_it_starts_onc
         assert warned == [
             (
                 BOB,
-                "payments has nobody on call from Mon 09:00 to Thu 09:00: text ONCALL TAKE <hours> payments to cover it",
+                "payments has nobody on call from Mon 09:00 CET to Thu 09:00 CET: text ONCALL TAKE <hours> payments "
+                "to cover it",
             )
         ]
     finally:

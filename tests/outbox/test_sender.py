@@ -310,6 +310,33 @@ def test_a_digest_too_long_for_one_text_counts_what_it_cannot_name():
     assert text.count("#") + hidden == 41
 
 
+@pytest.mark.parametrize(
+    "notice",
+    [
+        "Cannot evaluate rule checkout_latency_p99: connection refused by prometheus-eu. Retrying every 2m.",
+        "Rule payments_queue_depth evaluates again after 25m of errors: now 1234 messages waiting",
+        "Heartbeat nightly-backup-verification is late: no ping for 26h from backup-runner-eu-west",
+    ],
+)
+def test_a_digest_never_cuts_a_notice_mid_word(notice):
+    text = digest_text(1, [], [notice], 1)
+    named = text.removeprefix("Held back 1: NOTICE ").removesuffix(". Reply ALERTS")
+    shown = named.removesuffix("...")
+    assert shown != named, "a notice this long is shortened, and says so"
+    assert notice.startswith(shown) and notice[len(shown)] in " .:,"
+
+
+def test_a_digest_never_cuts_an_alert_name_mid_word():
+    alert = records.Alert(
+        id=7, source=records.Source.DATADOG, key="k", name="Queue depth on checkout exceeds its threshold in prod",
+        summary="", severity="", labels={}, url=None, group_key=None, status=records.Status.FIRING,
+        started_at=0.0, last_seen=0.0, resolved_at=None, acked_by=None, acked_at=None, snoozed_until=None,
+        silence_id=None, last_notified_at=None, escalated_at=None,
+    )  # fmt: skip
+    shown = alert.line().removeprefix("#7 ").removesuffix("...")
+    assert alert.name.startswith(shown) and alert.name[len(shown)] == " "
+
+
 def test_new_alerts_that_do_not_fit_one_text_continue_in_the_next():
     lines = [f"#{i} alert-with-a-long-name-{i}" for i in range(20)]
     text, shown = together_text(lines, 1)

@@ -307,7 +307,7 @@ def test_a_bare_snooze_applies_to_the_last_alert_that_reached_you(responder, app
     fire(client, "A")
     fire(client, "B")
     deliver(app)
-    assert responder.text("snooze 10m") == "Snoozed #2 B for 10m."
+    assert re.fullmatch(r"Snoozed #2 B for 10m, until (\w{3} )?\d\d:\d\d UTC\.", responder.text("snooze 10m"))
 
 
 @pytest.mark.parametrize(
@@ -326,7 +326,9 @@ def test_snooze_all_asks_first(responder, client, services):
     fire(client, "A")
     fire(client, "B")
     assert responder.text("snooze all 1h") == "Reply YES to snooze 2 alerts for 1h (within 5 min)."
-    assert responder.text("y") == "Snoozed for 1h 2 alerts: #1,#2."
+    assert re.fullmatch(
+        r"Snoozed 2 alerts for 1h, until (\w{3} )?\d\d:\d\d UTC: #1,#2\.", responder.text("y")
+    )
     assert alert(services, 2).snoozed_until > db.now() + 3000
 
 

@@ -45,7 +45,7 @@ groups:
         labels: {severity: none}
         annotations: {summary: "Always firing: the alerting pipeline works."}
 """
-# The README's route for it, with seconds where the README has minutes.
+# The route docs/paging.md gives for it, with seconds where the docs have minutes.
 WATCHDOG_ROUTE = """
   routes:
     - matchers: ['alertname = "Watchdog"']

@@ -67,7 +67,7 @@ def test_a_window_holds_a_real_alertmanager_page_and_its_end_lets_the_page_throu
     services = app.extensions["operator"]
     client = app.test_client()
     reply = Phone(client, RESPONDER).text("maintenance 2h HighCPU")
-    window = int(re.match(r"Maintenance #(\d+) for 2h: HighCPU ", reply).group(1))
+    window = int(re.match(r"Maintenance #(\d+) for 2h, until [^:]+:\d\d [A-Z]+: HighCPU ", reply).group(1))
     with ExitStack() as stack:
         switch = Switch(("web-1", "web-2", "web-3"))
         stack.callback(switch.close)

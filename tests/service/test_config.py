@@ -28,6 +28,12 @@ def test_defaults_follow_the_readme():
     assert dict(s.authorized) == {}
 
 
+def test_times_are_written_in_utc_unless_timezone_names_an_iana_zone():
+    assert settings().timezone == "UTC" and str(settings().zone) == "UTC"
+    berlin = settings(TIMEZONE=" Europe/Berlin ")
+    assert berlin.timezone == "Europe/Berlin" and str(berlin.zone) == "Europe/Berlin"
+
+
 def test_it_refuses_to_start_without_an_auth_token():
     with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
         Settings.from_env({})
@@ -81,6 +87,9 @@ def test_values_are_trimmed_and_parsed():
         ("LOG_LEVEL", "LOUD"),
         ("MONITOR_TIMEOUT", "soon"),
         ("REPLY_DEADLINE", "0"),
+        ("TIMEZONE", "Mars/Olympus_Mons"),
+        ("TIMEZONE", "CET+1"),
+        ("TIMEZONE", "../etc/passwd"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value):
@@ -95,9 +104,9 @@ def test_a_config_error_never_echoes_the_auth_token():
     assert "supersecret-token" not in str(excinfo.value)
 
 
-def test_env_example_documents_every_core_variable_and_the_readme_lists_them():
+def test_env_example_documents_every_core_variable_and_the_configuration_reference_lists_them():
     example = (REPO / ".env.example").read_text()
-    readme = (REPO / "README.md").read_text()
+    reference = (REPO / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"^([A-Z_]+)=", example, re.M))
     core = {
         "TWILIO_ACCOUNT_SID",
@@ -117,7 +126,7 @@ def test_env_example_documents_every_core_variable_and_the_readme_lists_them():
     }
     assert core <= documented
     for name in documented:
-        assert f"`{name}`" in readme, name
+        assert f"`{name}`" in reference, name
 
 
 def test_the_env_example_itself_is_a_valid_configuration_once_a_token_is_set():

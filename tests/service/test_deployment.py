@@ -150,7 +150,7 @@ def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):
 @pytest.mark.slow
 def test_the_web_unit_serves_from_its_state_directory_with_a_copy_of_the_env_example(tmp_path):
     unit = _unit(type(REPO)(_installed_here(tmp_path, UNITS[0])))
-    # The EnvironmentFile as the README makes it: .env.example's lines, a token and the port.
+    # The EnvironmentFile as docs/operations.md makes it: .env.example's lines, a token and the port.
     env = base_env(tmp_path, TWILIO_AUTH_TOKEN=TOKEN, PORT=str(free_port()))
     env.update(DATABASE_URL="sqlite:///var/operator.db", LOG_DIR="logs", PYTHONPATH="")
     for assignment in unit["Environment"]:

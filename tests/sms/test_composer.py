@@ -11,6 +11,7 @@ from conversation.composer import (
     PAGE_BREAK,
     TWILIO_MAX_CHARS,
     fit,
+    hint,
     is_gsm7,
     length_units,
     normalize,
@@ -146,13 +147,46 @@ def test_fit_returns_one_page_without_a_more_prompt():
     assert fit("short") == "short"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Disk almost full on db-1, see https://grafana.example.com/d/abcdefghij/node-exporter-full?orgId=1&"
+        "var-instance=db-1:9100&from=now-6h&to=now&viewPanel=152 and clean up",
+        "Replication lag on replica-2 is 31m: " + "x" * 150,
+        " ".join(f"word{i}" * (i % 7 + 1) for i in range(60)),
+    ],
+)
+def test_a_text_cut_to_fit_one_message_ends_on_a_whole_word(text):
+    cut = fit(text)
+    assert segments(cut) == 1 and cut.endswith("...")
+    shown = cut.removesuffix("...")
+    assert text.startswith(shown) and text[len(shown)] in " .:,"
+
+
+@pytest.mark.parametrize("max_segments", [1, 2])
+@pytest.mark.parametrize("breaks", [False, True])
+def test_a_hint_ends_the_first_part_of_a_split_reply_and_stays_in_place_when_it_fits(max_segments, breaks):
+    listing = ", ".join(f"{i}/s service-{i}" for i in range(80))
+    text = f"errors: 9/s a +79 more{PAGE_BREAK if breaks else ' '}{listing}" + hint(
+        " (Set LOKI_URL to search.)"
+    )
+    pages = split(text, max_segments)
+    assert len(pages) > 1 and all(segments(p) <= max_segments for p in pages)
+    assert pages[0].endswith(f"(Set LOKI_URL to search.)... (1/{len(pages)}) Reply MORE")
+    assert all("LOKI_URL" not in p for p in pages[1:])
+    assert fit(text, max_segments).endswith("... (Set LOKI_URL to search.)")
+    assert split("errors: no data." + hint(" (Set LOKI_URL to search.)") + " This host: 3%.") == [
+        "errors: no data. (Set LOKI_URL to search.) This host: 3%."
+    ]
+
+
 def test_a_page_marks_itself_as_already_cut():
     assert isinstance(composer.Part("x"), str)
 
 
 def test_a_page_break_starts_a_more_part_even_when_everything_would_fit():
-    parts = split(f"cpu: 91% a, 55% b, 40% c +2 more{PAGE_BREAK}cpu (all): 91% a, 55% b, 40% c, 7% d, 1% e")
+    parts = split(f"cpu: 91% a, 55% b, 40% c +2 more{PAGE_BREAK}cpu 4-5 of 5: 7% d, 1% e")
     assert parts == [
         "cpu: 91% a, 55% b, 40% c +2 more... (1/2) Reply MORE",
-        "cpu (all): 91% a, 55% b, 40% c, 7% d, 1% e (2/2)",
+        "cpu 4-5 of 5: 7% d, 1% e (2/2)",
     ]

@@ -83,12 +83,12 @@ def test_the_eleventh_text_in_five_minutes_never_stops_ack_or_any_alert_handling
         assert responder.text("status") is None, "one notice per window"
         handling = {
             "ack 1": "Acked #1 HighCPU",
-            "snooze 2 30m": "Snoozed #2 DiskFull for 30m.",
+            "snooze 2 30m": "Snoozed #2 DiskFull for 30m, until ",
             "silence 2 1h": "ALERTMANAGER_URL is not set",
             "unsilence 2": "#2 has no silence from Operator.",
             "resolve 1": "Resolved #1 HighCPU after",
             "snooze all 1h": "Reply YES to snooze 1 alerts for 1h",
-            "yes": "Snoozed for 1h 1 alert: #2.",
+            "yes": "Snoozed 1 alert for 1h, until ",
             "ack all": "Acked #2 DiskFull",
             "no": "Nothing to cancel.",
             "on it": "",

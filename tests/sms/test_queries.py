@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
 
 from app import create_app
-from tests.support.apps import with_settings
+from tests.support.apps import app_with, with_settings
 from tests.support.fakes.custom_api import TOKEN, FakeCustomApi
 from tests.support.fakes.newrelic import API_KEY, FakeNewRelic
+from tests.support.fakes.prometheus import FakePrometheus
 from tests.support.phones import Phone
 
 
@@ -34,6 +36,40 @@ def test_metrics_without_prometheus_lists_the_host_readings(phone):
     assert (
         phone.text("metrics") == "Metrics (this host; set PROMETHEUS_URL for more): cpu, memory, disk, load."
     )
+
+
+@pytest.fixture
+def many_errors():
+    """Prometheus with 5xx rates for more services than one text lists."""
+    series = [({"job": f"checkout-service-{i}"}, 10.0 - i / 10) for i in range(40)]
+    with FakePrometheus(series=series) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize("max_segments", [1, 2])
+def test_what_to_set_stays_on_the_first_page_of_a_reply_continued_by_more(
+    settings, many_errors, max_segments
+):
+    changed = with_settings(settings, prometheus_url=many_errors.url, sms_max_segments=max_segments)
+    with app_with(changed) as app:
+        first = Phone(app.test_client()).text("Any errors in the last hour?")
+    assert first.endswith("Reply MORE") and "Set LOKI_URL or LOG_FILES to search the logs." in first
+
+
+@pytest.mark.parametrize("count", [5, 40])
+def test_each_more_page_lists_only_series_no_earlier_page_showed(settings, count):
+    series = [({"job": f"checkout-service-{i}"}, 10.0 - i / 10) for i in range(count)]
+    with (
+        FakePrometheus(series=series) as fake,
+        app_with(with_settings(settings, prometheus_url=fake.url)) as app,
+    ):
+        phone = Phone(app.test_client())
+        pages = [phone.text("metrics errors")]
+        while pages[-1].endswith("Reply MORE"):
+            pages.append(phone.text("more"))
+    named = [re.findall(r"checkout-service-\d+\b", page) for page in pages]
+    everything = [name for names in named for name in names]
+    assert len(pages) > 1 and sorted(everything) == sorted(f"checkout-service-{i}" for i in range(count))
 
 
 def test_help_lists_the_backend_commands(phone):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -265,6 +266,39 @@ def test_it_masks_every_number_in_free_text(text):
     assert "***" in masked
     for number in ("5555550100", "447700900123", "5555550199"):
         assert number not in digits
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 1.555.555.0177 now",
+        "call +1.555.555.0177 now",
+        "call +1 (555) 555-0177 now",
+        "call (555) 555-0177 now",
+        "call 555 555 0177 now",
+        "call 555.555.0177 now",
+        "call 1-555-555-0177 now",
+        "call +1/555/555/0177 now",
+        "call +1\u00a0555\u00a0555\u00a00177 now",
+        "call tel:+15555550177 now",
+        "call whatsapp:+15555550177 now",
+        "call 15555550177 now",
+        "call (+1) 555-555-0177 now",
+        "call 555 - 555 - 0177 now",
+        "call 555\u2013555\u20130177 now",
+        "call 555_555_0177 now",
+        "call +1 555\n555 0177 now",
+    ],
+)
+def test_a_number_written_with_dots_spaces_dashes_or_brackets_is_masked(text):
+    masked = mask_numbers(text)
+    assert "***" in masked and masked.startswith("call ") and masked.endswith(" now")
+    assert "5555550177" not in re.sub(r"\D", "", masked)
+
+
+@pytest.mark.parametrize("text", ["refused /sms from 192.168.100.200", "at 12:30:45", "took 250 ms"])
+def test_addresses_and_short_figures_are_left_as_written(text):
+    assert mask_numbers(text) == text
 
 
 @pytest.mark.parametrize(
