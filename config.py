@@ -137,6 +137,9 @@ class Settings:
     # dead man's switch: /heartbeat/<name> needs this token; the heartbeats come from the file
     heartbeat_token: str = ""
     heartbeats: tuple[Heartbeat, ...] = ()
+    # The secrets of the file's `integrations:` (name -> the value of its key_env); the integrations
+    # package reads the rest of each entry.
+    integrations: Mapping[str, str] = field(default_factory=dict)
     # the dashboard (/dashboard): off until DASHBOARD_PASSWORD holds a password hash
     dashboard_user: str = "admin"
     dashboard_password: str = ""
@@ -260,6 +263,7 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         worker_silent_after=value("worker_silent_after", _seconds),
         heartbeat_token=value("heartbeat_token"),
         heartbeats=parse_heartbeats(file.get("heartbeats")),
+        integrations=MappingProxyType(integration_secrets(file.get("integrations"), get)),
         **_dashboard(get, value),
     )
 
@@ -311,7 +315,17 @@ def _choice(name: str, value: str, choices: tuple[str, ...], upper: bool = False
 
 
 DEFAULT_FILE = "operator.yml"
-FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats", "phrases", "teams")
+FILE_SECTIONS = (
+    "queries",
+    "nrql",
+    "api",
+    "rules",
+    "database",
+    "heartbeats",
+    "phrases",
+    "teams",
+    "integrations",
+)
 
 
 def load_file(path: str) -> dict[str, Any]:
@@ -433,6 +447,35 @@ def _heartbeat(item: Any) -> Heartbeat:
     if not isinstance(watchdog, str) or len(watchdog) > 200:
         raise ConfigError("'watchdog' must be the alertname of an always-firing alert, like Watchdog")
     return Heartbeat(name=name, timeout=timeout, recipients=tuple(recipients), watchdog=watchdog.strip())
+
+
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def integration_secrets(section: Any, get: Callable[[str], str]) -> dict[str, str]:
+    """Each `integrations:` entry's secret, read from the variable its `key_env` names.
+
+    Only the secrets are read here (the environment is read nowhere else); the integrations
+    package checks the rest of each entry when the app starts.
+    """
+    if not isinstance(section, list):
+        return {}
+    found: dict[str, str] = {}
+    for index, item in enumerate(section, start=1):
+        if not isinstance(item, Mapping) or item.get("key_env") in (None, ""):
+            continue
+        label = (
+            f"integration {item['name']!r}" if isinstance(item.get("name"), str) else f"integration #{index}"
+        )
+        variable = item["key_env"]
+        if not isinstance(variable, str) or not _VARIABLE.match(variable):
+            raise ConfigError(f"integrations: {label}: 'key_env' must name an environment variable")
+        secret = get(variable)
+        if not secret:
+            raise ConfigError(f"integrations: {label}: the variable {variable} (its key_env) is not set")
+        if isinstance(item.get("name"), str):
+            found[item["name"]] = secret
+    return found
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
