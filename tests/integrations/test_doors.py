@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.apps import app_with, with_settings
-from tests.support.integrations import AM_KEY, DD_KEY, alerts, basic, entry, stored, with_integrations
+from tests.support.integrations import (
+    AM_KEY,
+    DD_KEY,
+    OG_KEY,
+    PD_KEY,
+    alerts,
+    basic,
+    entry,
+    stored,
+    with_integrations,
+)
 from tests.support.oncall import ALICE, CAROL, DAVE, payments_and_infra, texts
 from tests.support.paths import PAYLOADS
 
@@ -99,3 +111,21 @@ def test_a_sender_cannot_choose_the_team_with_its_own_label(settings):
         )
         to = {t[0] for t in texts(app.extensions["operator"], "alert")}
         assert ALICE not in to
+
+
+def test_secrets_never_reach_the_logs(caplog, settings):
+    caplog.set_level("DEBUG")
+    wrong = "wrong-secret-1234567890abcdef0123"
+    configured = with_integrations(settings, entry("am"), entry("pd"), entry("og"))
+    with app_with(configured) as app:
+        client = app.test_client()
+        post(client, f"/integrations/am?token={AM_KEY}", AM_BODY)
+        post(client, f"/integrations/am?token={wrong}", AM_BODY)
+        for key in (PD_KEY, wrong):
+            body = {"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h"}}
+            post(client, "/v2/enqueue", json.dumps(body))
+        for key in (OG_KEY, wrong):
+            post(client, "/v2/alerts", b'{"message": "m"}', {"Authorization": f"GenieKey {key}"})
+    assert "integration" in caplog.text
+    for secret in (AM_KEY, PD_KEY, OG_KEY, wrong):
+        assert secret not in caplog.text
