@@ -50,6 +50,9 @@ class Heartbeat:
     recipients: tuple[str, ...] = ()
     # An Alertmanager alertname whose firing notifications count as pings of this heartbeat.
     watchdog: str = ""
+    # The integration whose `expect_every` this is (named "integration:<name>"): armed at start-up,
+    # pinged by the integration's accepted events, and paged as "INTEGRATION SILENT <name>".
+    integration: str = ""
 
 
 def stop(exc: ConfigError) -> NoReturn:
@@ -262,7 +265,8 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         call_timeout=value("call_timeout", _seconds),
         worker_silent_after=value("worker_silent_after", _seconds),
         heartbeat_token=value("heartbeat_token"),
-        heartbeats=parse_heartbeats(file.get("heartbeats")),
+        heartbeats=parse_heartbeats(file.get("heartbeats"))
+        + integration_heartbeats(file.get("integrations")),
         integrations=MappingProxyType(integration_secrets(file.get("integrations"), get)),
         **_dashboard(get, value),
     )
@@ -476,6 +480,26 @@ def integration_secrets(section: Any, get: Callable[[str], str]) -> dict[str, st
         if isinstance(item.get("name"), str):
             found[item["name"]] = secret
     return found
+
+
+def integration_heartbeats(section: Any) -> tuple[Heartbeat, ...]:
+    """A heartbeat for each `integrations:` entry with an `expect_every` (the integrations package checks the rest)."""
+    found = []
+    for item in section if isinstance(section, list) else ():
+        if (
+            not isinstance(item, Mapping)
+            or not isinstance(item.get("name"), str)
+            or not item.get("expect_every")
+        ):
+            continue
+        try:
+            timeout = parse_duration(str(item["expect_every"]))
+        except ValueError:
+            continue  # integrations.entries stops start-up naming it
+        if timeout > 0:
+            name = item["name"]
+            found.append(Heartbeat(name=f"integration:{name}"[:64], timeout=timeout, integration=name))
+    return tuple(found)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import db
+from heartbeats import pings
 from incidents import intake, records, webhooks
 from incidents.records import Alert
 from incidents.sources import TEAM_LABEL, Incoming, PayloadError, Source, decode
@@ -141,6 +142,22 @@ def _transaction(entry: Integration, work: Callable[[Connection], T]) -> T:
     raise StoreFailed(503, "store unavailable; retry later")
 
 
+def _heard(entry: Integration) -> None:
+    """An accepted event is the ping of the integration's `expect_every` (closing its silence, if any)."""
+    settings = _services().settings
+    heartbeat = next((h for h in settings.heartbeats if h.integration == entry.name), None)
+    if heartbeat is None:
+        return
+    try:
+        with _services().engine.begin() as conn:
+            pings.ping(conn, heartbeat, settings, db.now())
+    except SQLAlchemyError:
+        # The event itself is stored: a lost ping costs at most an early INTEGRATION SILENT.
+        logger.warning(
+            "integration %s: could not record its event for expect_every", entry.name, exc_info=True
+        )
+
+
 def _ingest(conn: Connection, entry: Integration, incoming: list[Incoming]) -> intake.IngestResult:
     result = intake.ingest(conn, _pinned(entry, incoming), _services().settings)
     webhooks.WEBHOOK_EVENTS.labels(entry.kind, "new").inc(result.new)
@@ -174,7 +191,10 @@ def integration(name: str):
         return _pinned(entry, [event]) if event is not None else []
 
     source = Source.ALERTMANAGER if entry.kind == Kind.ALERTMANAGER else Source.DATADOG
-    return webhooks.receive(source, lambda: True, parse)
+    answer = webhooks.receive(source, lambda: True, parse)
+    if (answer[1] if isinstance(answer, tuple) else 200) == 200:
+        _heard(entry)
+    return answer
 
 
 # PagerDuty Events API v2
@@ -228,6 +248,7 @@ def _pagerduty(name: str | None, change: bool):
             found = pd.parse_change(payload)
             event_key = records_key(f"change:{entry.name}:{nonce[:12]}:{found.summary}")
             _transaction(entry, lambda conn: records.change(conn, event_key, found.timestamp or db.now()))
+            _heard(entry)
             logger.info("integration %s: change event recorded", entry.name)
             return jsonify(status="success", message="Change event processed"), 202
         event = pd.parse_event(payload, entry.name, uuid.uuid4().hex, nonce)
@@ -253,6 +274,7 @@ def _pagerduty(name: str | None, change: bool):
         outcome = _transaction(entry, apply)
     except StoreFailed as exc:
         return _pd_invalid([exc.message], exc.status) if exc.status < 500 else _pd_error(exc)
+    _heard(entry)
     logger.info("integration %s: %s event, %s", entry.name, event.action, outcome)
     return jsonify(status="success", message="Event processed", dedup_key=event.dedup_key), 202
 
@@ -341,6 +363,7 @@ def _og_stored(entry: Integration, started: float, work: Callable[[Connection], 
         outcome = _transaction(entry, work)
     except StoreFailed as exc:
         return _og(422 if exc.status < 500 else exc.status, exc.message, started)
+    _heard(entry)
     logger.info("integration %s: %s", entry.name, outcome)
     return _og_accepted(started)
 

@@ -48,6 +48,8 @@ class Integration:
     secret: str = field(repr=False)
     team: str = ""
     limit: str = ""
+    # Silence longer than this pages "INTEGRATION SILENT <name>" (a heartbeat, config.integration_heartbeats).
+    expect_every: float = 0.0
 
 
 def parse_integrations(settings: Settings) -> dict[str, Integration]:
@@ -112,10 +114,8 @@ def _entry(item: Any, secrets: Mapping[str, str], known_teams: Mapping[str, Any]
             raise ValueError
     except ValueError:
         raise ConfigError(f"'limit' must read like '600 per 1 minute', not {limit!r}") from None
-    if item.get("expect_every") not in (None, ""):
-        _duration(item["expect_every"])
-        raise ConfigError("'expect_every' is not yet supported; watch a sender with heartbeats: for now")
-    return Integration(name, Kind(kind), key_env, secret, team, limit)
+    expect_every = _duration(item["expect_every"]) if item.get("expect_every") not in (None, "") else 0.0
+    return Integration(name, Kind(kind), key_env, secret, team, limit, expect_every)
 
 
 def _duration(value: Any) -> float:

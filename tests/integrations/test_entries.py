@@ -47,8 +47,8 @@ def test_a_key_env_that_is_not_set_is_a_config_error_naming_it(tmp_path):
             "'team: nobody' is not a team",
         ),
         (
-            {"name": "pd", "kind": "pagerduty", "key_env": "PD_KEY", "expect_every": "1h"},
-            "'expect_every' is not yet supported",
+            {"name": "pd", "kind": "pagerduty", "key_env": "PD_KEY", "expect_every": "soon"},
+            "'expect_every' must be a duration",
         ),
     ],
 )

@@ -6,7 +6,7 @@ import base64
 
 from sqlalchemy import func, select
 
-from config import Settings
+from config import Settings, integration_heartbeats
 from incidents import records
 from outbox.queue import outbox
 from tests.support.apps import with_settings
@@ -26,7 +26,9 @@ def entry(name: str, **extra) -> dict:
 def with_integrations(settings: Settings, *entries: dict, sections: dict | None = None) -> Settings:
     """`settings` with these `integrations:` entries, their secrets from KEYS, and other file sections."""
     file = {**(sections or {}), "integrations": list(entries)}
-    return with_settings(settings, file=file, integrations={e["name"]: KEYS[e["name"]] for e in entries})
+    secrets = {e["name"]: KEYS[e["name"]] for e in entries}
+    heartbeats = settings.heartbeats + integration_heartbeats(file["integrations"])
+    return with_settings(settings, file=file, integrations=secrets, heartbeats=heartbeats)
 
 
 def basic(password: str, user: str = "sender") -> dict:
