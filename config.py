@@ -142,7 +142,7 @@ class Settings:
     heartbeats: tuple[Heartbeat, ...] = ()
     # The secrets of the file's `integrations:` (name -> the value of its key_env); the integrations
     # package reads the rest of each entry.
-    integrations: Mapping[str, str] = field(default_factory=dict)
+    integrations: Mapping[str, str] = field(default_factory=dict, repr=False)
     # the dashboard (/dashboard): off until DASHBOARD_PASSWORD holds a password hash
     dashboard_user: str = "admin"
     dashboard_password: str = ""
