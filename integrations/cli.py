@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from core.timeutil import humanize
 from integrations.entries import Integration, Kind
 
 
@@ -54,5 +55,6 @@ def integrations_command() -> None:
         url, text = snippet(entry, base)
         team = f", team {entry.team}" if entry.team else ""
         limit = f", limit {entry.limit}" if entry.limit else ""
-        click.echo(f"{entry.name} ({entry.kind}{team}{limit})\n  URL: {url}")
+        quiet = f", expect every {humanize(entry.expect_every)}" if entry.expect_every else ""
+        click.echo(f"{entry.name} ({entry.kind}{team}{limit}{quiet})\n  URL: {url}")
         click.echo("  " + text.replace("\n", "\n  ") + "\n")

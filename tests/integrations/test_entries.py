@@ -75,7 +75,7 @@ def test_two_integrations_may_not_share_a_secret(settings):
 def test_flask_integrations_lists_each_url_and_snippet_without_secrets(settings):
     configured = with_integrations(
         with_settings(settings, public_url="https://ops.example.com"),
-        entry("pd", team="payments"),
+        entry("pd", team="payments", expect_every="26h"),
         entry("og"),
         entry("am"),
         sections=payments_and_infra(),
@@ -85,5 +85,8 @@ def test_flask_integrations_lists_each_url_and_snippet_without_secrets(settings)
     assert "url: https://ops.example.com/v2/enqueue" in output
     assert "api_url: https://ops.example.com/integrations/og/" in output
     assert "URL: https://ops.example.com/integrations/am" in output
-    assert "routing_key: <the value of PD_KEY>" in output and "pd (pagerduty, team payments)" in output
+    assert (
+        "routing_key: <the value of PD_KEY>" in output
+        and "pd (pagerduty, team payments, expect every 1d2h)" in output
+    )
     assert PD_KEY not in output and OG_KEY not in output
