@@ -170,8 +170,13 @@ def _ingest(conn: Connection, entry: Integration, incoming: list[Incoming]) -> i
 @bp.post("/integrations/<name>")
 def integration(name: str):
     entry = _entries().get(name)
-    if entry is None or entry.kind not in (Kind.ALERTMANAGER, Kind.DATADOG):
-        return webhooks.error(404, f"no alertmanager or datadog integration is named {name[:40]!r}")
+    # Every kind's door is /integrations/<name>: PagerDuty's takes an alert event, Opsgenie's creates.
+    if entry is not None and entry.kind == Kind.PAGERDUTY:
+        return _pagerduty(name, change=False)
+    if entry is not None and entry.kind == Kind.OPSGENIE:
+        return opsgenie_create(name)
+    if entry is None:
+        return webhooks.error(404, f"no integration is named {name[:40]!r}")
     if not same_secret(_credential(), entry.secret):
         webhooks.WEBHOOK_EVENTS.labels(entry.kind, "unauthorized").inc()
         logger.warning("integration %s: missing or wrong credentials from %s", name, request.remote_addr)

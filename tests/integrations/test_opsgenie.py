@@ -166,7 +166,8 @@ def test_the_door_under_the_integrations_name_takes_the_key_as_bearer_or_token(c
         post(client, "/integrations/og/v2/alerts", create(), headers={"Authorization": f"Bearer {OG_KEY}"})
     )
     assert accepted(post(client, f"/integrations/og/v2/alerts?token={OG_KEY}", create(alias="b"), headers={}))
-    assert len(alerts(services)) == 2
+    assert accepted(post(client, f"/integrations/og?token={OG_KEY}", create(alias="c"), headers={}))
+    assert len(alerts(services)) == 3
 
 
 def test_past_the_limit_opsgenies_429_with_retry_after(settings):

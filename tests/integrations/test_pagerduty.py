@@ -145,8 +145,9 @@ def test_a_change_event_is_recorded_and_pages_nobody(client, services):
     assert stored(services) == (0, 1, 0)
 
 
-def test_the_door_under_the_integrations_name_takes_the_same_events(client, services):
+def test_the_doors_under_the_integrations_name_take_the_same_events(client, services):
     assert post(client, trigger(), "/integrations/pd/v2/enqueue").status_code == 202
+    assert post(client, trigger(dedup_key="other"), "/integrations/pd").status_code == 202
     assert post(client, trigger(), "/integrations/other/v2/enqueue").get_json()["errors"] == [
         "Invalid routing key"
     ]
