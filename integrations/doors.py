@@ -252,7 +252,7 @@ def _pagerduty(name: str | None, change: bool):
         if change:
             found = pd.parse_change(payload)
             event_key = records_key(f"change:{entry.name}:{nonce[:12]}:{found.summary}")
-            _transaction(entry, lambda conn: records.change(conn, event_key, found.timestamp or db.now()))
+            _transaction(entry, lambda conn: records.change(conn, event_key, db.now()))
             _heard(entry)
             logger.info("integration %s: change event recorded", entry.name)
             return jsonify(status="success", message="Change event processed"), 202
