@@ -2,7 +2,7 @@
 
 gunicorn runs `app:create_app()`; `.env` is loaded here, at the entry point. Routes arrive with
 the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*,
-heartbeats: /heartbeat/<name>, voice: /voice/*, dashboard: /dashboard).
+heartbeats: /heartbeat/<name>, integrations: /integrations/<name>, /v2/*, voice: /voice/*, dashboard: /dashboard).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import dashboard
 import heartbeats
 import inbound
 import incidents
+import integrations
 import oncall
 import outbox
 import voice
@@ -233,6 +234,7 @@ def _build(settings: Settings) -> Flask:
     outbox.init_app(app)
     incidents.init_app(app)
     heartbeats.init_app(app)
+    integrations.init_app(app)
     voice.init_app(app)
     oncall.init_app(app)
     worker.init_app(app)

@@ -453,6 +453,11 @@ def note(conn: Connection, alert_id: int, event: str, at: float) -> bool:
     return True
 
 
+def change(conn: Connection, event: str, at: float) -> None:
+    """Record a change a sender reported (PagerDuty's change events): an event of no alert, never paged."""
+    conn.execute(alert_events.insert().values(event_key=event, alert_id=None, received_at=at))
+
+
 def notes(conn: Connection, alert_id: int, prefix: str) -> list[str]:
     """The events recorded for this alert whose key starts with `prefix`, oldest first."""
     e = alert_events.c

@@ -173,6 +173,11 @@ def _handle(source: str, configured: bool, authorized, parse):
     return _store(source, incoming, watchdogs)
 
 
+def receive(source: str, authorized: Callable[[], bool], parse: Callable[[object], list[Incoming]]):
+    """A webhook of `source`'s shape at another door (an integration's): the same checks and store."""
+    return _handle(source, True, authorized, parse)
+
+
 @bp.post("/alertmanager")
 @bp.post("/prometheus")
 def alertmanager():

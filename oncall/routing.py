@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from config import Settings
 from incidents import paging, records
 from incidents.records import Alert
-from incidents.sources import Source
+from incidents.sources import TEAM_LABEL, Source
 from oncall import schedule, store, teams
 from oncall.store import Override
 from oncall.teams import DEFAULT_TEAM, Team
@@ -110,6 +110,8 @@ def team_for(alert: Alert, configured: Mapping[str, Team]) -> Team | None:
         # one with its own recipients has none.
         named = labels.get("team", "")
         return configured.get(named) if named else None
+    if labels.get(TEAM_LABEL) in configured:  # an integration's own `team:`
+        return configured[labels[TEAM_LABEL]]
     return sort(labels, configured)
 
 

@@ -2,7 +2,7 @@
 
 Parsers are pure: no Flask, no store. Each takes the decoded JSON of one source's webhook and
 returns `Incoming` records, or raises `PayloadError` with a sentence the sender can act on (it
-becomes a 400). One module per source: `alertmanager`, `datadog`.
+becomes a 400). One module per source: `alertmanager`, `datadog`, `pagerduty`, `opsgenie`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ _ESCAPE = re.compile(r"\\.", re.DOTALL)
 _STRING = re.compile(r'"[^"]*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Set by an integration with `team:` on each of its alerts: that team takes them (oncall.routing).
+TEAM_LABEL = "integration_team"
 # Alertmanager's payload nests 4 levels, Datadog's 2-3: 32 leaves room for custom payloads.
 MAX_DEPTH = 32
 # Epoch milliseconds have 13 digits and ids fit in 64 bits (19 digits).
@@ -45,6 +47,9 @@ class Source(StrEnum):
     ALERTMANAGER = "alertmanager"
     DATADOG = "datadog"
     HEARTBEAT = "heartbeat"
+    # The vendor APIs Operator answers as (integrations: in operator.yml).
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
 
 
 class Status(StrEnum):
