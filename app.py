@@ -2,7 +2,7 @@
 
 gunicorn runs `app:create_app()`; `.env` is loaded here, at the entry point. Routes arrive with
 the package that owns them (inbound: /sms, outbox: /sms/status, incidents: /webhook/*,
-heartbeats: /heartbeat/<name>, voice: /voice/*, dashboard: /dashboard).
+heartbeats: /heartbeat/<name>, integrations: /integrations/<name>, /v2/*, voice: /voice/*, dashboard: /dashboard).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import dashboard
 import heartbeats
 import inbound
 import incidents
+import integrations
 import oncall
 import outbox
 import voice
@@ -54,24 +55,31 @@ def services() -> Services:
     return svc
 
 
-def _store_ok() -> bool:
+def _store_problem() -> tuple[Response, int] | None:
+    """None when the store answers and takes writes; else the 503 that says which it does not."""
     engine = services().engine
-    return db.ping(engine) and db.ensure_db(engine, services().settings.migrate_on_start)
+    if not (db.ping(engine) and db.ensure_db(engine, services().settings.migrate_on_start)):
+        return jsonify(status="error", store="unreachable"), 503
+    reason = db.cannot_write(engine, liveness.probe_write)
+    if reason:
+        return jsonify(
+            status="error", store="cannot write", message=f"the store refuses writes: {reason}"
+        ), 503
+    return None
 
 
 @bp.get("/livez")
 def livez() -> tuple[Response, int]:
-    """This web process and its store answer: for load balancers, which must keep sending SMS here."""
-    if _store_ok():
-        return jsonify(status="ok", store="ok"), 200
-    return jsonify(status="error", store="unreachable"), 503
+    """This web process and its store answer and take writes: for load balancers."""
+    return _store_problem() or (jsonify(status="ok", store="ok"), 200)
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """The whole pipeline: the store, and a worker whose heartbeat is recent enough to send pages."""
-    if not _store_ok():
-        return jsonify(status="error", store="unreachable"), 503
+    """The whole pipeline: the store (answering and writing), and a worker recent enough to send pages."""
+    problem = _store_problem()
+    if problem is not None:
+        return problem
     settings, now = services().settings, db.now()
     try:
         with services().engine.connect() as conn:
@@ -226,6 +234,7 @@ def _build(settings: Settings) -> Flask:
     outbox.init_app(app)
     incidents.init_app(app)
     heartbeats.init_app(app)
+    integrations.init_app(app)
     voice.init_app(app)
     oncall.init_app(app)
     worker.init_app(app)

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
@@ -30,11 +31,19 @@ ROLES = ("viewer", "responder", "admin")
 DEFAULT_ROLE = "responder"
 # Roles that are paged; viewers only ask.
 PAGE_ROLES = ("responder", "admin")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII digits to the very end: `\d` takes any script's digits and `$` a trailing newline.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 
 
 class ConfigError(ValueError):
-    """A configuration variable has a value Operator cannot use."""
+    """A configuration variable has a value Operator cannot use; always one line, so a value quoted
+    in it (a key with a newline in it) cannot add lines to the log or to the admins' text."""
+
+    def __init__(self, message: object = "") -> None:
+        text = str(message)
+        if not text.isprintable():
+            text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+        super().__init__(text)
 
 
 # Prometheus's conventional always-firing alert: never paged, even when no heartbeat claims it.
@@ -51,6 +60,9 @@ class Heartbeat:
     recipients: tuple[str, ...] = ()
     # An Alertmanager alertname whose firing notifications count as pings of this heartbeat.
     watchdog: str = ""
+    # The integration whose `expect_every` this is (named "integration:<name>"): armed at start-up,
+    # pinged by the integration's accepted events, and paged as "INTEGRATION SILENT <name>".
+    integration: str = ""
 
 
 def stop(exc: ConfigError) -> NoReturn:
@@ -144,6 +156,9 @@ class Settings:
     # dead man's switch: /heartbeat/<name> needs this token; the heartbeats come from the file
     heartbeat_token: str = ""
     heartbeats: tuple[Heartbeat, ...] = ()
+    # The secrets of the file's `integrations:` (name -> the value of its key_env); the integrations
+    # package reads the rest of each entry.
+    integrations: Mapping[str, str] = field(default_factory=dict, repr=False)
     # the dashboard (/dashboard): off until DASHBOARD_PASSWORD holds a password hash
     dashboard_user: str = "admin"
     dashboard_password: str = ""
@@ -269,7 +284,9 @@ def _parse(env: Mapping[str, str]) -> dict[str, Any]:
         call_timeout=value("call_timeout", _seconds),
         worker_silent_after=value("worker_silent_after", _seconds),
         heartbeat_token=value("heartbeat_token"),
-        heartbeats=parse_heartbeats(file.get("heartbeats")),
+        heartbeats=parse_heartbeats(file.get("heartbeats"))
+        + integration_heartbeats(file.get("integrations")),
+        integrations=MappingProxyType(integration_secrets(file.get("integrations"), get)),
         **_dashboard(get, value),
     )
 
@@ -322,7 +339,17 @@ def _choice(name: str, value: str, choices: tuple[str, ...], upper: bool = False
 
 
 DEFAULT_FILE = "operator.yml"
-FILE_SECTIONS = ("queries", "nrql", "api", "rules", "database", "heartbeats", "phrases", "teams")
+FILE_SECTIONS = (
+    "queries",
+    "nrql",
+    "api",
+    "rules",
+    "database",
+    "heartbeats",
+    "phrases",
+    "teams",
+    "integrations",
+)
 
 
 def load_file(path: str) -> dict[str, Any]:
@@ -444,6 +471,55 @@ def _heartbeat(item: Any) -> Heartbeat:
     if not isinstance(watchdog, str) or len(watchdog) > 200:
         raise ConfigError("'watchdog' must be the alertname of an always-firing alert, like Watchdog")
     return Heartbeat(name=name, timeout=timeout, recipients=tuple(recipients), watchdog=watchdog.strip())
+
+
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def integration_secrets(section: Any, get: Callable[[str], str]) -> dict[str, str]:
+    """Each `integrations:` entry's secret, read from the variable its `key_env` names.
+
+    Only the secrets are read here (the environment is read nowhere else); the integrations
+    package checks the rest of each entry when the app starts.
+    """
+    if not isinstance(section, list):
+        return {}
+    found: dict[str, str] = {}
+    for index, item in enumerate(section, start=1):
+        if not isinstance(item, Mapping) or item.get("key_env") in (None, ""):
+            continue
+        label = (
+            f"integration {item['name']!r}" if isinstance(item.get("name"), str) else f"integration #{index}"
+        )
+        variable = item["key_env"]
+        if not isinstance(variable, str) or not _VARIABLE.match(variable):
+            raise ConfigError(f"integrations: {label}: 'key_env' must name an environment variable")
+        secret = get(variable)
+        if not secret:
+            raise ConfigError(f"integrations: {label}: the variable {variable} (its key_env) is not set")
+        if isinstance(item.get("name"), str):
+            found[item["name"]] = secret
+    return found
+
+
+def integration_heartbeats(section: Any) -> tuple[Heartbeat, ...]:
+    """A heartbeat for each `integrations:` entry with an `expect_every` (the integrations package checks the rest)."""
+    found = []
+    for item in section if isinstance(section, list) else ():
+        if (
+            not isinstance(item, Mapping)
+            or not isinstance(item.get("name"), str)
+            or not item.get("expect_every")
+        ):
+            continue
+        try:
+            timeout = parse_duration(str(item["expect_every"]))
+        except ValueError:
+            continue  # integrations.entries stops start-up naming it
+        if timeout > 0:
+            name = item["name"]
+            found.append(Heartbeat(name=f"integration:{name}"[:64], timeout=timeout, integration=name))
+    return tuple(found)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -42,8 +42,8 @@ def _flatten(char: str, emoji: bool) -> str:
     """What one character becomes in GSM-7 text ('' when it is dropped)."""
     if char == "\r":
         return "\n"
-    if char == "\t" or _SPACES.match(char):
-        return " "
+    if char == "\t" or _SPACES.match(char) or unicodedata.category(char) in ("Zl", "Zp"):
+        return " "  # Operator's own line breaks are "\n"; a separator from elsewhere is a space
     if _INVISIBLE.match(char) or _CONTROL.match(char):
         return ""
     if char in _GSM7:
@@ -76,6 +76,37 @@ class _Table(dict):
 
 
 _TABLES = {False: _Table(False), True: _Table(True)}
+
+
+# Characters that break, hide or reorder a line: C0 and C1 controls with DEL, line and paragraph
+# separators, and format characters (bidi overrides and isolates, zero-width ones, the BOM).
+_BREAKING = frozenset(("Cc", "Cf", "Zl", "Zp"))
+_RUNS = re.compile(r" {2,}")
+
+
+class _OneLine(dict):
+    """A str.translate table: each breaking character to a space, any other to itself."""
+
+    LIMIT = 8192
+
+    def __missing__(self, code: int) -> int:
+        out = 0x20 if unicodedata.category(chr(code)) in _BREAKING else code
+        if len(self) < self.LIMIT:
+            self[code] = out
+        return out
+
+
+_ONE_LINE = _OneLine()
+
+
+def one_line(text: str) -> str:
+    """`text` from outside as one plain line: line breaks and control, separator and format
+    characters each become a space (runs of them one), so nobody else's text can start a line
+    of its own in a page ("...\nRESOLVED #1 all clear") or reorder what a phone shows."""
+    if text.isprintable():  # no Cc, Cf, Zl, Zp (nor any space but ' '): the common case, in C
+        return text
+    flat = text.translate(_ONE_LINE)
+    return _RUNS.sub(" ", flat) if flat != text else flat
 
 
 def normalize(text: str, emoji: bool = False) -> str:

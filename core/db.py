@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from alembic import command
@@ -81,7 +82,7 @@ def make_engine(url: str) -> Engine:
     # hide_parameters: a logged database error must not carry message bodies or phone numbers.
     if parsed.get_backend_name() != "sqlite":
         connect_args = _POSTGRES_LIVENESS if parsed.get_backend_name() == "postgresql" else {}
-        return create_engine(
+        engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=5,
@@ -89,6 +90,8 @@ def make_engine(url: str) -> Engine:
             hide_parameters=True,
             connect_args=connect_args,
         )
+        event.listen(engine, "handle_error", _note_write_failure)
+        return engine
     writer_lock = None
     if parsed.database and parsed.database != ":memory:":
         path = os.path.abspath(parsed.database)
@@ -101,6 +104,7 @@ def make_engine(url: str) -> Engine:
         writer_lock=writer_lock,
     )
     event.listen(engine, "close", _close_writer_fd)
+    event.listen(engine, "handle_error", _note_write_failure)
     return engine
 
 
@@ -276,6 +280,57 @@ def ensure_db(engine: Engine, migrate: bool = True) -> bool:
 
 
 _ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+# At most one probe write a second per process: a flood of /livez cannot queue writes behind it.
+PROBE_EVERY = 1.0
+# SQLite's primary result codes, and PostgreSQL's SQLSTATEs, that mean "this store takes no writes".
+_SQLITE_CANNOT_WRITE = {8: "read-only", 10: "disk I/O error", 13: "disk full"}
+_POSTGRES_CANNOT_WRITE = {"53100": "disk full", "25006": "read-only", "58030": "disk I/O error"}
+# Per engine: the last failure of that kind (monotonic time, reason), and the last probe (time, reason or "").
+_write_failures: weakref.WeakKeyDictionary[Engine, tuple[float, str]] = weakref.WeakKeyDictionary()
+_probes: weakref.WeakKeyDictionary[Engine, tuple[float, str]] = weakref.WeakKeyDictionary()
+
+
+def _cannot_write(exc: BaseException | None) -> str:
+    """Why `exc` says the store takes no writes ("disk full"); "" for any other error."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _SQLITE_CANNOT_WRITE.get(code & 0xFF, "")
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return _POSTGRES_CANNOT_WRITE.get(str(state), "") if state else ""
+
+
+def _note_write_failure(context: Any) -> None:
+    """Engine hook: remember a write the store refused for lack of room (or being read-only)."""
+    reason = _cannot_write(context.original_exception)
+    if reason and context.engine is not None:
+        _write_failures[context.engine] = (time.monotonic(), reason)
+
+
+def cannot_write(engine: Engine, probe: Callable[[Connection], None], every: float = PROBE_EVERY) -> str:
+    """ "" when the store takes writes; else why not ("disk full").
+
+    A store that answers reads may still refuse every write (a full disk, a read-only file):
+    `probe` makes one small write (it must rewrite a row in place, so it never grows anything),
+    at most every `every` seconds, and any write refused in this process since the last
+    probe that went through counts as well.
+    """
+    now = time.monotonic()
+    last = _probes.get(engine)
+    if last is None or now - last[0] >= every:
+        try:
+            with engine.begin() as conn:
+                probe(conn)
+            reason = ""
+        except SQLAlchemyError as exc:
+            reason = _cannot_write(getattr(exc, "orig", None)) or f"write refused ({exc.__class__.__name__})"
+            logger.warning("store write probe failed: %s", reason)
+        last = _probes[engine] = (now, reason)
+    if last[1]:
+        return last[1]
+    failure = _write_failures.get(engine)
+    return failure[1] if failure is not None and failure[0] >= last[0] else ""
 
 
 def ping(engine: Engine) -> bool:

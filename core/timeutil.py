@@ -14,12 +14,15 @@ _DURATION = re.compile(
 
 
 def parse_duration(text: str, default_unit: str = "s") -> float:
-    """Seconds in "90", "30s", "5m", "2 hours", "1d"; ValueError otherwise."""
+    """Seconds (finite) in "90", "30s", "5m", "2 hours", "1d"; ValueError otherwise."""
     match = _DURATION.match(str(text).lower())
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 1d)")
     number, unit = match.groups()
-    return float(number) * _UNITS[(unit or default_unit)[0]]
+    seconds = float(number) * _UNITS[(unit or default_unit)[0]]
+    if not math.isfinite(seconds):  # 400 digits are no duration: inf would pass every comparison
+        raise ValueError(f"not a duration: {str(text)[:20]!r}... (too large)")
+    return seconds
 
 
 def humanize(seconds: float) -> str:

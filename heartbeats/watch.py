@@ -35,6 +35,13 @@ def alert_name(name: str) -> str:
     return f"heartbeat {name}"
 
 
+def _missing(heartbeat: Heartbeat, still: bool = False) -> str:
+    """'HEARTBEAT MISSING backup', or 'INTEGRATION SILENT prometheus' for an integration's expect_every."""
+    if heartbeat.integration:
+        return f"{'STILL' if still else 'INTEGRATION'} SILENT {heartbeat.integration}"
+    return f"{'STILL' if still else 'HEARTBEAT'} MISSING {heartbeat.name}"
+
+
 def run(services: Services, now: float | None = None) -> int:
     """Open incidents for heartbeats silent past their timeout and remind open ones; returns pages."""
     settings = services.settings
@@ -50,6 +57,8 @@ def run(services: Services, now: float | None = None) -> int:
 def _check(conn: Connection, heartbeat: Heartbeat, settings: Settings, now: float) -> int:
     seen = pings.state(conn, heartbeat.name, lock=True)
     if seen is None:
+        if heartbeat.integration:  # counted from start-up: armed by the first check
+            pings.ping(conn, heartbeat, settings, now)
         return 0  # never pinged: not armed yet
     if seen.alert_id is not None:
         alert = records.get(conn, seen.alert_id)
@@ -67,15 +76,15 @@ def _check(conn: Connection, heartbeat: Heartbeat, settings: Settings, now: floa
         conn,
         Source.HEARTBEAT,
         heartbeat.name,
-        alert_name(heartbeat.name),
-        summary=f"no ping within {humanize(heartbeat.timeout)}",
+        f"integration {heartbeat.integration}" if heartbeat.integration else alert_name(heartbeat.name),
+        summary=f"no {'event' if heartbeat.integration else 'ping'} within {humanize(heartbeat.timeout)}",
         started_at=seen.last_seen + heartbeat.timeout,
     )
     records.set_fields(conn, alert.id, transition=MISSING)
     pings.opened(conn, heartbeat.name, alert.id)
     if not new:
         return 0
-    text = f"HEARTBEAT MISSING {heartbeat.name}, last seen {humanize(now - seen.last_seen)} ago #{alert.id}"
+    text = f"{_missing(heartbeat)}, last seen {humanize(now - seen.last_seen)} ago #{alert.id}"
     sent = paging.page(conn, alert, text, recipients(heartbeat, settings), settings, now)
     logger.warning("heartbeat %s missing for %s: alert #%d", heartbeat.name, humanize(now - seen.last_seen),
                    alert.id)  # fmt: skip
@@ -110,5 +119,5 @@ def _remind(
     """Every ALERT_REPEAT while nobody took it, to the heartbeat's own recipients."""
     if not paging.reminder_due(alert, settings.alert_repeat, now):
         return
-    text = f"STILL MISSING {heartbeat.name}, last seen {humanize(now - last_seen)} ago #{alert.id}"
+    text = f"{_missing(heartbeat, still=True)}, last seen {humanize(now - last_seen)} ago #{alert.id}"
     paging.remind(conn, alert, text, recipients(heartbeat, settings), settings, now)

@@ -40,6 +40,31 @@ def page(conn: Connection, alert: Alert, word: str, settings: Settings, kind: Ki
     return paging.page(conn, alert, body, paging.route(conn, alert, settings).numbers, settings, kind=kind)
 
 
+def open_records(conn: Connection, incoming: list[Incoming]) -> dict[tuple[str, str], Alert]:
+    """The firing records these events update, by (source, record key): a read, before any write."""
+    found: dict[tuple[str, str], Alert] = {}
+    for source, key in dict.fromkeys((i.source, i.record_key) for i in incoming):
+        current = records.find_firing(conn, source, key)
+        if current is not None:
+            found[(source, key)] = current
+    return found
+
+
+def presort(incoming: list[Incoming], current: dict[tuple[str, str], Alert], settings: Settings) -> None:
+    """Match the labels `ingest` will route by against the teams, outside any transaction.
+
+    A new record carries its event's name, severity and labels; an open one keeps its name and
+    severity and takes the event's labels (records.fire), so both are sorted ahead.
+    """
+    views = []
+    for item in incoming:
+        views.append(paging.routing_labels(item.name, item.severity, item.labels))
+        record = current.get((item.source, item.record_key))
+        if record is not None:
+            views.append(paging.routing_labels(record.name, record.severity, item.labels or record.labels))
+    paging.presort(views, settings)
+
+
 def _seen(conn: Connection, keys: list[str]) -> set[str]:
     events = records.alert_events
     seen: set[str] = set()

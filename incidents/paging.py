@@ -8,7 +8,7 @@ the "quiet" rules, the reminder schedule and the recovery audience are decided i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -40,12 +40,31 @@ class Route:
 
 # The on-call package sits above incidents: it hands its router in (oncall.routing), and paging asks it.
 Router = Callable[[Connection, Alert, Settings, float], Route | None]
+# Matches label sets (routing_labels) against the teams ahead of time, with no store at hand.
+Presorter = Callable[[list[Mapping[str, str]], Settings], None]
 _routers: list[Router] = []
+_presorters: list[Presorter] = []
 
 
-def route_with(router: Router) -> None:
-    """Let `router` choose who is paged (None from it: the pager numbers)."""
+def route_with(router: Router, presorter: Presorter | None = None) -> None:
+    """Let `router` choose who is paged (None from it: the pager numbers); `presorter` sorts ahead."""
     _routers[:] = [router]
+    _presorters[:] = [presorter] if presorter is not None else []
+
+
+def routing_labels(name: str, severity: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """What a router's label matchers see: the labels, with the alert's alertname and severity."""
+    return {"alertname": name, "severity": severity, **labels}
+
+
+def presort(views: Iterable[Mapping[str, str]], settings: Settings) -> None:
+    """Match these label sets against the teams now, so `route` inside a write transaction only looks up.
+
+    Webhooks call it before they open their transaction: a pattern, however slow, never holds the store.
+    """
+    wanted = list(views)
+    for presorter in _presorters:
+        presorter(wanted, settings)
 
 
 def route(conn: Connection, alert: Alert, settings: Settings, now: float | None = None) -> Route:

@@ -130,6 +130,10 @@ class Alert:
         data["last_seen"] = data["last_seen"] or data["opened_at"] or 0.0
         data["started_at"] = data["started_at"] or data["opened_at"] or data["last_seen"]
         data["labels"] = _labels(data["labels"])
+        # Stored before sources flattened their text, or by hand: still one line in every text.
+        for name in ("name", "summary", "severity", "places", "url"):
+            if isinstance(data.get(name), str):
+                data[name] = composer.one_line(data[name])
         data["size"] = data.get("size") or 1
         data["places"] = data.get("places") or ""
         data["transition"] = data.get("transition") or "FIRING"
@@ -170,7 +174,9 @@ def _labels(stored: str | None) -> dict[str, str]:
         labels = json.loads(stored or "{}")
     except ValueError:
         return {}
-    return labels if isinstance(labels, dict) else {}
+    if not isinstance(labels, dict):
+        return {}
+    return {composer.one_line(str(k)): composer.one_line(str(v)) for k, v in labels.items()}
 
 
 def _readable(rows: Any) -> list[Alert]:
@@ -445,6 +451,11 @@ def note(conn: Connection, alert_id: int, event: str, at: float) -> bool:
         return False
     conn.execute(alert_events.insert().values(event_key=event, alert_id=alert_id, received_at=at))
     return True
+
+
+def change(conn: Connection, event: str, at: float) -> None:
+    """Record a change a sender reported (PagerDuty's change events): an event of no alert, never paged."""
+    conn.execute(alert_events.insert().values(event_key=event, alert_id=None, received_at=at))
 
 
 def notes(conn: Connection, alert_id: int, prefix: str) -> list[str]:

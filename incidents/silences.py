@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from config import Settings
+from incidents.sources import TEAM_LABEL
 from monitors.base_monitor import BaseMonitor, MonitorError
 from monitors.http import HttpClient, auth_refused
 
@@ -35,7 +36,9 @@ def _quote(value: str) -> str:
 def matchers(labels: dict[str, str]) -> list[dict[str, Any]]:
     """Exact, equal matchers for every label (sorted, so the same labels make the same silence)."""
     return [
-        {"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in sorted(labels.items()) if v
+        {"name": k, "value": v, "isRegex": False, "isEqual": True}
+        for k, v in sorted(labels.items())
+        if v and k != TEAM_LABEL
     ]
 
 

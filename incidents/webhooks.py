@@ -22,8 +22,7 @@ from config import Settings
 from core import db
 from incidents import intake
 from incidents.sources import Incoming, PayloadError, Source, Status, decode
-from incidents.sources.alertmanager import parse_alertmanager
-from incidents.sources.datadog import parse_datadog
+from incidents.sources.registry import PARSERS
 from security import log_refusal, same_secret
 from services import Services
 
@@ -97,6 +96,12 @@ def _store(source: str, incoming: list[Incoming], watchdogs: list[str]):
     sink: WatchdogSink | None = current_app.extensions.get(_SINK)
     for attempt in (1, 2):
         try:
+            if incoming:
+                # Routing's pattern matching runs here, with no transaction open (SQLite's are all
+                # writers): a slow match must never hold the store every other request waits on.
+                with svc.engine.connect() as conn:
+                    current = intake.open_records(conn, incoming)
+                intake.presort(incoming, current, svc.settings)
             with svc.engine.begin() as conn:
                 if watchdogs and sink is not None:
                     sink(conn, watchdogs, svc.settings, db.now())
@@ -168,6 +173,11 @@ def _handle(source: str, configured: bool, authorized, parse):
     return _store(source, incoming, watchdogs)
 
 
+def receive(source: str, authorized: Callable[[], bool], parse: Callable[[object], list[Incoming]]):
+    """A webhook of `source`'s shape at another door (an integration's): the same checks and store."""
+    return _handle(source, True, authorized, parse)
+
+
 @bp.post("/alertmanager")
 @bp.post("/prometheus")
 def alertmanager():
@@ -177,7 +187,7 @@ def alertmanager():
         settings.alertmanager_token or (settings.alertmanager_user and settings.alertmanager_password)
     )
     return _handle(
-        Source.ALERTMANAGER, configured, lambda: _alertmanager_auth_ok(settings), parse_alertmanager
+        Source.ALERTMANAGER, configured, lambda: _alertmanager_auth_ok(settings), PARSERS[Source.ALERTMANAGER]
     )
 
 
@@ -187,11 +197,10 @@ def datadog():
     settings = _services().settings
 
     def parse(payload: object) -> list[Incoming]:
-        event = parse_datadog(payload)
-        if event is None:
+        events = PARSERS[Source.DATADOG](payload)
+        if not events:
             logger.info("datadog webhook: ignored a notification that is not an alert state")
-            return []
-        return [event]
+        return events
 
     token = settings.datadog_token
     return _handle(

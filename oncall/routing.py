@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from config import Settings
-from incidents import paging
+from incidents import paging, records
 from incidents.records import Alert
-from incidents.sources import Source
+from incidents.sources import TEAM_LABEL, Source
 from oncall import schedule, store, teams
 from oncall.store import Override
 from oncall.teams import DEFAULT_TEAM, Team
+from services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +36,83 @@ class OnCall:
 
 def labels_of(alert: Alert) -> dict[str, str]:
     """What `match` sees: the alert's labels, with its alertname and severity."""
-    return {"alertname": alert.name, "severity": alert.severity, **alert.labels}
+    return paging.routing_labels(alert.name, alert.severity, alert.labels)
+
+
+# Label sets already sorted, per teams mapping: (teams, {labels: team name or None}). Bounded, as
+# a flood of distinct labels must not grow it without end; a miss only costs matching again.
+_sorted: dict[int, tuple[Mapping[str, Team], dict[frozenset[tuple[str, str]], str | None]]] = {}
+MAX_SORTED = 4096
+_UNSORTED = object()
+
+
+def _memo(configured: Mapping[str, Team]) -> dict[frozenset[tuple[str, str]], str | None]:
+    entry = _sorted.get(id(configured))
+    if entry is None or entry[0] is not configured:
+        if len(_sorted) >= 8:  # teams read from older settings (tests, reloads): forget them
+            _sorted.clear()
+        entry = _sorted[id(configured)] = (configured, {})
+    return entry[1]
+
+
+def _match(labels: Mapping[str, str], configured: Mapping[str, Team]) -> Team | None:
+    """The first team whose matchers all match, else the team a `team` label names, else the default team."""
+    for team in configured.values():
+        if team.match and all(m.matches(labels) for m in team.match):
+            return team
+    # A team without `match` takes the alerts labelled with its name.
+    named = labels.get("team", "")
+    if named in configured and not configured[named].match:
+        return configured[named]
+    return configured.get(DEFAULT_TEAM)
+
+
+def sort(labels: Mapping[str, str], configured: Mapping[str, Team]) -> Team | None:
+    """The team of a webhook alert with these labels (routing_labels), matched once per label set."""
+    memo = _memo(configured)
+    key = frozenset(labels.items())
+    name = memo.get(key, _UNSORTED)
+    if name is not _UNSORTED:
+        return configured.get(name) if isinstance(name, str) else None
+    team = _match(labels, configured)
+    if len(memo) >= MAX_SORTED:
+        memo.clear()
+    memo[key] = team.name if team is not None else None
+    return team
+
+
+def presort(views: list[Mapping[str, str]], settings: Settings) -> None:
+    """paging's presorter: match these label sets now, before the webhook's write transaction."""
+    configured = teams.of(settings)
+    if configured:
+        for labels in views:
+            sort(labels, configured)
+
+
+def presort_open(services: Services) -> int:
+    """The worker's first periodic job: sort the open alerts to their teams with no transaction
+    open, so the jobs after it (escalation, handoffs, reminders) only look their teams up."""
+    configured = teams.of(services.settings)
+    if not configured:
+        return 0
+    with services.engine.connect() as conn:
+        open_alerts = records.firing(conn)
+    for alert in open_alerts:
+        team_for(alert, configured)
+    return len(open_alerts)
 
 
 def team_for(alert: Alert, configured: Mapping[str, Team]) -> Team | None:
     """A rule's own `team:`; for webhook alerts the first team whose matchers all match, else the default team."""
     labels = labels_of(alert)
-    named = labels.get("team", "")
     if alert.source == Source.RULE:
         # A rule names its team (incidents.rules gives one naming nobody the default team);
         # one with its own recipients has none.
+        named = labels.get("team", "")
         return configured.get(named) if named else None
-    for team in configured.values():
-        if team.match and all(m.matches(labels) for m in team.match):
-            return team
-    # A team without `match` takes the alerts labelled with its name.
-    if named in configured and not configured[named].match:
-        return configured[named]
-    return configured.get(DEFAULT_TEAM)
+    if labels.get(TEAM_LABEL) in configured:  # an integration's own `team:`
+        return configured[labels[TEAM_LABEL]]
+    return sort(labels, configured)
 
 
 def feed_of(conn: Connection, team: Team) -> str:
@@ -110,4 +170,4 @@ def recipients_for(conn: Connection, alert: Alert, settings: Settings, now: floa
     return paging.Route(numbers, team.name, team.escalation is not None)
 
 
-paging.route_with(recipients_for)
+paging.route_with(recipients_for, presort)

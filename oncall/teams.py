@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config import E164, PAGE_ROLES, ROLES, ConfigError, Settings
+from core.patterns import Pattern, PatternError, linear
 from core.timeutil import parse_duration
 
 DEFAULT_TEAM = "default"
@@ -51,7 +52,7 @@ class Rotation:
 class Matcher:
     label: str
     value: str
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None  # RE2: linear in the label's length, whatever the pattern
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         found = labels.get(self.label)
@@ -270,10 +271,10 @@ def _matchers(value: Any) -> tuple[Matcher, ...]:
         text = str(wanted).strip()
         if text.startswith("=~"):
             try:
-                found.append(Matcher(str(label), text, re.compile(text[2:].strip())))
-            except re.error as exc:
+                found.append(Matcher(str(label), text, linear(text[2:].strip())))
+            except PatternError as exc:
                 raise ConfigError(
-                    f"match {label}: {text[:40]!r} is not a regular expression: {exc}"
+                    f"match {label}: {text[:60]!r} is not a regular expression RE2 accepts: {exc}"
                 ) from None
         else:
             found.append(Matcher(str(label), text))

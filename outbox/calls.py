@@ -163,6 +163,21 @@ def lock(conn: Connection, call_id: int) -> Call | None:
     return Call.from_row(row) if row else None
 
 
+def lock_answered(conn: Connection, call_id: int, sid: str) -> Call | None:
+    """The call, held, when `sid` is the CallSid Twilio gave it; None for any other.
+
+    A keypress acts only on its own call: its CallSid must be the one recorded when the call
+    was placed or answered, so a signed callback carrying another call's id changes nothing
+    (and one before any CallSid was recorded has no call to act on).
+    """
+    call = lock(conn, call_id)
+    if call is None or not call.call_sid or call.call_sid != sid:
+        if call is not None:
+            logger.warning("call #%d: a keypress for another CallSid ignored", call_id)
+        return None
+    return call
+
+
 def outcome(conn: Connection, call_id: int) -> Outcome:
     """How the call went so far (PENDING while it is queued, ringing or in progress)."""
     call = get(conn, call_id)

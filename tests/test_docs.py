@@ -25,6 +25,7 @@ NOT_NAMED_AFTER_THEIR_FIELD: dict[str, str | None] = {
     "authorized": "AUTHORIZED_NUMBERS",
     "file": None,
     "heartbeats": None,
+    "integrations": None,
 }
 
 

@@ -3,7 +3,8 @@
 Twilio fetches the answer URL once the callee picks up (with AnsweredBy, machine detection being
 on): a machine gets a hang-up, a person hears the alert and "press 4 to acknowledge, 6 to
 resolve, 1 to escalate, star to repeat". The key pressed acts as the called number, which must
-be an authorized responder. Every URL carries ?call=<id>, which Twilio signs with the rest.
+be an authorized responder. Every URL carries ?call=<id>, which Twilio signs with the rest; a
+callback (keypress or status) acts on that call only when its CallSid is the one recorded for it.
 Each outcome is settled once in outbox.calls and noted with the alert (`voice:call:<id>:<outcome>`).
 """
 
@@ -140,8 +141,10 @@ def gather() -> Response:
     digits = request.form.get("Digits", "")
     with svc.engine.begin() as conn:
         # Held to the end: two keypresses racing on one call act once (one RESOLVED, not two).
-        call = calls.lock(conn, call.id)
-        if call is None or call.over or call.outcome.final:
+        call = calls.lock_answered(conn, call.id, request.form["CallSid"])
+        if call is None:
+            return _goodbye("Operator does not know this call. Goodbye.")
+        if call.over or call.outcome.final:
             # A keypress replayed after the call ended, or after its one action: it runs nothing.
             return _goodbye("This call is over. Goodbye.")
         alert = records.get(conn, call.alert_id) if call.alert_id is not None else None

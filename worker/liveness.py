@@ -29,6 +29,19 @@ worker_heartbeats = Table(
 )
 
 
+# A row no worker has: /livez and /healthz rewrite it in place to prove the store still takes a
+# write (core.db.cannot_write); every query about workers leaves it out.
+PROBE = "(store write probe)"
+
+
+def probe_write(conn: Connection) -> None:
+    """The health check's small write: one row, rewritten in place (inserted the first time)."""
+    t = worker_heartbeats.c
+    at = db.now()
+    if not conn.execute(update(worker_heartbeats).where(t.worker_id == PROBE).values(started_at=at)).rowcount:
+        conn.execute(worker_heartbeats.insert().values(worker_id=PROBE, started_at=at, beat_at=0.0))
+
+
 @dataclass(frozen=True)
 class Liveness:
     """What the store says about the workers at one moment."""
@@ -59,8 +72,9 @@ def beat(conn: Connection, worker_id: str, started_at: float, at: float) -> None
 def liveness(conn: Connection, silent_after: float, now: float) -> Liveness:
     """Whether some worker beat within `silent_after` of `now`."""
     t = worker_heartbeats.c
-    last = conn.execute(select(func.max(t.beat_at))).scalar()
-    recent = conn.execute(select(func.count()).where(t.beat_at >= now - silent_after)).scalar() or 0
+    workers = t.worker_id != PROBE
+    last = conn.execute(select(func.max(t.beat_at)).where(workers)).scalar()
+    recent = conn.execute(select(func.count()).where(workers, t.beat_at >= now - silent_after)).scalar() or 0
     if last is None:
         return Liveness(None, 0, False)
     return Liveness(max(0.0, now - last), recent, now - last <= silent_after)
@@ -69,7 +83,9 @@ def liveness(conn: Connection, silent_after: float, now: float) -> Liveness:
 def forget_old(conn: Connection, now: float) -> int:
     """Drop the rows of workers silent for FORGET_AFTER; returns how many."""
     t = worker_heartbeats.c
-    return conn.execute(delete(worker_heartbeats).where(t.beat_at < now - FORGET_AFTER)).rowcount
+    return conn.execute(
+        delete(worker_heartbeats).where(t.worker_id != PROBE, t.beat_at < now - FORGET_AFTER)
+    ).rowcount
 
 
 def check(services: Services) -> tuple[bool, str]:
@@ -86,5 +102,10 @@ def check(services: Services) -> tuple[bool, str]:
 def workers(conn: Connection) -> list[tuple[str, float, float]]:
     """(worker id, started at, last beat) of every worker on record, latest beat first."""
     t = worker_heartbeats.c
-    rows = conn.execute(select(t.worker_id, t.started_at, t.beat_at).order_by(t.beat_at.desc()).limit(20))
+    rows = conn.execute(
+        select(t.worker_id, t.started_at, t.beat_at)
+        .where(t.worker_id != PROBE)
+        .order_by(t.beat_at.desc())
+        .limit(20)
+    )
     return [(r.worker_id, r.started_at, r.beat_at) for r in rows]

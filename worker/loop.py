@@ -29,7 +29,7 @@ from incidents import escalation, paging, records, reminders
 from incidents.rulefile import RuleFile
 from logging_config import show_console
 from oncall import escalation as team_escalation
-from oncall import feeds, handoffs
+from oncall import feeds, handoffs, routing
 from outbox.backends import make_backend
 from outbox.sender import Sender
 from rate_limiter import RateLimiter
@@ -46,6 +46,7 @@ JOB_PERIOD = 15.0
 # Services, alone (run every min(ALERT_INTERVAL, JOB_PERIOD) seconds) or with its own period
 # in seconds as `(job, period)`. A failing job is logged and retried next period.
 PERIODIC_JOBS: list[Job | tuple[Job, float]] = [
+    routing.presort_open,  # first: team patterns are matched here, outside the jobs' transactions
     escalation.run,
     team_escalation.run,
     handoffs.run,

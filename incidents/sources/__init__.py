@@ -2,7 +2,7 @@
 
 Parsers are pure: no Flask, no store. Each takes the decoded JSON of one source's webhook and
 returns `Incoming` records, or raises `PayloadError` with a sentence the sender can act on (it
-becomes a 400). One module per source: `alertmanager`, `datadog`.
+becomes a 400). One module per source: `alertmanager`, `datadog`, `pagerduty`, `opsgenie`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from itertools import accumulate
 from typing import Any
+
+from conversation import composer
 
 # Labels that name "where" an alert is, best first; the SMS lists these values.
 PLACE_LABELS = ("host", "hostname", "instance", "pod", "node", "container", "service", "job")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _EPOCH = re.compile(r"\d{1,16}(\.\d{1,9})?", re.ASCII)
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# The nesting check in three linear passes: escapes out, then strings, then all but brackets.
+# (One pattern for a whole string with its escapes retried from every quote: quadratic.)
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Set by an integration with `team:` on each of its alerts: that team takes them (oncall.routing).
+TEAM_LABEL = "integration_team"
 # Alertmanager's payload nests 4 levels, Datadog's 2-3: 32 leaves room for custom payloads.
 MAX_DEPTH = 32
 # Epoch milliseconds have 13 digits and ids fit in 64 bits (19 digits).
@@ -38,6 +47,9 @@ class Source(StrEnum):
     ALERTMANAGER = "alertmanager"
     DATADOG = "datadog"
     HEARTBEAT = "heartbeat"
+    # The vendor APIs Operator answers as (integrations: in operator.yml).
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
 
 
 class Status(StrEnum):
@@ -139,7 +151,9 @@ def place_of(labels: dict[str, str], common: dict[str, str] | None = None) -> st
 
 
 def text_of(value: Any, limit: int, what: str = "a text field") -> str:
-    """A storable string: NUL removed (PostgreSQL refuses it), cut to the column's size.
+    """A storable one-line string: NUL removed (PostgreSQL refuses it), every other control,
+    separator or format character a space (composer.one_line: a sender's newline must not
+    start a line of its own in a page), cut to the column's size.
 
     Numbers are written out (a hand-made payload's `"alert_id": 12`); objects, lists and booleans
     in a text field are a broken sender, refused rather than stored as Python's repr.
@@ -148,7 +162,7 @@ def text_of(value: Any, limit: int, what: str = "a text field") -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PayloadError(f"{what} must be text")
-    return str(value).replace("\x00", "")[:limit]
+    return composer.one_line(str(value).replace("\x00", ""))[:limit]
 
 
 def strings(value: Any, what: str) -> dict[str, str]:
@@ -186,13 +200,13 @@ def decode(raw: bytes) -> Any:
 
 
 def _too_deep(text: str) -> bool:
-    """More than MAX_DEPTH levels of [ and { outside strings, found before json recurses into them."""
-    depth = 0
-    for match in _BRACKET.finditer(_STRING.sub('""', text)):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > MAX_DEPTH:
-            return True
-    return False
+    """More than MAX_DEPTH levels of [ and { outside strings, found before json recurses into them.
+
+    Linear in the body: with every escape gone a string is a quote, anything but a quote, a
+    quote; each pass moves forward only, and a quote that never closes is scanned past once.
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", _ESCAPE.sub("", text)))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
 
 
 def _constant(name: str) -> Any:

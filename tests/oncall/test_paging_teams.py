@@ -7,8 +7,10 @@ here start an hour ago (Alice's turn) unless a test says otherwise.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
+from sqlalchemy import event
 
 from app import create_app
 from commands import oncall as oncall_command  # noqa: F401 - the command under test
@@ -23,6 +25,7 @@ from tests.support.apps import with_settings
 from tests.support.oncall import ALICE, BOB, CAROL, DAVE, payments_and_infra, texts
 from tests.support.paths import PAYLOADS
 from tests.support.phones import RESPONDER, VIEWER, Phone
+from worker.loop import periodic_jobs
 
 
 def an_hour_ago() -> str:
@@ -364,3 +367,88 @@ def test_on_postgresql_two_workers_running_the_policy_escalate_each_step_once_an
         first.extensions["operator"].close()
         second.extensions["operator"].close()
         drop()
+
+
+# A pattern that backtracks exponentially in Python's re: ~2^n steps on n characters that end
+# without the suffix. Under the old matcher this label held the webhook for minutes.
+STALLING = r"=~([a-z0-9]+-?)+\.prod\.internal"
+
+
+def test_a_team_pattern_that_would_backtrack_answers_the_webhook_and_the_alert_is_stored(settings):
+    file = payments_and_infra(start=an_hour_ago())
+    file["teams"]["payments"]["match"] = {"service": STALLING}
+    app = create_app(with_settings(settings, file=file, alertmanager_token=WEBHOOK_TOKEN))
+    try:
+        client = app.test_client()
+        alert_id = fire(client, "Slow", labels={"service": "a" * 40 + "!"})  # 41 characters, no match
+        with app.extensions["operator"].engine.connect() as conn:
+            assert records.get(conn, alert_id) is not None
+        assert pages(app.extensions["operator"])[0] in (CAROL, DAVE)  # no match: the default team
+        fire(client, "Fast", labels={"service": "web-1.prod.internal"})
+        assert ALICE in pages(app.extensions["operator"])
+    finally:
+        app.extensions["operator"].close()
+
+
+def test_team_patterns_are_matched_before_the_webhook_opens_its_write_transaction(settings):
+    file = payments_and_infra(start=an_hour_ago())
+    file["teams"]["payments"]["match"] = {"service": "=~pay.*"}
+    app = create_app(with_settings(settings, file=file, alertmanager_token=WEBHOOK_TOKEN))
+    engine = app.extensions["operator"].engine
+    open_transactions: list[bool] = []
+    inside: list[bool] = []
+    listeners = {
+        "begin": lambda conn: open_transactions.append(True),
+        "commit": lambda conn: open_transactions.clear(),
+        "rollback": lambda conn: open_transactions.clear(),
+    }
+    for name, listener in listeners.items():
+        event.listen(engine, name, listener)
+    original = teams.Matcher.matches
+
+    def watched(matcher, labels):
+        inside.append(bool(open_transactions))
+        return original(matcher, labels)
+
+    try:
+        with mock.patch.object(teams.Matcher, "matches", autospec=True, side_effect=watched):
+            fire(app.test_client(), "CardDeclines", labels={"service": "payments-api"})
+        assert pages(app.extensions["operator"]) == [ALICE]
+        assert inside and not any(inside)
+    finally:
+        for name, listener in listeners.items():
+            event.remove(engine, name, listener)
+        app.extensions["operator"].close()
+
+
+def test_the_workers_jobs_match_team_patterns_before_their_write_transactions(settings):
+    file = payments_and_infra(start=an_hour_ago(), escalation=STEPS)
+    file["teams"]["payments"]["match"] = {"service": "=~pay.*"}
+    app = create_app(with_settings(settings, file=file))
+    services = app.extensions["operator"]
+    with services.engine.begin() as conn:  # stored directly: no webhook sorted it ahead
+        records.fire(conn, "alertmanager", "k1", "CardDeclines", labels={"service": "payments-worker"})
+    open_transactions: list[bool] = []
+    inside: list[bool] = []
+    listeners = {
+        "begin": lambda conn: open_transactions.append(True),
+        "commit": lambda conn: open_transactions.clear(),
+        "rollback": lambda conn: open_transactions.clear(),
+    }
+    for name, listener in listeners.items():
+        event.listen(services.engine, name, listener)
+    original = teams.Matcher.matches
+
+    def watched(matcher, labels):
+        inside.append(bool(open_transactions))
+        return original(matcher, labels)
+
+    try:
+        with mock.patch.object(teams.Matcher, "matches", autospec=True, side_effect=watched):
+            for job, _ in periodic_jobs(15.0)[:4]:  # the sort, then escalation and handoffs
+                job(services)
+        assert inside and not any(inside)
+    finally:
+        for name, listener in listeners.items():
+            event.remove(services.engine, name, listener)
+        app.extensions["operator"].close()

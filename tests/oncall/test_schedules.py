@@ -123,6 +123,14 @@ GOOD = {"members": [ALICE], "rotation": {"every": "1w", "start": "2026-12-07T09:
             "teams: payments: match service: '=~pay(' is not a regular expression",
         ),
         (
+            {**GOOD, "match": {"service": r"=~(pay)\1"}},
+            r"teams: payments: match service: '=~(pay)\\1' is not a regular expression RE2 accepts",
+        ),
+        (
+            {**GOOD, "match": {"instance": "=~(?!db).*"}},
+            "teams: payments: match instance: '=~(?!db).*' is not a regular expression RE2 accepts",
+        ),
+        (
             {**GOOD, "escalation": [{"after": "soon"}]},
             "teams: payments: escalation step 1: 'after' must be a duration",
         ),

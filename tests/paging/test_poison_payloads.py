@@ -269,3 +269,46 @@ def test_a_row_that_cannot_be_read_is_left_out_of_lists_not_fatal_to_them(client
         assert "failed inside Operator" not in reply and f"#{good}" in reply, (words, reply)
     with services.engine.connect() as conn:
         assert [a.id for a in records.loud_webhook_alerts(conn, db.now())] == [good]
+
+
+# 900 KB, under the 1 MiB limit: the old nesting check took minutes on bodies like these.
+ESCAPED_QUOTES = 450_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '\\"' * ESCAPED_QUOTES,  # escaped quotes outside any string: not JSON
+        '["' + '\\"' * ESCAPED_QUOTES,  # a string that never closes
+        '{"a": [' + '"\\"' * (ESCAPED_QUOTES * 2 // 3) + "]}",  # strings that never close, one after another
+    ],
+    ids=["bare", "one unclosed string", "many unclosed strings"],
+)
+def test_a_large_body_of_escaped_quotes_is_refused_as_not_json(client, services, body):
+    assert len(body) >= 900_000
+    response = client.post("/webhook/alertmanager", data=body, headers=HEADERS)
+    assert response.status_code == 400 and "not valid JSON" in response.json["message"]
+    assert nothing_stored(services)
+
+
+def test_a_large_summary_of_escaped_quotes_and_brackets_is_stored(client, services):
+    summary = '"[{' * 225_000  # 900 KB once encoded: every quote escaped
+    body = json.dumps(alertmanager(annotations={"summary": summary}))
+    assert 900_000 < len(body) < 1_000_000
+    response = client.post("/webhook/alertmanager", data=body, headers=HEADERS)
+    assert response.status_code == 200 and response.json["new"] == 1
+    with services.engine.connect() as conn:
+        assert records.latest(conn).summary.startswith('"[{"[{')
+
+
+def test_nesting_past_the_limit_is_found_after_many_escaped_quotes(client, services):
+    body = '{"s": "' + '\\"' * ESCAPED_QUOTES + '", "deep": ' + "[" * 40 + "]" * 40 + "}"
+    response = client.post("/webhook/alertmanager", data=body, headers=HEADERS)
+    assert response.json["message"] == f"body nests deeper than {MAX_DEPTH} levels"
+
+
+@pytest.mark.parametrize("message", ["[" * 5000, "[" * 4000 + "]" * 1000, "[x](" * 1250])
+def test_a_datadog_message_of_brackets_is_stored_with_its_alert(client, services, message):
+    """The message's markdown links are taken out in one pass: 5,000 brackets once took minutes."""
+    response = client.post("/webhook/datadog", json=datadog(message=message), headers=HEADERS)
+    assert response.status_code == 200 and response.json["new"] == 1

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
 from core import db
 from outbox import queue
 from outbox.queue import Kind
+from tests.support.alerts import WEBHOOK_TOKEN
 from tests.support.apps import app_with, with_settings
+from tests.support.disks import fill, full_tmpfs
 from tests.support.heartbeats import worker_beat
 from tests.support.phones import ADMIN
+from worker import liveness
+
+
+def wait_for(condition, seconds: float = 15.0) -> bool:
+    """Whether `condition` holds within `seconds` (the store's write probe runs every few seconds)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def enqueue(services, seconds_ago: float = 0.0, not_before: float | None = None) -> None:
@@ -108,3 +125,65 @@ def test_check_reports_a_silent_worker_and_a_beating_one(app, services):
     assert result.exit_code == 0, result.output
     [line] = [line for line in result.stdout.splitlines() if line.startswith("worker")]
     assert " ok " in line and "1 worker(s), last heartbeat 2s ago" in line
+
+
+@pytest.fixture
+def on_a_small_disk(tmp_path, settings):
+    """An app whose SQLite store lives on a 2 MB tmpfs, mounted as root (skipped where not allowed)."""
+    with full_tmpfs(tmp_path / "small", size="2m") as disk:
+        (disk / "filler").unlink()  # full_tmpfs fills it: start with room
+        app = create_app(with_settings(settings, database_url=f"sqlite:///{disk}/operator.db",
+                                       alertmanager_token=WEBHOOK_TOKEN))  # fmt: skip
+        try:
+            yield app, disk
+        finally:
+            app.extensions["operator"].close()
+
+
+def test_with_the_disk_full_livez_and_healthz_report_a_store_that_cannot_write(on_a_small_disk):
+    app, disk = on_a_small_disk
+    client, services = app.test_client(), app.extensions["operator"]
+    worker_beat(services, seconds_ago=3)
+    assert client.get("/livez").status_code == 200 and client.get("/healthz").status_code == 200
+    fill(disk)
+    # Every write fails now: an alert cannot be stored, and the sender is told to retry.
+    payload = {"alerts": [{"status": "firing", "labels": {"alertname": "Disk" + "x" * 3000}}]}
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    assert client.post("/webhook/alertmanager", json=payload, headers=headers).status_code == 503
+    for path in ("/livez", "/healthz"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.get_json()["store"] == "cannot write", path
+        assert response.get_json()["status"] == "error", path
+
+
+def test_a_full_disk_found_by_the_health_probe_alone_is_reported(on_a_small_disk):
+    app, disk = on_a_small_disk
+    client, services = app.test_client(), app.extensions["operator"]
+    worker_beat(services, seconds_ago=3)
+    assert client.get("/livez").status_code == 200
+    fill(disk)
+    # Nothing else wrote since: the check's own small write finds it (within a second of the last).
+    assert wait_for(lambda: client.get("/livez").status_code == 503, seconds=3)
+    for path in ("/livez", "/healthz"):
+        assert client.get(path).get_json()["store"] == "cannot write", path
+
+
+def test_once_there_is_room_again_the_store_is_ok_again(on_a_small_disk):
+    app, disk = on_a_small_disk
+    client, services = app.test_client(), app.extensions["operator"]
+    worker_beat(services, seconds_ago=3)
+    fill(disk)
+    assert client.get("/livez").status_code == 503
+    (disk / "filler").unlink()
+    assert wait_for(lambda: client.get("/livez").status_code == 200)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_health_check_writes_one_row_and_rewrites_it_in_place(client, services):
+    for _ in range(3):
+        client.get("/livez")
+        client.get("/healthz")
+    with services.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(liveness.worker_heartbeats)) <= 1
+        assert liveness.liveness(conn, 120.0, db.now()).seconds_ago is None  # the probe is no worker

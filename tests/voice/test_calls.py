@@ -256,6 +256,33 @@ def test_a_callback_for_another_call_sid_changes_nothing(client, services):
     assert outcome(services, call_id) is Outcome.PENDING
 
 
+OTHER_SID = "CA" + "b" * 32
+
+
+@pytest.mark.parametrize("digit", ["4", "6", "1"])
+def test_a_keypress_carrying_another_calls_sid_acts_on_no_call(client, services, digit):
+    """Call A's signed gather URL posted with call B's CallSid: neither alert changes."""
+    mine, my_alert = placed_call(services)
+    theirs, their_alert = placed_call(services, sid=OTHER_SID)
+    Twilio(client).answer(mine)
+    Twilio(client, sid=OTHER_SID).answer(theirs)
+    response = Twilio(client, sid=OTHER_SID).press(mine, digit)
+    assert response.status_code == 200 and "Goodbye" in said(response)[-1]
+    for call_id, alert_id in ((mine, my_alert), (theirs, their_alert)):
+        assert outcome(services, call_id) is Outcome.PENDING
+        assert alert(services, alert_id).acked_at is None and alert(services, alert_id).status == "firing"
+    # The call's own keypress still works afterwards.
+    assert said(Twilio(client).press(mine, "4")) == [f"Alert {my_alert} acknowledged. Goodbye."]
+
+
+def test_a_keypress_before_twilio_told_us_the_calls_sid_acts_on_nothing(client, services):
+    alert_id = open_alert(services)
+    with services.engine.begin() as conn:
+        call_id = calls.enqueue_call(conn, RESPONDER, alert_id, services.settings)  # never placed
+    Twilio(client).press(call_id, "4")
+    assert alert(services, alert_id).acked_at is None and outcome(services, call_id) is Outcome.PENDING
+
+
 def test_every_documented_voice_parameter_is_accepted(client, services):
     call_id, _ = placed_call(services)
     extra = {name: "x" for name in ("CallerName", "ForwardedFrom", "CallToken", "StirVerstat", "FromCity",

@@ -1,0 +1,28 @@
+"""Every webhook source's parser by name: a payload in, `Incoming` events out (or PayloadError).
+
+The webhook doors take their parser from here, and tests walk it, so a new source is covered by
+the property and flattening tests the day it is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from incidents.sources import Incoming, Source
+from incidents.sources.alertmanager import parse_alertmanager
+from incidents.sources.datadog import parse_datadog
+
+Parser = Callable[[Any], list[Incoming]]
+
+
+def datadog_events(payload: Any) -> list[Incoming]:
+    """parse_datadog as a list: empty for a notification that is no alert state."""
+    event = parse_datadog(payload)
+    return [] if event is None else [event]
+
+
+PARSERS: dict[Source, Parser] = {
+    Source.ALERTMANAGER: parse_alertmanager,
+    Source.DATADOG: datadog_events,
+}
