@@ -51,6 +51,7 @@ def parse_alert(payload: Any, integration: str, new_alias: str, nonce: str) -> t
     if not isinstance(message, str) or not message.strip():
         errors["message"] = "Message can not be empty."
         message = ""
+    message = text_of(message, len(message))
     alias = _string(payload, "alias", errors)
     if len(alias) > ALIAS_LIMIT:
         errors["alias"] = f"Alias can not be longer than {ALIAS_LIMIT} characters."
@@ -79,16 +80,16 @@ def parse_alert(payload: Any, integration: str, new_alias: str, nonce: str) -> t
         if texts[name]:
             labels[name] = texts[name][:500]
     if tags:
-        labels["tags"] = ",".join(tags)[:500]
+        labels["tags"] = text_of(",".join(tags), 500)
     for name in ("responders", "actions"):
         if payload.get(name):
-            labels[name] = json.dumps(payload[name], sort_keys=True, ensure_ascii=False)[:500]
+            labels[name] = text_of(json.dumps(payload[name], sort_keys=True, ensure_ascii=False), 500)
     incoming = Incoming(
         source=Source.OPSGENIE,
         event_key=bounded(f"og:{integration}:{key}:create:{nonce}"),
         record_key=bounded(f"{integration}:{key}"),
         status=Status.FIRING,
-        name=message[:MESSAGE_LIMIT].replace("\x00", ""),
+        name=message[:MESSAGE_LIMIT],
         summary=texts["description"][:DESCRIPTION_LIMIT],
         severity=PRIORITY_SEVERITY[priority],
         labels=labels,
@@ -144,4 +145,4 @@ def _string(payload: dict[str, Any], name: str, errors: dict[str, str]) -> str:
     if not isinstance(value, str):
         errors[name] = f"{name.capitalize()} should be a string."
         return ""
-    return value.replace("\x00", "")
+    return text_of(value, len(value))  # one line: a sender's newline must not start a line of a page

@@ -176,7 +176,7 @@ def _required(details: dict[str, Any], name: str, errors: list[str]) -> str:
     if not isinstance(value, str) or not value.strip():
         errors.append(f"'payload.{name}' is missing or blank")
         return ""
-    return value.replace("\x00", "")
+    return text_of(value, len(value))  # one line: a sender's newline must not start a line of a page
 
 
 def _timestamp(value: Any, errors: list[str]) -> float | None:
