@@ -33,6 +33,14 @@ def snippet(entry: Integration, base: str) -> tuple[str, str]:
             f"webhook_configs:\n  - url: {url}\n    send_resolved: true\n    http_config:\n"
             f"      authorization:\n        type: Bearer\n        credentials: {secret}"
         )
+    elif entry.kind == Kind.GRAFANA:
+        url = f"{base}/integrations/{entry.name}"
+        text = (
+            f"Grafana contact point -> Integration: Webhook\nURL: {url}\nHTTP Method: POST\n"
+            f"Basic Authentication Username: grafana\nBasic Authentication Password: {secret}\n"
+            "(or, instead of Basic: Authorization Header - Scheme: Bearer,\n"
+            f" Authorization Header - Credentials: {secret})"
+        )
     else:
         url = f"{base}/integrations/{entry.name}"
         text = f"Datadog webhook URL: {url}\nCustom header: Authorization: Bearer {secret}"

@@ -1,6 +1,7 @@
 """The doors of `integrations:`, each answering in its sender's own shapes.
 
-`POST /integrations/<name>` takes Alertmanager's and Datadog's webhooks (the /webhook/* path);
+`POST /integrations/<name>` takes Alertmanager's, Datadog's and Grafana's webhooks (the /webhook/*
+path);
 PagerDuty's Events API v2 (`/v2/enqueue`, `/v2/change/enqueue`) and Opsgenie's Alert API
 (`/v2/alerts...`) are answered at the root, as their senders call them, and under
 `/integrations/<name>/` too. Order of checks, as at /webhook/*: the integration and its secret
@@ -31,8 +32,7 @@ from incidents.records import Alert
 from incidents.sources import TEAM_LABEL, Incoming, PayloadError, Source, decode
 from incidents.sources import opsgenie as og
 from incidents.sources import pagerduty as pd
-from incidents.sources.alertmanager import parse_alertmanager
-from incidents.sources.datadog import parse_datadog
+from incidents.sources.registry import PARSERS
 from integrations.entries import Integration, Kind
 from rate_limiter import RateLimiter
 from security import same_secret
@@ -43,6 +43,11 @@ bp = Blueprint("integrations", __name__)
 ENTRIES = "integrations.entries"
 LIMITERS = "integrations.limiters"
 T = TypeVar("T")
+WEBHOOK_SOURCES = {
+    Kind.ALERTMANAGER: Source.ALERTMANAGER,
+    Kind.DATADOG: Source.DATADOG,
+    Kind.GRAFANA: Source.GRAFANA,
+}
 
 
 class StoreFailed(Exception):
@@ -164,7 +169,7 @@ def _ingest(conn: Connection, entry: Integration, incoming: list[Incoming]) -> i
     return result
 
 
-# /integrations/<name>: Alertmanager's and Datadog's webhooks, through the /webhook/* path.
+# /integrations/<name>: Alertmanager's, Datadog's and Grafana's webhooks, through the /webhook/* path.
 
 
 @bp.post("/integrations/<name>")
@@ -189,14 +194,9 @@ def integration(name: str):
             429, f"over this integration's limit ({entry.limit})", **{"Retry-After": str(wait)}
         )
 
-    def parse(payload: object) -> list[Incoming]:
-        if entry.kind == Kind.ALERTMANAGER:
-            return _pinned(entry, parse_alertmanager(payload))
-        event = parse_datadog(payload)
-        return _pinned(entry, [event]) if event is not None else []
-
-    source = Source.ALERTMANAGER if entry.kind == Kind.ALERTMANAGER else Source.DATADOG
-    answer = webhooks.receive(source, lambda: True, parse)
+    # Alertmanager's, Datadog's and Grafana's webhooks: the /webhook/* path, from the same registry.
+    source = WEBHOOK_SOURCES[entry.kind]
+    answer = webhooks.receive(source, lambda: True, lambda payload: _pinned(entry, PARSERS[source](payload)))
     if (answer[1] if isinstance(answer, tuple) else 200) == 200:
         _heard(entry)
     return answer

@@ -32,7 +32,7 @@ class Kind(StrEnum):
 
 
 # The kinds with a door today; the others are refused at start rather than silently ignored.
-SUPPORTED = (Kind.ALERTMANAGER, Kind.DATADOG, Kind.PAGERDUTY, Kind.OPSGENIE)
+SUPPORTED = (Kind.ALERTMANAGER, Kind.DATADOG, Kind.GRAFANA, Kind.PAGERDUTY, Kind.OPSGENIE)
 KEYS = ("name", "kind", "key_env", "team", "limit", "expect_every")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 PAGERDUTY_KEY_LENGTH = 32

@@ -2,7 +2,8 @@
 
 Parsers are pure: no Flask, no store. Each takes the decoded JSON of one source's webhook and
 returns `Incoming` records, or raises `PayloadError` with a sentence the sender can act on (it
-becomes a 400). One module per source: `alertmanager`, `datadog`, `pagerduty`, `opsgenie`.
+becomes a 400). One module per source: `alertmanager`, `datadog`, `grafana`, `pagerduty`, `opsgenie`,
+`generic`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Source(StrEnum):
     # The vendor APIs Operator answers as (integrations: in operator.yml).
     PAGERDUTY = "pagerduty"
     OPSGENIE = "opsgenie"
+    GRAFANA = "grafana"
+    GENERIC = "generic"
 
 
 class Status(StrEnum):

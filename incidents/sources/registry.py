@@ -12,6 +12,7 @@ from typing import Any
 from incidents.sources import Incoming, Source
 from incidents.sources.alertmanager import parse_alertmanager
 from incidents.sources.datadog import parse_datadog
+from incidents.sources.grafana import parse_grafana
 
 Parser = Callable[[Any], list[Incoming]]
 
@@ -25,4 +26,5 @@ def datadog_events(payload: Any) -> list[Incoming]:
 PARSERS: dict[Source, Parser] = {
     Source.ALERTMANAGER: parse_alertmanager,
     Source.DATADOG: datadog_events,
+    Source.GRAFANA: parse_grafana,
 }

@@ -37,7 +37,6 @@ def test_a_key_env_that_is_not_set_is_a_config_error_naming_it(tmp_path):
     [
         ({"name": "two words", "kind": "pagerduty"}, "'name' must be one word"),
         ({"name": "pd", "kind": "pigeon"}, "'kind' must be one of alertmanager, datadog, grafana"),
-        ({"name": "pd", "kind": "grafana"}, "'kind: grafana' is not yet supported"),
         ({"name": "pd", "kind": "email"}, "'kind: email' is not yet supported"),
         ({"name": "pd", "kind": "pagerduty"}, "'key_env' is required"),
         ({"name": "pd", "kind": "pagerduty", "key_env": "PD_KEY", "colour": "red"}, "unknown key(s) colour"),
@@ -90,3 +89,13 @@ def test_flask_integrations_lists_each_url_and_snippet_without_secrets(settings)
         and "pd (pagerduty, team payments, expect every 1d2h)" in output
     )
     assert PD_KEY not in output and OG_KEY not in output
+
+
+def test_flask_integrations_shows_a_grafana_contact_points_url_and_credentials(settings):
+    configured = with_integrations(with_settings(settings, public_url="https://ops.example.com"), entry("gf"))
+    with app_with(configured) as app:
+        output = app.test_cli_runner().invoke(args=["integrations"], catch_exceptions=False).output
+    assert "Integration: Webhook" in output
+    assert "URL: https://ops.example.com/integrations/gf" in output
+    assert "Basic Authentication Password: <the value of GF_KEY>" in output
+    assert "Authorization Header - Credentials: <the value of GF_KEY>" in output

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 import pytest
 
 from integrations.entries import SUPPORTED, Kind
-from tests.support.integrations import AM_KEY, DD_KEY, OG_KEY, PD_KEY, entry, stored, with_integrations
+from tests.support.integrations import (
+    AM_KEY,
+    DD_KEY,
+    GF_KEY,
+    OG_KEY,
+    PD_KEY,
+    basic,
+    entry,
+    stored,
+    with_integrations,
+)
 from tests.support.oncall import texts
 
 MARK = "@poison@"
@@ -26,6 +36,13 @@ def alertmanager(value: object = "web-1") -> dict:
         "fingerprint": "f1",
     }
     return {"version": "4", "groupKey": "g", "status": "firing", "alerts": [alert]}
+
+
+def grafana(value: object = "web-1") -> dict:
+    body = alertmanager(value)
+    body["alerts"][0] |= {"dashboardURL": "https://g/d/1", "panelURL": "https://g/d/1?viewPanel=2"}
+    body["alerts"][0] |= {"values": {"B": 1.5}, "valueString": "[ var='B' value=1.5 ]"}
+    return body | {"orgId": 1, "title": "[FIRING:1] Hostile", "state": "alerting", "message": "m"}
 
 
 def datadog(value: object = "Queue") -> dict:
@@ -78,6 +95,12 @@ def _am_time(value: object) -> dict:
     return body
 
 
+def _gf_time(value: object) -> dict:
+    body = grafana()
+    body["alerts"][0]["startsAt"] = value
+    return body
+
+
 def _pd_time(value: object) -> dict:
     body = pagerduty()
     body["payload"]["timestamp"] = value
@@ -103,6 +126,15 @@ DOORS: dict[Kind, Door] = {
         _webhook_shape,
         time_field=lambda value: datadog() | {"date": value},
     ),
+    Kind.GRAFANA: Door(
+        "/integrations/gf",
+        grafana,
+        basic(GF_KEY, user="grafana"),
+        [{}, basic("wrong", user="grafana"), {"Authorization": f"Bearer {AM_KEY}"}],
+        400,
+        _webhook_shape,
+        time_field=_gf_time,
+    ),
     Kind.PAGERDUTY: Door(
         "/v2/enqueue",
         pagerduty,
@@ -124,7 +156,13 @@ DOORS: dict[Kind, Door] = {
     ),
 }
 # What the wrong-secret answer is: the vendor's 401, PagerDuty's 400 (its Events API has no 401).
-UNAUTHORIZED = {Kind.ALERTMANAGER: 401, Kind.DATADOG: 401, Kind.PAGERDUTY: 400, Kind.OPSGENIE: 401}
+UNAUTHORIZED = {
+    Kind.ALERTMANAGER: 401,
+    Kind.DATADOG: 401,
+    Kind.GRAFANA: 401,
+    Kind.PAGERDUTY: 400,
+    Kind.OPSGENIE: 401,
+}
 
 # Raw JSON text put where the door's text field is: what Python's json would let through.
 POISON = {
@@ -160,7 +198,7 @@ TIMES = {
 
 @pytest.fixture
 def settings(settings):
-    return with_integrations(settings, entry("am"), entry("dd"), entry("pd"), entry("og"))
+    return with_integrations(settings, entry("am"), entry("dd"), entry("gf"), entry("pd"), entry("og"))
 
 
 def send(client, door: Door, data: bytes, headers: dict[str, str] | None = None):

@@ -61,6 +61,23 @@ alertmanager_payloads = st.fixed_dictionaries(
         "truncatedAlerts": st.integers(min_value=-5, max_value=2_000_000),
     },
 )
+grafana_payloads = st.builds(
+    lambda payload, links, extra: payload | {"alerts": [a | links for a in payload["alerts"]]} | extra,
+    alertmanager_payloads,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "dashboardURL": texts | json_values,
+            "panelURL": texts,
+            "silenceURL": texts,
+            "values": st.dictionaries(words, st.floats(allow_nan=False) | st.none(), max_size=3),
+            "valueString": texts,
+        },
+    ),
+    st.fixed_dictionaries(
+        {}, optional={"orgId": st.integers(), "title": texts, "state": texts, "message": texts}
+    ),
+)
 transitions = (
     st.sampled_from(["Triggered", "Re-Triggered", "Recovered", "Warn", "No Data", "Renotify"]) | texts
 )

@@ -17,6 +17,7 @@ from tests.properties.strategies import (
     breaking,
     datadog_custom,
     datadog_default,
+    grafana_payloads,
     json_values,
 )
 
@@ -25,7 +26,11 @@ LIMITS = {
     "name": 200, "summary": 500, "severity": 32, "place": 40, "event_key": 200, "record_key": 200,
     "url": 2000, "group_key": 4000 + len("fingerprint:"), "transition": 16, "group_status": 16,
 }  # fmt: skip
-SHAPED = {Source.ALERTMANAGER: alertmanager_payloads, Source.DATADOG: datadog_custom | datadog_default}
+SHAPED = {
+    Source.ALERTMANAGER: alertmanager_payloads,
+    Source.DATADOG: datadog_custom | datadog_default,
+    Source.GRAFANA: grafana_payloads,
+}
 
 
 def assert_well_formed(events: object) -> None:
@@ -67,7 +72,7 @@ def test_any_payload_of_the_sources_shape_gives_one_line_bounded_fields(source, 
     payload = data.draw(SHAPED[source])
     events = parsed(PARSERS[source], payload)
     assert_well_formed(events)
-    if source == Source.ALERTMANAGER:
+    if source in (Source.ALERTMANAGER, Source.GRAFANA):
         assert len(events) <= len(payload["alerts"])
     else:
         assert len(events) <= 1

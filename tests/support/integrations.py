@@ -15,8 +15,17 @@ PD_KEY = "a" * 16 + "0123456789abcdef"  # 32 characters, as PagerDuty's routing 
 OG_KEY = "og-key-5e1f0c2d"
 AM_KEY = "am-integration-key"
 DD_KEY = "dd-integration-key"
-KEYS = {"pd": PD_KEY, "og": OG_KEY, "am": AM_KEY, "dd": DD_KEY}
-KINDS = {"pd": "pagerduty", "og": "opsgenie", "am": "alertmanager", "dd": "datadog"}
+GF_KEY = "gf-contact-point-key"
+GW_KEY = "gw-generic-key"
+KEYS = {"pd": PD_KEY, "og": OG_KEY, "am": AM_KEY, "dd": DD_KEY, "gf": GF_KEY, "gw": GW_KEY}
+KINDS = {
+    "pd": "pagerduty",
+    "og": "opsgenie",
+    "am": "alertmanager",
+    "dd": "datadog",
+    "gf": "grafana",
+    "gw": "generic",
+}
 
 
 def entry(name: str, **extra) -> dict:
