@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from core.timeutil import humanize
+from incidents.sources.generic import Spec
 from integrations.entries import Integration, Kind
 
 
@@ -41,6 +42,15 @@ def snippet(entry: Integration, base: str) -> tuple[str, str]:
             "(or, instead of Basic: Authorization Header - Scheme: Bearer,\n"
             f" Authorization Header - Credentials: {secret})"
         )
+    elif entry.kind == Kind.GENERIC:
+        url = f"{base}/integrations/{entry.name}"
+        auth = f'-H "Authorization: Bearer {secret}"'
+        text = (
+            f"curl -fsS {url} {auth} \\\n  -d summary='Backup failed on nas-1' -d details='exit 2' -d dedup=backup\n"
+            f"curl -fsS {url} {auth} -d dedup=backup -d action=close"
+        )
+        if entry.spec != Spec():
+            text += "\n(this integration reads its own fields: see fields:/resolve_when: in operator.yml)"
     else:
         url = f"{base}/integrations/{entry.name}"
         text = f"Datadog webhook URL: {url}\nCustom header: Authorization: Bearer {secret}"

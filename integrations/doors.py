@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import Connection
@@ -29,7 +30,7 @@ from core import db
 from heartbeats import pings
 from incidents import intake, records, webhooks
 from incidents.records import Alert
-from incidents.sources import TEAM_LABEL, Incoming, PayloadError, Source, decode
+from incidents.sources import TEAM_LABEL, Incoming, PayloadError, Source, decode, generic
 from incidents.sources import opsgenie as og
 from incidents.sources import pagerduty as pd
 from incidents.sources.registry import PARSERS
@@ -193,6 +194,8 @@ def integration(name: str):
         return webhooks.error(
             429, f"over this integration's limit ({entry.limit})", **{"Retry-After": str(wait)}
         )
+    if entry.kind == Kind.GENERIC:
+        return _generic(entry)
 
     # Alertmanager's, Datadog's and Grafana's webhooks: the /webhook/* path, from the same registry.
     source = WEBHOOK_SOURCES[entry.kind]
@@ -200,6 +203,51 @@ def integration(name: str):
     if (answer[1] if isinstance(answer, tuple) else 200) == 200:
         _heard(entry)
     return answer
+
+
+# A generic webhook: GoAlert's fields by default, or the entry's own map
+
+
+def _generic(entry: Integration):
+    """One post, JSON or a form, as one event; answered like the /webhook/* doors."""
+    try:
+        data = _body(1024 * 1024)
+        form = request.mimetype == "application/x-www-form-urlencoded"
+        payload = _form(data) if form else decode(data)
+        events = generic.parse_generic(payload, entry.name, uuid.uuid4().hex, entry.spec)
+        result = _transaction(entry, lambda conn: _ingest(conn, entry, events))
+    except RequestEntityTooLarge:
+        webhooks.WEBHOOK_EVENTS.labels(entry.kind, "rejected").inc()
+        return webhooks.error(413, "body larger than 1 MiB")
+    except PayloadError as exc:
+        webhooks.WEBHOOK_EVENTS.labels(entry.kind, "rejected").inc()
+        logger.warning("integration %s: refused body: %s", entry.name, exc)
+        return webhooks.error(400, str(exc))
+    except StoreFailed as exc:
+        return webhooks.error(exc.status, exc.message)
+    _heard(entry)
+    logger.info(
+        "integration %s: %s, %d new, %d text(s)", entry.name, events[0].status, result.new, result.texts
+    )
+    return jsonify(
+        status="ok",
+        received=result.received,
+        new=result.new,
+        alerts=list(result.alert_ids),
+        texts=result.texts,
+    )
+
+
+def _form(data: bytes) -> dict[str, str]:
+    """A form body's fields (the first of a repeated name), strictly: PayloadError for anything else."""
+    try:
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise PayloadError("the form is not UTF-8 or has more than 200 fields") from None
+    found: dict[str, str] = {}
+    for name, value in pairs:
+        found.setdefault(name, value)
+    return found
 
 
 # PagerDuty Events API v2

@@ -16,6 +16,7 @@ from limits import parse_many
 
 from config import ConfigError, Settings
 from core.timeutil import parse_duration
+from incidents.sources import generic
 from oncall import teams
 
 
@@ -32,8 +33,9 @@ class Kind(StrEnum):
 
 
 # The kinds with a door today; the others are refused at start rather than silently ignored.
-SUPPORTED = (Kind.ALERTMANAGER, Kind.DATADOG, Kind.GRAFANA, Kind.PAGERDUTY, Kind.OPSGENIE)
-KEYS = ("name", "kind", "key_env", "team", "limit", "expect_every")
+SUPPORTED = (Kind.ALERTMANAGER, Kind.DATADOG, Kind.GRAFANA, Kind.PAGERDUTY, Kind.OPSGENIE, Kind.GENERIC)
+KEYS = ("name", "kind", "key_env", "team", "limit", "expect_every", "fields", "resolve_when")
+GENERIC_KEYS = ("fields", "resolve_when")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 PAGERDUTY_KEY_LENGTH = 32
 
@@ -50,6 +52,8 @@ class Integration:
     limit: str = ""
     # Silence longer than this pages "INTEGRATION SILENT <name>" (a heartbeat, config.integration_heartbeats).
     expect_every: float = 0.0
+    # A generic webhook's fields and resolving values (`fields:`, `resolve_when:`); GoAlert's by default.
+    spec: generic.Spec = field(default_factory=generic.Spec)
 
 
 def parse_integrations(settings: Settings) -> dict[str, Integration]:
@@ -115,7 +119,17 @@ def _entry(item: Any, secrets: Mapping[str, str], known_teams: Mapping[str, Any]
     except ValueError:
         raise ConfigError(f"'limit' must read like '600 per 1 minute', not {limit!r}") from None
     expect_every = _duration(item["expect_every"]) if item.get("expect_every") not in (None, "") else 0.0
-    return Integration(name, Kind(kind), key_env, secret, team, limit, expect_every)
+    return Integration(name, Kind(kind), key_env, secret, team, limit, expect_every, _spec(item, kind))
+
+
+def _spec(item: Mapping[str, Any], kind: str) -> generic.Spec:
+    given = [key for key in GENERIC_KEYS if key in item]
+    if given and kind != Kind.GENERIC:
+        raise ConfigError(f"'{given[0]}' is only for kind: generic")
+    try:
+        return generic.spec_of(item.get("fields"), item.get("resolve_when"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _duration(value: Any) -> float:

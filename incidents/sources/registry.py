@@ -12,6 +12,7 @@ from typing import Any
 from incidents.sources import Incoming, Source
 from incidents.sources.alertmanager import parse_alertmanager
 from incidents.sources.datadog import parse_datadog
+from incidents.sources.generic import parse_generic
 from incidents.sources.grafana import parse_grafana
 
 Parser = Callable[[Any], list[Incoming]]
@@ -23,8 +24,14 @@ def datadog_events(payload: Any) -> list[Incoming]:
     return [] if event is None else [event]
 
 
+def generic_events(payload: Any) -> list[Incoming]:
+    """parse_generic with GoAlert's fields (a door passes its entry's own `fields:` map)."""
+    return parse_generic(payload, "generic", "delivery")
+
+
 PARSERS: dict[Source, Parser] = {
     Source.ALERTMANAGER: parse_alertmanager,
     Source.DATADOG: datadog_events,
     Source.GRAFANA: parse_grafana,
+    Source.GENERIC: generic_events,
 }

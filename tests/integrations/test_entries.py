@@ -99,3 +99,12 @@ def test_flask_integrations_shows_a_grafana_contact_points_url_and_credentials(s
     assert "URL: https://ops.example.com/integrations/gf" in output
     assert "Basic Authentication Password: <the value of GF_KEY>" in output
     assert "Authorization Header - Credentials: <the value of GF_KEY>" in output
+
+
+def test_flask_integrations_shows_a_curl_line_for_a_generic_webhook(settings):
+    configured = with_integrations(with_settings(settings, public_url="https://ops.example.com"), entry("gw"))
+    with app_with(configured) as app:
+        output = app.test_cli_runner().invoke(args=["integrations"], catch_exceptions=False).output
+    assert "curl -fsS https://ops.example.com/integrations/gw" in output
+    assert '-H "Authorization: Bearer <the value of GW_KEY>"' in output
+    assert "-d summary=" in output and "-d action=close" in output

@@ -15,6 +15,7 @@ from tests.support.integrations import (
     AM_KEY,
     DD_KEY,
     GF_KEY,
+    GW_KEY,
     OG_KEY,
     PD_KEY,
     basic,
@@ -43,6 +44,10 @@ def grafana(value: object = "web-1") -> dict:
     body["alerts"][0] |= {"dashboardURL": "https://g/d/1", "panelURL": "https://g/d/1?viewPanel=2"}
     body["alerts"][0] |= {"values": {"B": 1.5}, "valueString": "[ var='B' value=1.5 ]"}
     return body | {"orgId": 1, "title": "[FIRING:1] Hostile", "state": "alerting", "message": "m"}
+
+
+def generic(value: object = "Hostile") -> dict:
+    return {"summary": value, "details": "d", "dedup": "h"}
 
 
 def datadog(value: object = "Queue") -> dict:
@@ -135,6 +140,14 @@ DOORS: dict[Kind, Door] = {
         _webhook_shape,
         time_field=_gf_time,
     ),
+    Kind.GENERIC: Door(
+        "/integrations/gw",
+        generic,
+        {"Authorization": f"Bearer {GW_KEY}"},
+        [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {GF_KEY}"}],
+        400,
+        _webhook_shape,
+    ),
     Kind.PAGERDUTY: Door(
         "/v2/enqueue",
         pagerduty,
@@ -160,6 +173,7 @@ UNAUTHORIZED = {
     Kind.ALERTMANAGER: 401,
     Kind.DATADOG: 401,
     Kind.GRAFANA: 401,
+    Kind.GENERIC: 401,
     Kind.PAGERDUTY: 400,
     Kind.OPSGENIE: 401,
 }
@@ -198,7 +212,9 @@ TIMES = {
 
 @pytest.fixture
 def settings(settings):
-    return with_integrations(settings, entry("am"), entry("dd"), entry("gf"), entry("pd"), entry("og"))
+    return with_integrations(
+        settings, entry("am"), entry("dd"), entry("gf"), entry("gw"), entry("pd"), entry("og")
+    )
 
 
 def send(client, door: Door, data: bytes, headers: dict[str, str] | None = None):

@@ -78,6 +78,15 @@ grafana_payloads = st.builds(
         {}, optional={"orgId": st.integers(), "title": texts, "state": texts, "message": texts}
     ),
 )
+generic_posts = st.fixed_dictionaries(
+    {},
+    optional={
+        "summary": texts | words | json_values,
+        "details": texts | text_maps | json_values,
+        "dedup": texts | words | st.integers(),
+        "action": st.sampled_from(["close", "CLOSE", "resolved"]) | texts,
+    },
+)
 transitions = (
     st.sampled_from(["Triggered", "Re-Triggered", "Recovered", "Warn", "No Data", "Renotify"]) | texts
 )

@@ -17,6 +17,7 @@ from tests.properties.strategies import (
     breaking,
     datadog_custom,
     datadog_default,
+    generic_posts,
     grafana_payloads,
     json_values,
 )
@@ -30,6 +31,7 @@ SHAPED = {
     Source.ALERTMANAGER: alertmanager_payloads,
     Source.DATADOG: datadog_custom | datadog_default,
     Source.GRAFANA: grafana_payloads,
+    Source.GENERIC: generic_posts,
 }
 
 

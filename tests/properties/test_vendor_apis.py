@@ -1,12 +1,12 @@
-"""The PagerDuty Events API v2 and Opsgenie Alert API parsers on any input: an event, or the
-vendor's own refusal (a PayloadError), nothing else; every field bounded and on one line."""
+"""The PagerDuty Events API v2, Opsgenie Alert API and generic webhook parsers on any input: an event,
+or the vendor's own refusal (a PayloadError), nothing else; every field bounded and on one line."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from incidents.sources import Incoming, PayloadError, opsgenie, pagerduty
+from incidents.sources import Incoming, PayloadError, generic, opsgenie, pagerduty
 from tests.properties.strategies import QUICK, breaking, json_values, text_maps, texts, times, words
 
 # Long enough to pass every documented limit (summary 1,024, alias 512, message 130).
@@ -101,3 +101,38 @@ def test_any_opsgenie_action_body_is_read_or_refused(payload):
         opsgenie.parse_action(payload, note_required=True)
     except PayloadError:
         return
+
+
+paths = st.lists(
+    st.sampled_from(["alert", "title", "0", "id", "state", "a.b"]) | words, min_size=1, max_size=4
+).map(".".join)
+field_maps = st.dictionaries(st.sampled_from(generic.FIELDS) | words, paths | json_values, max_size=5)
+resolving = st.dictionaries(
+    paths | words, st.lists(texts | st.integers() | st.booleans(), max_size=3) | json_values
+)
+
+
+@QUICK
+@given(fields=field_maps | json_values, resolve_when=resolving | json_values)
+def test_any_fields_and_resolve_when_are_a_spec_or_one_config_sentence(fields, resolve_when):
+    try:
+        spec = generic.spec_of(fields, resolve_when)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("'")
+        return
+    assert set(spec.paths) <= set(generic.FIELDS)
+
+
+@QUICK
+@given(data=st.data(), payload=json_values | st.dictionaries(words, json_values, max_size=5))
+def test_any_generic_post_read_by_any_valid_map_is_one_event_or_a_payload_error(data, payload):
+    try:
+        spec = generic.spec_of(data.draw(field_maps), data.draw(resolving))
+    except ValueError:
+        return
+    try:
+        events = generic.parse_generic(payload, "gw", "nonce", spec)
+    except PayloadError:
+        return
+    assert len(events) == 1
+    assert_one_line_and_bounded(events[0])

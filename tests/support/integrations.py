@@ -17,7 +17,15 @@ AM_KEY = "am-integration-key"
 DD_KEY = "dd-integration-key"
 GF_KEY = "gf-contact-point-key"
 GW_KEY = "gw-generic-key"
-KEYS = {"pd": PD_KEY, "og": OG_KEY, "am": AM_KEY, "dd": DD_KEY, "gf": GF_KEY, "gw": GW_KEY}
+KEYS = {
+    "pd": PD_KEY,
+    "og": OG_KEY,
+    "am": AM_KEY,
+    "dd": DD_KEY,
+    "gf": GF_KEY,
+    "gw": GW_KEY,
+    "gw2": GW_KEY + "2",
+}
 KINDS = {
     "pd": "pagerduty",
     "og": "opsgenie",
@@ -25,6 +33,7 @@ KINDS = {
     "dd": "datadog",
     "gf": "grafana",
     "gw": "generic",
+    "gw2": "generic",
 }
 
 
