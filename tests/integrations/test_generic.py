@@ -130,3 +130,9 @@ def test_a_form_that_is_not_utf8_is_400_and_stores_nothing(client, services):
     )
     assert answer.status_code == 400 and answer.get_json()["status"] == "error"
     assert stored(services) == (0, 0, 0)
+
+
+def test_a_close_of_a_key_with_no_open_alert_changes_nothing(client, services):
+    answer = post(client, {"dedup": "never-fired", "action": "close"})
+    assert answer.status_code == 200
+    assert alerts(services) == [] and texts(services) == []
