@@ -2,10 +2,11 @@
 
 `POST /integrations/<name>` takes Alertmanager's, Datadog's and Grafana's webhooks (the /webhook/*
 path) and generic posts (JSON or a form, read by the entry's fields); PagerDuty's Events API v2
-(`/v2/enqueue`, `/v2/change/enqueue`) and Opsgenie's Alert API (`/v2/alerts...`) are answered at the root, as their senders call them, and under
-`/integrations/<name>/` too. Order of checks, as at /webhook/*: the integration and its secret
-(401; PagerDuty: its 400) -> its limit (429) -> body size (413) -> strict JSON and the vendor's
-rules (400/422) -> stored in one transaction before the answer (202), or 503 so the sender retries.
+(`/v2/enqueue`, `/v2/change/enqueue`) and Opsgenie's Alert API (`/v2/alerts...`) are answered at the
+root, as their senders call them, and under `/integrations/<name>/` too. Order of checks, as at
+/webhook/*: the integration and its secret (401; PagerDuty: its 400) -> its limit (429) -> body size
+(413) -> strict JSON and the vendor's rules (400/422) -> stored in one transaction before the answer
+(202), or 503 so the sender retries.
 """
 
 from __future__ import annotations
