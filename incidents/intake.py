@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Engine, select, text
 
 from config import Settings
 from core import db
@@ -48,6 +48,17 @@ def open_records(conn: Connection, incoming: list[Incoming]) -> dict[tuple[str, 
         if current is not None:
             found[(source, key)] = current
     return found
+
+
+def sort_ahead(engine: Engine, incoming: list[Incoming], settings: Settings) -> None:
+    """Before a write transaction: read the open records briefly and match `incoming`'s routing
+    labels against the teams with no transaction open, so `ingest` only looks the teams up (a slow
+    match must never hold the store, and SQLite's transactions are all writers)."""
+    if not incoming:
+        return
+    with engine.connect() as conn:
+        current = open_records(conn, incoming)
+    presort(incoming, current, settings)
 
 
 def presort(incoming: list[Incoming], current: dict[tuple[str, str], Alert], settings: Settings) -> None:

@@ -96,12 +96,7 @@ def _store(source: str, incoming: list[Incoming], watchdogs: list[str]):
     sink: WatchdogSink | None = current_app.extensions.get(_SINK)
     for attempt in (1, 2):
         try:
-            if incoming:
-                # Routing's pattern matching runs here, with no transaction open (SQLite's are all
-                # writers): a slow match must never hold the store every other request waits on.
-                with svc.engine.connect() as conn:
-                    current = intake.open_records(conn, incoming)
-                intake.presort(incoming, current, svc.settings)
+            intake.sort_ahead(svc.engine, incoming, svc.settings)
             with svc.engine.begin() as conn:
                 if watchdogs and sink is not None:
                     sink(conn, watchdogs, svc.settings, db.now())

@@ -16,7 +16,7 @@ import binascii
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -126,11 +126,15 @@ def _pinned(entry: Integration, incoming: list[Incoming]) -> list[Incoming]:
     return pinned
 
 
-def _transaction(entry: Integration, work: Callable[[Connection], T]) -> T:
-    """`work` in one transaction, tried twice on a conflict; StoreFailed when it cannot be stored."""
+def _transaction(entry: Integration, work: Callable[[Connection], T], ahead: Iterable[Incoming] = ()) -> T:
+    """`work` in one transaction, tried twice on a conflict; StoreFailed when it cannot be stored.
+
+    `ahead`: the events `work` will ingest, sorted to their teams before the transaction opens.
+    """
     engine = _services().engine
     for attempt in (1, 2):
         try:
+            intake.sort_ahead(engine, _pinned(entry, list(ahead)), _services().settings)
             with engine.begin() as conn:
                 return work(conn)
         except IntegrityError:
@@ -215,7 +219,7 @@ def _generic(entry: Integration):
         form = request.mimetype == "application/x-www-form-urlencoded"
         payload = _form(data) if form else decode(data)
         events = generic.parse_generic(payload, entry.name, uuid.uuid4().hex, entry.spec)
-        result = _transaction(entry, lambda conn: _ingest(conn, entry, events))
+        result = _transaction(entry, lambda conn: _ingest(conn, entry, events), ahead=events)
     except RequestEntityTooLarge:
         webhooks.WEBHOOK_EVENTS.labels(entry.kind, "rejected").inc()
         return webhooks.error(413, "body larger than 1 MiB")
@@ -324,7 +328,7 @@ def _pagerduty(name: str | None, change: bool):
         )
 
     try:
-        outcome = _transaction(entry, apply)
+        outcome = _transaction(entry, apply, ahead=[event.incoming] if event.incoming else [])
     except StoreFailed as exc:
         return _pd_invalid([exc.message], exc.status) if exc.status < 500 else _pd_error(exc)
     _heard(entry)
@@ -411,9 +415,11 @@ def _og_request(
     return entry, parsed
 
 
-def _og_stored(entry: Integration, started: float, work: Callable[[Connection], str]):
+def _og_stored(
+    entry: Integration, started: float, work: Callable[[Connection], str], ahead: Iterable[Incoming] = ()
+):
     try:
-        outcome = _transaction(entry, work)
+        outcome = _transaction(entry, work, ahead)
     except StoreFailed as exc:
         return _og(422 if exc.status < 500 else exc.status, exc.message, started)
     _heard(entry)
@@ -441,7 +447,7 @@ def opsgenie_create(name: str | None):
             records.note(conn, alert.id, records_key(f"note:{nonce[:12]}:{note}"), db.now())
         return f"create, {result.new} new, {result.texts} text(s)"
 
-    return _og_stored(entry, started, work)
+    return _og_stored(entry, started, work, ahead=[incoming])
 
 
 def _identified(conn: Connection, entry: Integration, identifier: str, kind: str) -> Alert | None:

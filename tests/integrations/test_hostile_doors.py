@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
+from sqlalchemy import event
 
+from app import create_app
 from integrations.entries import SUPPORTED, Kind
+from oncall import teams
 from tests.support.integrations import (
     AM_KEY,
     DD_KEY,
@@ -23,7 +28,7 @@ from tests.support.integrations import (
     stored,
     with_integrations,
 )
-from tests.support.oncall import texts
+from tests.support.oncall import payments_and_infra, texts
 
 MARK = "@poison@"
 DEEP = "[" * 5000 + "]" * 5000
@@ -288,3 +293,39 @@ def test_a_poison_request_costs_only_itself_and_the_next_good_one_pages(client, 
     assert answer.status_code in (200, 202), answer.get_data(as_text=True)
     alerts, _, _ = stored(services)
     assert alerts == 1 and len(texts(services, "alert")) == 2  # the two pager numbers, once
+
+
+@pytest.mark.parametrize("kind", list(DOORS), ids=str)
+def test_every_door_matches_team_patterns_before_its_write_transaction(settings, kind):
+    """A slow pattern must never hold the store: matching happens with no transaction open."""
+    start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
+    sections = payments_and_infra(start=start)
+    sections["teams"]["payments"]["match"] = {"alertname": "=~nomatch.*"}
+    names = ("am", "dd", "gf", "gw", "pd", "og")
+    app = create_app(with_integrations(settings, *(entry(n) for n in names), sections=sections))
+    engine = app.extensions["operator"].engine
+    open_transactions: list[bool] = []
+    inside: list[bool] = []
+    listeners = {
+        "begin": lambda conn: open_transactions.append(True),
+        "commit": lambda conn: open_transactions.clear(),
+        "rollback": lambda conn: open_transactions.clear(),
+    }
+    for name, listener in listeners.items():
+        event.listen(engine, name, listener)
+    original = teams.Matcher.matches
+
+    def watched(matcher, labels):
+        inside.append(bool(open_transactions))
+        return original(matcher, labels)
+
+    door = DOORS[kind]
+    try:
+        with mock.patch.object(teams.Matcher, "matches", autospec=True, side_effect=watched):
+            answer = send(app.test_client(), door, json.dumps(door.body()).encode())
+        assert answer.status_code < 300, answer.data
+        assert inside and not any(inside), "a team pattern was matched inside a write transaction"
+    finally:
+        for name, listener in listeners.items():
+            event.remove(engine, name, listener)
+        app.extensions["operator"].close()
