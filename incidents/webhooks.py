@@ -57,6 +57,14 @@ def error(status: int, message: str, **headers: str) -> tuple[Response, int, dic
     return jsonify(status="error", message=message), status, headers
 
 
+def accepted(result: intake.IngestResult, **extra: int) -> Response:
+    """What a webhook door answers once its events are stored."""
+    alerts = list(result.alert_ids)
+    return jsonify(
+        status="ok", received=result.received, new=result.new, alerts=alerts, texts=result.texts, **extra
+    )
+
+
 def _bearer() -> str:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" else ""
@@ -128,14 +136,7 @@ def _store(source: str, incoming: list[Incoming], watchdogs: list[str]):
         ",".join(f"#{i}" for i in result.alert_ids) or "-",
         result.texts,
     )
-    return jsonify(
-        status="ok",
-        received=result.received,
-        new=result.new,
-        alerts=list(result.alert_ids),
-        texts=result.texts,
-        watchdogs=len(watchdogs),
-    )
+    return accepted(result, watchdogs=len(watchdogs))
 
 
 def _handle(source: str, configured: bool, authorized, parse):

@@ -233,13 +233,7 @@ def _generic(entry: Integration):
     logger.info(
         "integration %s: %s, %d new, %d text(s)", entry.name, events[0].status, result.new, result.texts
     )
-    return jsonify(
-        status="ok",
-        received=result.received,
-        new=result.new,
-        alerts=list(result.alert_ids),
-        texts=result.texts,
-    )
+    return webhooks.accepted(result)
 
 
 def _form(data: bytes) -> dict[str, str]:

@@ -8,14 +8,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from unittest import mock
 
 import pytest
-from sqlalchemy import event
 
 from app import create_app
 from integrations.entries import SUPPORTED, Kind
-from oncall import teams
 from tests.support.integrations import (
     AM_KEY,
     DD_KEY,
@@ -29,6 +26,7 @@ from tests.support.integrations import (
     with_integrations,
 )
 from tests.support.oncall import payments_and_infra, texts
+from tests.support.transactions import pattern_matches
 
 MARK = "@poison@"
 DEEP = "[" * 5000 + "]" * 5000
@@ -304,28 +302,11 @@ def test_every_door_matches_team_patterns_before_its_write_transaction(settings,
     names = ("am", "dd", "gf", "gw", "pd", "og")
     app = create_app(with_integrations(settings, *(entry(n) for n in names), sections=sections))
     engine = app.extensions["operator"].engine
-    open_transactions: list[bool] = []
-    inside: list[bool] = []
-    listeners = {
-        "begin": lambda conn: open_transactions.append(True),
-        "commit": lambda conn: open_transactions.clear(),
-        "rollback": lambda conn: open_transactions.clear(),
-    }
-    for name, listener in listeners.items():
-        event.listen(engine, name, listener)
-    original = teams.Matcher.matches
-
-    def watched(matcher, labels):
-        inside.append(bool(open_transactions))
-        return original(matcher, labels)
-
     door = DOORS[kind]
     try:
-        with mock.patch.object(teams.Matcher, "matches", autospec=True, side_effect=watched):
+        with pattern_matches(engine) as inside:
             answer = send(app.test_client(), door, json.dumps(door.body()).encode())
         assert answer.status_code < 300, answer.data
         assert inside and not any(inside), "a team pattern was matched inside a write transaction"
     finally:
-        for name, listener in listeners.items():
-            event.remove(engine, name, listener)
         app.extensions["operator"].close()

@@ -7,10 +7,8 @@ here start an hour ago (Alice's turn) unless a test says otherwise.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from unittest import mock
 
 import pytest
-from sqlalchemy import event
 
 from app import create_app
 from commands import oncall as oncall_command  # noqa: F401 - the command under test
@@ -25,6 +23,7 @@ from tests.support.apps import with_settings
 from tests.support.oncall import ALICE, BOB, CAROL, DAVE, payments_and_infra, texts
 from tests.support.paths import PAYLOADS
 from tests.support.phones import RESPONDER, VIEWER, Phone
+from tests.support.transactions import pattern_matches
 from worker.loop import periodic_jobs
 
 
@@ -395,29 +394,12 @@ def test_team_patterns_are_matched_before_the_webhook_opens_its_write_transactio
     file["teams"]["payments"]["match"] = {"service": "=~pay.*"}
     app = create_app(with_settings(settings, file=file, alertmanager_token=WEBHOOK_TOKEN))
     engine = app.extensions["operator"].engine
-    open_transactions: list[bool] = []
-    inside: list[bool] = []
-    listeners = {
-        "begin": lambda conn: open_transactions.append(True),
-        "commit": lambda conn: open_transactions.clear(),
-        "rollback": lambda conn: open_transactions.clear(),
-    }
-    for name, listener in listeners.items():
-        event.listen(engine, name, listener)
-    original = teams.Matcher.matches
-
-    def watched(matcher, labels):
-        inside.append(bool(open_transactions))
-        return original(matcher, labels)
-
     try:
-        with mock.patch.object(teams.Matcher, "matches", autospec=True, side_effect=watched):
+        with pattern_matches(engine) as inside:
             fire(app.test_client(), "CardDeclines", labels={"service": "payments-api"})
         assert pages(app.extensions["operator"]) == [ALICE]
         assert inside and not any(inside)
     finally:
-        for name, listener in listeners.items():
-            event.remove(engine, name, listener)
         app.extensions["operator"].close()
 
 
@@ -428,27 +410,10 @@ def test_the_workers_jobs_match_team_patterns_before_their_write_transactions(se
     services = app.extensions["operator"]
     with services.engine.begin() as conn:  # stored directly: no webhook sorted it ahead
         records.fire(conn, "alertmanager", "k1", "CardDeclines", labels={"service": "payments-worker"})
-    open_transactions: list[bool] = []
-    inside: list[bool] = []
-    listeners = {
-        "begin": lambda conn: open_transactions.append(True),
-        "commit": lambda conn: open_transactions.clear(),
-        "rollback": lambda conn: open_transactions.clear(),
-    }
-    for name, listener in listeners.items():
-        event.listen(services.engine, name, listener)
-    original = teams.Matcher.matches
-
-    def watched(matcher, labels):
-        inside.append(bool(open_transactions))
-        return original(matcher, labels)
-
     try:
-        with mock.patch.object(teams.Matcher, "matches", autospec=True, side_effect=watched):
+        with pattern_matches(services.engine) as inside:
             for job, _ in periodic_jobs(15.0)[:4]:  # the sort, then escalation and handoffs
                 job(services)
         assert inside and not any(inside)
     finally:
-        for name, listener in listeners.items():
-            event.remove(services.engine, name, listener)
         app.extensions["operator"].close()
