@@ -117,10 +117,18 @@ def alertmanager(
 
     `routes`: YAML of child routes (indented as the `route:` keys), e.g. one for the Watchdog.
     """
+    text = alertmanager_config(webhook_url, token)
+    text = text.replace("receivers:", routes.rstrip() + "\nreceivers:", 1) if routes else text
+    with standalone_alertmanager(directory, name, text, port) as url:
+        yield url
+
+
+@contextmanager
+def standalone_alertmanager(directory: Path, name: str, text: str, port: int | None = None) -> Iterator[str]:
+    """A standalone Alertmanager (no cluster) with the configuration `text`; yields its URL."""
     port = port or free_port()
     config = directory / f"{name}.yml"
-    text = alertmanager_config(webhook_url, token)
-    config.write_text(text.replace("receivers:", routes.rstrip() + "\nreceivers:", 1) if routes else text)
+    config.write_text(text)
     cmd = [
         ALERTMANAGER,
         f"--config.file={config}",

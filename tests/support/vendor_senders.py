@@ -9,9 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.alertmanager_server import ALERTMANAGER
-from tests.support.processes import running
-from tests.support.servers import free_port
+from tests.support.alertmanager_server import standalone_alertmanager
 
 
 def vendor_config(operator: str, pd_key: str, og_key: str) -> str:
@@ -45,18 +43,7 @@ receivers:
 @contextmanager
 def alertmanager_for(directory: Path, config: str) -> Iterator[str]:
     """A standalone Alertmanager (no cluster) with `config`; yields its URL."""
-    port = free_port()
-    path = directory / "am-vendor.yml"
-    path.write_text(config)
-    cmd = [
-        ALERTMANAGER,
-        f"--config.file={path}",
-        f"--storage.path={directory / 'am-vendor-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with running(cmd, f"{url}/-/ready", str(directory / "am-vendor.log"), cwd=directory):
+    with standalone_alertmanager(directory, "am-vendor", config) as url:
         yield url
 
 
