@@ -442,12 +442,18 @@ def parse_heartbeats(section: Any) -> tuple[Heartbeat, ...]:
     return tuple(found)
 
 
-def _heartbeat(item: Any) -> Heartbeat:
+def keyed(item: Any, keys: tuple[str, ...], like: str) -> Mapping[str, Any]:
+    """`item` as a mapping of no keys but `keys` (a config file's entry); ConfigError otherwise."""
     if not isinstance(item, Mapping):
-        raise ConfigError("must be a mapping of keys like name, timeout, recipients")
-    unknown = sorted(str(k) for k in item if k not in HEARTBEAT_KEYS)
+        raise ConfigError(f"must be a mapping of keys like {like}")
+    unknown = sorted(str(k) for k in item if k not in keys)
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(HEARTBEAT_KEYS)}")
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(keys)}")
+    return item
+
+
+def _heartbeat(item: Any) -> Heartbeat:
+    item = keyed(item, HEARTBEAT_KEYS, "name, timeout, recipients")
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError("'name' must be 1-64 letters, digits, '_', '.', ':' or '-'")

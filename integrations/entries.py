@@ -14,7 +14,7 @@ from typing import Any
 
 from limits import parse_many
 
-from config import ConfigError, Settings
+from config import ConfigError, Settings, keyed
 from core.timeutil import parse_duration
 from incidents.sources import generic
 from oncall import teams
@@ -83,11 +83,7 @@ def parse_integrations(settings: Settings) -> dict[str, Integration]:
 
 
 def _entry(item: Any, secrets: Mapping[str, str], known_teams: Mapping[str, Any]) -> Integration:
-    if not isinstance(item, Mapping):
-        raise ConfigError("must be a mapping of keys like name, kind, key_env")
-    unknown = sorted(str(k) for k in item if k not in KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+    item = keyed(item, KEYS, "name, kind, key_env")
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError("'name' must be one word of 1-40 letters, digits, '_' or '-'")

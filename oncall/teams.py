@@ -14,7 +14,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from config import E164, PAGE_ROLES, ROLES, ConfigError, Settings
+from config import E164, PAGE_ROLES, ROLES, ConfigError, Settings, keyed
 from core.patterns import Pattern, PatternError, linear
 from core.timeutil import parse_duration
 
@@ -139,11 +139,7 @@ def parse_teams(section: Any) -> dict[str, Team]:
 
 
 def _team(name: str, item: Any) -> Team:
-    if not isinstance(item, Mapping):
-        raise ConfigError("must be a mapping of keys like members, rotation, match, escalation")
-    unknown = sorted(str(k) for k in item if k not in TEAM_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(TEAM_KEYS)}")
+    item = keyed(item, TEAM_KEYS, "members, rotation, match, escalation")
     members = _members(item.get("members"))
     rotation = _rotation(item["rotation"]) if item.get("rotation") is not None else None
     zone = _zone(str(item["zone"])) if item.get("zone") else (rotation.start.tzinfo if rotation else None)
